@@ -1,0 +1,465 @@
+//! The thread-safe cache handle.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::builder::CacheBuilder;
+use crate::clock::{duration_to_nanos, Clock};
+use crate::engine::{Limits, Outcome, Removed, Shard, ShardCell, NEVER};
+use crate::error::InsertError;
+use crate::listener::{Listener, RemovalCause};
+use crate::stats::CacheStats;
+use crate::sync::{AtomicU64, Ordering, RwLock};
+use crate::weigher::Weigher;
+use crate::DefaultHashBuilder;
+
+/// What [`Cache::insert_if_absent`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted<V> {
+    /// This caller's value was stored: the key had no live entry.
+    Inserted,
+    /// A live entry was already there; it is returned and was left unchanged.
+    Existing(V),
+}
+
+/// A concurrent cache bounded by entries and/or weight, with TTL, time-to-idle and exact
+/// statistics. Cloning the handle is cheap and every clone sees the same cache.
+///
+/// ```
+/// use strata::{Cache, Inserted};
+/// use std::time::Duration;
+///
+/// let cache: Cache<String, String> = Cache::builder()
+///     .max_entries(1_000)
+///     .default_ttl(Duration::from_secs(120))
+///     .build()
+///     .unwrap();
+///
+/// cache.insert("user::42".into(), "Ada".into()).unwrap();
+/// assert_eq!(cache.get("user::42").as_deref(), Some("Ada"));
+///
+/// // The first delivery of a webhook wins; a duplicate sees the first one's record.
+/// assert_eq!(cache.insert_if_absent("hook::7".into(), "done".into()).unwrap(), Inserted::Inserted);
+/// assert_eq!(
+///     cache.insert_if_absent("hook::7".into(), "again".into()).unwrap(),
+///     Inserted::Existing("done".into())
+/// );
+/// assert_eq!(cache.stats().hits, 1);
+/// ```
+pub struct Cache<K, V, S = DefaultHashBuilder> {
+    inner: Arc<Inner<K, V, S>>,
+}
+
+impl<K, V, S> Clone for Cache<K, V, S> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+/// Everything the builder decided, handed to [`Cache::from_config`].
+pub(crate) struct Config<K, V, S> {
+    pub(crate) max_entries: Option<u64>,
+    pub(crate) max_weight: Option<u64>,
+    pub(crate) weigher: Option<Arc<dyn Weigher<K, V>>>,
+    pub(crate) default_ttl: Option<Duration>,
+    pub(crate) time_to_idle: Option<Duration>,
+    pub(crate) shards: usize,
+    pub(crate) clock: Clock,
+    pub(crate) listener: Option<Arc<Listener<K, V>>>,
+    pub(crate) hasher: S,
+}
+
+struct Inner<K, V, S> {
+    shards: Box<[ShardCell<K, V>]>,
+    mask: usize,
+    hasher: S,
+    clock: Clock,
+    /// Nanoseconds of the default TTL, or `NEVER`.
+    default_ttl: u64,
+    /// Nanoseconds of idle time allowed, or 0 for none.
+    tti: u64,
+    weigher: Option<Arc<dyn Weigher<K, V>>>,
+    listener: Option<Arc<Listener<K, V>>>,
+    max_entries: Option<u64>,
+    max_weight: Option<u64>,
+    /// The heaviest entry a shard admits (the smallest shard's weight bound, at most u32::MAX).
+    max_entry_weight: u64,
+}
+
+impl<K, V> Cache<K, V, DefaultHashBuilder>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A cache of at most `max_entries` entries, with no TTL.
+    ///
+    /// # Panics
+    /// If `max_entries` is 0; use [`Cache::builder`] to get an error instead.
+    pub fn new(max_entries: u64) -> Self {
+        match Self::builder().max_entries(max_entries).build() {
+            Ok(cache) => cache,
+            Err(e) => panic!("Cache::new({max_entries}): {e}"),
+        }
+    }
+
+    /// Starts configuring a cache.
+    pub fn builder() -> CacheBuilder<K, V> {
+        CacheBuilder::new()
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    pub(crate) fn from_config(config: Config<K, V, S>) -> Self {
+        let n = config.shards;
+        let split = |total: u64, i: usize| total / n as u64 + u64::from((i as u64) < total % n as u64);
+        // A shard's slab is indexed by u32 and u32::MAX marks the end of a queue.
+        let len_cap = (u32::MAX - 1) as u64;
+        let track_hard = config.time_to_idle.is_some();
+        let shards: Box<[ShardCell<K, V>]> = (0..n)
+            .map(|i| {
+                let max_len = config.max_entries.map_or(len_cap, |e| split(e, i).min(len_cap));
+                let max_weight = config.max_weight.map_or(u64::MAX, |w| split(w, i));
+                let limits = Limits { max_len: max_len as usize, max_weight };
+                let preallocate = (max_len as usize).min(1024);
+                ShardCell {
+                    hits: AtomicU64::new(0),
+                    misses: AtomicU64::new(0),
+                    lock: RwLock::new(Shard::new(limits, track_hard, preallocate)),
+                }
+            })
+            .collect();
+        let max_entry_weight = config
+            .max_weight
+            .map_or(u64::from(u32::MAX), |w| (w / n as u64).min(u64::from(u32::MAX)));
+        Self {
+            inner: Arc::new(Inner {
+                shards,
+                mask: n - 1,
+                hasher: config.hasher,
+                clock: config.clock,
+                default_ttl: config.default_ttl.map_or(NEVER, duration_to_nanos),
+                tti: config.time_to_idle.map_or(0, duration_to_nanos),
+                weigher: config.weigher,
+                listener: config.listener,
+                max_entries: config.max_entries,
+                max_weight: config.max_weight,
+                max_entry_weight,
+            }),
+        }
+    }
+
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.inner.hasher.hash_one(key)
+    }
+
+    /// Shards are chosen by bits 32..48 of the hash: the hash table inside a shard uses the
+    /// low bits for the bucket and the top seven as tags, so these stay independent of both.
+    #[inline]
+    fn shard(&self, hash: u64) -> &ShardCell<K, V> {
+        &self.inner.shards[(hash >> 32) as usize & self.inner.mask]
+    }
+
+    /// The value for `key`, if a live entry holds one. Counts a hit or a miss.
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let cell = self.shard(hash);
+        let shard = cell.lock.read();
+        if let Some((idx, entry)) = shard.find(hash, key) {
+            let deadline = entry.deadline();
+            let live = if deadline == NEVER {
+                true
+            } else {
+                let now = self.inner.clock.now_nanos();
+                let live = deadline > now;
+                if live && self.inner.tti != 0 {
+                    entry.touch_idle(shard.hard_deadline(idx), now, self.inner.tti);
+                }
+                live
+            };
+            if live {
+                entry.touch();
+                cell.hits.fetch_add(1, Ordering::Relaxed);
+                return Some(entry.value.clone());
+            }
+        }
+        cell.misses.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// Whether a live entry exists for `key`. Counts nothing and does not count as a read.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let shard = self.shard(hash).lock.read();
+        shard
+            .find(hash, key)
+            .is_some_and(|(_, e)| !e.is_expired(|| self.inner.clock.now_nanos()))
+    }
+
+    /// Stores `value` under `key` with the cache's default TTL, replacing any previous value.
+    pub fn insert(&self, key: K, value: V) -> Result<(), InsertError> {
+        self.insert_inner(key, value, None, false).map(|_| ())
+    }
+
+    /// Stores `value` under `key`, expiring after `ttl` whatever the cache's default.
+    /// A TTL beyond about 584 years counts as none.
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), InsertError> {
+        if ttl.is_zero() {
+            return Err(InsertError::ZeroTtl);
+        }
+        self.insert_inner(key, value, Some(ttl), false).map(|_| ())
+    }
+
+    /// Stores `value` only if `key` has no live entry. Atomic with respect to every other
+    /// operation on the key: of many concurrent callers, exactly one gets
+    /// [`Inserted::Inserted`]; the others get the winner's value.
+    pub fn insert_if_absent(&self, key: K, value: V) -> Result<Inserted<V>, InsertError> {
+        match self.insert_inner(key, value, None, true)? {
+            Outcome::Stored => Ok(Inserted::Inserted),
+            Outcome::Present(v) => Ok(Inserted::Existing(v)),
+        }
+    }
+
+    /// [`insert_if_absent`](Self::insert_if_absent) with a TTL of its own.
+    pub fn insert_if_absent_with_ttl(
+        &self,
+        key: K,
+        value: V,
+        ttl: Duration,
+    ) -> Result<Inserted<V>, InsertError> {
+        if ttl.is_zero() {
+            return Err(InsertError::ZeroTtl);
+        }
+        match self.insert_inner(key, value, Some(ttl), true)? {
+            Outcome::Stored => Ok(Inserted::Inserted),
+            Outcome::Present(v) => Ok(Inserted::Existing(v)),
+        }
+    }
+
+    fn weigh(&self, key: &K, value: &V) -> Result<u32, InsertError> {
+        let Some(weigher) = &self.inner.weigher else {
+            return Ok(1);
+        };
+        let weight = catch_unwind(AssertUnwindSafe(|| weigher.weigh(key, value)))
+            .map_err(|_| InsertError::WeigherPanicked)?;
+        let limit = self.inner.max_entry_weight;
+        if weight > limit {
+            return Err(InsertError::TooLarge { weight, limit });
+        }
+        // `limit` is at most u32::MAX, so this cannot truncate.
+        Ok(weight as u32)
+    }
+
+    fn insert_inner(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        if_absent: bool,
+    ) -> Result<Outcome<V>, InsertError> {
+        let weight = self.weigh(&key, &value)?;
+        let hash = self.hash(&key);
+        let inner = &*self.inner;
+        let now = inner.clock.now_nanos();
+        let ttl = ttl.map_or(inner.default_ttl, duration_to_nanos);
+        let hard = if ttl == NEVER { NEVER } else { now.saturating_add(ttl).min(NEVER - 1) };
+        let deadline = if inner.tti == 0 { hard } else { hard.min(now.saturating_add(inner.tti)) };
+        let hasher = |k: &K| inner.hasher.hash_one(k);
+        let mut out = Removed::new();
+        let outcome = self.shard(hash).lock.write().insert(
+            hash, key, value, weight, deadline, hard, if_absent, now, &hasher, &mut out,
+        );
+        self.dispose(out);
+        Ok(outcome)
+    }
+
+    /// Removes `key`, returning its value if a live entry held one.
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let inner = &*self.inner;
+        let hasher = |k: &K| inner.hasher.hash_one(k);
+        let now = inner.clock.now_nanos();
+        let mut out = Removed::new();
+        let removed = self.shard(hash).lock.write().remove(hash, key, now, &hasher, &mut out);
+        self.dispose(out);
+        let (key, value) = removed?;
+        if let Some(listener) = &inner.listener {
+            listener(key, value.clone(), RemovalCause::Removed);
+        }
+        Some(value)
+    }
+
+    /// Removes every entry. Each shard is emptied under its lock and its entries are dropped
+    /// (or given to the listener) after the lock is released.
+    pub fn clear(&self) {
+        for cell in self.inner.shards.iter() {
+            let taken = cell.lock.write().clear();
+            if let Some(listener) = &self.inner.listener {
+                for entry in taken {
+                    listener(entry.key, entry.value, RemovalCause::Cleared);
+                }
+            }
+        }
+    }
+
+    /// Reclaims every expired entry now, in every shard, and returns how many there were.
+    /// Writes already reclaim a few slots each and [`CacheBuilder::reaper`] runs this
+    /// periodically; call it to reclaim at a moment of your choosing.
+    pub fn run_pending_tasks(&self) -> usize {
+        let inner = &*self.inner;
+        let hasher = |k: &K| inner.hasher.hash_one(k);
+        let mut reclaimed = 0;
+        for cell in inner.shards.iter() {
+            let mut out = Vec::new();
+            let now = inner.clock.now_nanos();
+            reclaimed += cell.lock.write().sweep_all(now, &hasher, &mut out);
+            self.dispose(out);
+        }
+        reclaimed
+    }
+
+    fn dispose(&self, removed: impl IntoIterator<Item = (K, V, RemovalCause)>) {
+        match &self.inner.listener {
+            Some(listener) => removed.into_iter().for_each(|(k, v, cause)| listener(k, v, cause)),
+            None => drop(removed),
+        }
+    }
+
+    /// Entries held, including expired ones not reclaimed yet (see
+    /// [`run_pending_tasks`](Self::run_pending_tasks)).
+    pub fn len(&self) -> usize {
+        self.inner.shards.iter().map(|c| c.lock.read().len()).sum()
+    }
+
+    /// Whether the cache holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The sum of the weights of the entries held (their count, without a weigher).
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.shards.iter().map(|c| c.lock.read().weight()).sum()
+    }
+
+    /// The entry bound, if one was set.
+    pub fn max_entries(&self) -> Option<u64> {
+        self.inner.max_entries
+    }
+
+    /// The weight bound, if one was set.
+    pub fn max_weight(&self) -> Option<u64> {
+        self.inner.max_weight
+    }
+
+    /// The keys of live entries, one shard at a time: each shard's keys are copied under its
+    /// read lock when the iterator reaches it, so the snapshot of each shard is consistent and
+    /// no lock is held between calls to `next`.
+    pub fn keys(&self) -> Keys<'_, K, V, S> {
+        Keys { cache: self, next_shard: 0, batch: Vec::new().into_iter() }
+    }
+
+    /// Counters summed over all shards.
+    pub fn stats(&self) -> CacheStats {
+        let mut stats = CacheStats::default();
+        for cell in self.inner.shards.iter() {
+            stats.hits += cell.hits.load(Ordering::Relaxed);
+            stats.misses += cell.misses.load(Ordering::Relaxed);
+            let shard = cell.lock.read();
+            let c = shard.counters;
+            stats.inserts += c.inserts;
+            stats.updates += c.updates;
+            stats.removals += c.removals;
+            stats.expirations += c.expirations;
+            stats.evictions += c.evictions;
+            stats.entries += shard.len() as u64;
+            stats.weighted_size += shard.weight();
+        }
+        stats
+    }
+
+    /// Bytes held by the engine's own structures (slots with keys and values inline, tables,
+    /// sketches), not counting heap that keys and values own.
+    pub fn engine_heap_bytes(&self) -> usize {
+        self.inner.shards.iter().map(|c| c.lock.read().heap_bytes()).sum::<usize>()
+            + std::mem::size_of_val(&*self.inner.shards)
+    }
+
+    pub(crate) fn spawn_reaper(&self, interval: Duration) {
+        let weak: Weak<Inner<K, V, S>> = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new().name("strata-reaper".into()).spawn(move || {
+            loop {
+                std::thread::sleep(interval);
+                let Some(inner) = weak.upgrade() else { return };
+                Cache { inner }.run_pending_tasks();
+            }
+        });
+        // Without a thread, writes and run_pending_tasks still reclaim expired entries.
+        drop(spawned);
+    }
+}
+
+/// Iterator over a snapshot of a cache's keys; see [`Cache::keys`].
+pub struct Keys<'a, K, V, S> {
+    cache: &'a Cache<K, V, S>,
+    next_shard: usize,
+    batch: std::vec::IntoIter<K>,
+}
+
+impl<K, V, S> Iterator for Keys<'_, K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    type Item = K;
+
+    fn next(&mut self) -> Option<K> {
+        loop {
+            if let Some(key) = self.batch.next() {
+                return Some(key);
+            }
+            let cell = self.cache.inner.shards.get(self.next_shard)?;
+            self.next_shard += 1;
+            let now = self.cache.inner.clock.now_nanos();
+            self.batch = cell.lock.read().live_keys(now).into_iter();
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Clone + Send + Sync + 'static,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("max_entries", &self.inner.max_entries)
+            .field("max_weight", &self.inner.max_weight)
+            .field("shards", &self.inner.shards.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

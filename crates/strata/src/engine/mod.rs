@@ -1,0 +1,25 @@
+//! The engine: sharded storage and the eviction policy. See the crate docs for the design.
+
+mod shard;
+mod sketch;
+
+pub(crate) use shard::{Entry, Limits, Outcome, Removed, Shard, NEVER};
+
+use crate::sync::{AtomicU64, RwLock};
+
+/// A shard behind its lock, with the read-side counters on the same cache lines as the lock
+/// word: a reader already owns that line, so counting a hit costs no extra miss, and the
+/// counters are striped across shards instead of being one contended atomic.
+#[repr(align(128))]
+pub(crate) struct ShardCell<K, V> {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) lock: RwLock<Shard<K, V>>,
+}
+
+/// Bytes the engine spends per entry beyond the heap that key and value own: the entry slot
+/// (with the key and value inline), its share of the hash table (a 4-byte index and a control
+/// byte at 7/8 load) and of the frequency sketch (2 bytes).
+pub(crate) fn entry_overhead<K, V>() -> usize {
+    std::mem::size_of::<Entry<K, V>>() + 6 + 2
+}
