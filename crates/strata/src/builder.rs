@@ -170,19 +170,27 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             return Err(BuildError::Unbounded);
         }
         if self.max_entries == Some(0) {
-            return Err(BuildError::ZeroCapacity { field: "max_entries" });
+            return Err(BuildError::ZeroCapacity {
+                field: "max_entries",
+            });
         }
         if self.max_weight == Some(0) {
-            return Err(BuildError::ZeroCapacity { field: "max_weight" });
+            return Err(BuildError::ZeroCapacity {
+                field: "max_weight",
+            });
         }
         if self.max_weight.is_some() && self.weigher.is_none() {
             return Err(BuildError::MissingWeigher);
         }
         if self.default_ttl == Some(Duration::ZERO) {
-            return Err(BuildError::ZeroDuration { field: "default_ttl" });
+            return Err(BuildError::ZeroDuration {
+                field: "default_ttl",
+            });
         }
         if self.time_to_idle == Some(Duration::ZERO) {
-            return Err(BuildError::ZeroDuration { field: "time_to_idle" });
+            return Err(BuildError::ZeroDuration {
+                field: "time_to_idle",
+            });
         }
         if self.reaper == Some(Duration::ZERO) {
             return Err(BuildError::ZeroDuration { field: "reaper" });

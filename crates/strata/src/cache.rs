@@ -56,7 +56,9 @@ pub struct Cache<K, V, S = DefaultHashBuilder> {
 
 impl<K, V, S> Clone for Cache<K, V, S> {
     fn clone(&self) -> Self {
-        Self { inner: Arc::clone(&self.inner) }
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
     }
 }
 
@@ -120,15 +122,21 @@ where
 {
     pub(crate) fn from_config(config: Config<K, V, S>) -> Self {
         let n = config.shards;
-        let split = |total: u64, i: usize| total / n as u64 + u64::from((i as u64) < total % n as u64);
+        let split =
+            |total: u64, i: usize| total / n as u64 + u64::from((i as u64) < total % n as u64);
         // A shard's slab is indexed by u32 and u32::MAX marks the end of a queue.
         let len_cap = (u32::MAX - 1) as u64;
         let track_hard = config.time_to_idle.is_some();
         let shards: Box<[ShardCell<K, V>]> = (0..n)
             .map(|i| {
-                let max_len = config.max_entries.map_or(len_cap, |e| split(e, i).min(len_cap));
+                let max_len = config
+                    .max_entries
+                    .map_or(len_cap, |e| split(e, i).min(len_cap));
                 let max_weight = config.max_weight.map_or(u64::MAX, |w| split(w, i));
-                let limits = Limits { max_len: max_len as usize, max_weight };
+                let limits = Limits {
+                    max_len: max_len as usize,
+                    max_weight,
+                };
                 let preallocate = (max_len as usize).min(1024);
                 ShardCell {
                     hits: AtomicU64::new(0),
@@ -137,9 +145,9 @@ where
                 }
             })
             .collect();
-        let max_entry_weight = config
-            .max_weight
-            .map_or(u64::from(u32::MAX), |w| (w / n as u64).min(u64::from(u32::MAX)));
+        let max_entry_weight = config.max_weight.map_or(u64::from(u32::MAX), |w| {
+            (w / n as u64).min(u64::from(u32::MAX))
+        });
         Self {
             inner: Arc::new(Inner {
                 shards,
@@ -184,8 +192,9 @@ where
             let live = if deadline == NEVER {
                 true
             } else {
-                let now = self.inner.clock.now_nanos();
-                let live = deadline > now;
+                let clock = &self.inner.clock;
+                let now = clock.now_nanos();
+                let live = deadline > now.saturating_add(clock.resolution_nanos());
                 if live && self.inner.tti != 0 {
                     entry.touch_idle(shard.hard_deadline(idx), now, self.inner.tti);
                 }
@@ -211,7 +220,7 @@ where
         let shard = self.shard(hash).lock.read();
         shard
             .find(hash, key)
-            .is_some_and(|(_, e)| !e.is_expired(|| self.inner.clock.now_nanos()))
+            .is_some_and(|(_, e)| !e.is_expired(|| self.inner.clock.upper_nanos()))
     }
 
     /// Stores `value` under `key` with the cache's default TTL, replacing any previous value.
@@ -278,14 +287,24 @@ where
         let weight = self.weigh(&key, &value)?;
         let hash = self.hash(&key);
         let inner = &*self.inner;
+        // Deadlines count from the clock's reading; expiry checks use its upper bound.
         let now = inner.clock.now_nanos();
+        let upper = now.saturating_add(inner.clock.resolution_nanos());
         let ttl = ttl.map_or(inner.default_ttl, duration_to_nanos);
-        let hard = if ttl == NEVER { NEVER } else { now.saturating_add(ttl).min(NEVER - 1) };
-        let deadline = if inner.tti == 0 { hard } else { hard.min(now.saturating_add(inner.tti)) };
+        let hard = if ttl == NEVER {
+            NEVER
+        } else {
+            now.saturating_add(ttl).min(NEVER - 1)
+        };
+        let deadline = if inner.tti == 0 {
+            hard
+        } else {
+            hard.min(now.saturating_add(inner.tti))
+        };
         let hasher = |k: &K| inner.hasher.hash_one(k);
         let mut out = Removed::new();
         let outcome = self.shard(hash).lock.write().insert(
-            hash, key, value, weight, deadline, hard, if_absent, now, &hasher, &mut out,
+            hash, key, value, weight, deadline, hard, if_absent, upper, &hasher, &mut out,
         );
         self.dispose(out);
         Ok(outcome)
@@ -300,9 +319,13 @@ where
         let hash = self.hash(key);
         let inner = &*self.inner;
         let hasher = |k: &K| inner.hasher.hash_one(k);
-        let now = inner.clock.now_nanos();
+        let now = inner.clock.upper_nanos();
         let mut out = Removed::new();
-        let removed = self.shard(hash).lock.write().remove(hash, key, now, &hasher, &mut out);
+        let removed = self
+            .shard(hash)
+            .lock
+            .write()
+            .remove(hash, key, now, &hasher, &mut out);
         self.dispose(out);
         let (key, value) = removed?;
         if let Some(listener) = &inner.listener {
@@ -333,7 +356,7 @@ where
         let mut reclaimed = 0;
         for cell in inner.shards.iter() {
             let mut out = Vec::new();
-            let now = inner.clock.now_nanos();
+            let now = inner.clock.upper_nanos();
             reclaimed += cell.lock.write().sweep_all(now, &hasher, &mut out);
             self.dispose(out);
         }
@@ -342,7 +365,9 @@ where
 
     fn dispose(&self, removed: impl IntoIterator<Item = (K, V, RemovalCause)>) {
         match &self.inner.listener {
-            Some(listener) => removed.into_iter().for_each(|(k, v, cause)| listener(k, v, cause)),
+            Some(listener) => removed
+                .into_iter()
+                .for_each(|(k, v, cause)| listener(k, v, cause)),
             None => drop(removed),
         }
     }
@@ -360,7 +385,11 @@ where
 
     /// The sum of the weights of the entries held (their count, without a weigher).
     pub fn weighted_size(&self) -> u64 {
-        self.inner.shards.iter().map(|c| c.lock.read().weight()).sum()
+        self.inner
+            .shards
+            .iter()
+            .map(|c| c.lock.read().weight())
+            .sum()
     }
 
     /// The entry bound, if one was set.
@@ -377,7 +406,11 @@ where
     /// read lock when the iterator reaches it, so the snapshot of each shard is consistent and
     /// no lock is held between calls to `next`.
     pub fn keys(&self) -> Keys<'_, K, V, S> {
-        Keys { cache: self, next_shard: 0, batch: Vec::new().into_iter() }
+        Keys {
+            cache: self,
+            next_shard: 0,
+            batch: Vec::new().into_iter(),
+        }
     }
 
     /// Counters summed over all shards.
@@ -402,19 +435,23 @@ where
     /// Bytes held by the engine's own structures (slots with keys and values inline, tables,
     /// sketches), not counting heap that keys and values own.
     pub fn engine_heap_bytes(&self) -> usize {
-        self.inner.shards.iter().map(|c| c.lock.read().heap_bytes()).sum::<usize>()
+        self.inner
+            .shards
+            .iter()
+            .map(|c| c.lock.read().heap_bytes())
+            .sum::<usize>()
             + std::mem::size_of_val(&*self.inner.shards)
     }
 
     pub(crate) fn spawn_reaper(&self, interval: Duration) {
         let weak: Weak<Inner<K, V, S>> = Arc::downgrade(&self.inner);
-        let spawned = std::thread::Builder::new().name("strata-reaper".into()).spawn(move || {
-            loop {
+        let spawned = std::thread::Builder::new()
+            .name("strata-reaper".into())
+            .spawn(move || loop {
                 std::thread::sleep(interval);
                 let Some(inner) = weak.upgrade() else { return };
                 Cache { inner }.run_pending_tasks();
-            }
-        });
+            });
         // Without a thread, writes and run_pending_tasks still reclaim expired entries.
         drop(spawned);
     }
@@ -442,7 +479,7 @@ where
             }
             let cell = self.cache.inner.shards.get(self.next_shard)?;
             self.next_shard += 1;
-            let now = self.cache.inner.clock.now_nanos();
+            let now = self.cache.inner.clock.upper_nanos();
             self.batch = cell.lock.read().live_keys(now).into_iter();
         }
     }

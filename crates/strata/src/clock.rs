@@ -1,8 +1,16 @@
 //! Time as the cache sees it.
 //!
-//! Every deadline in the engine is a count of nanoseconds since the clock's own origin. The
-//! production clock reads [`std::time::Instant`]; [`MockClock`] is moved by hand so that tests
-//! drive expiry instead of sleeping.
+//! Every deadline in the engine is a count of nanoseconds since the clock's own origin.
+//!
+//! The system clock on Linux is `CLOCK_MONOTONIC_COARSE`: the kernel's tick-granular monotonic
+//! time (4 ms here), read in about 7 ns, where a precise `Instant::now()` costs about 38 ns on
+//! the machines we measured, more than half of a whole cache hit. Elsewhere it is `Instant`.
+//! A coarse clock lags real time by up to its resolution, so the cache reads it
+//! conservatively: deadlines are computed from the clock's reading, and a lookup treats an
+//! entry as expired once `deadline <= reading + resolution`. An entry is therefore never
+//! returned after its deadline in real time, and may expire up to one resolution early.
+//! [`MockClock`] has no resolution and is moved by hand, so tests drive expiry exactly
+//! instead of sleeping.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -30,24 +38,88 @@ pub struct Clock(Kind);
 
 #[derive(Clone, Debug)]
 enum Kind {
-    System(Instant),
+    #[cfg(target_os = "linux")]
+    Coarse {
+        origin: u64,
+        resolution: u64,
+    },
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    Precise(Instant),
     Mock(Arc<AtomicU64>),
 }
 
 impl Clock {
-    /// The monotonic system clock, with its origin at the moment of the call.
+    /// The monotonic system clock (coarse on Linux), with its origin at the moment of the call.
     pub fn system() -> Self {
-        Clock(Kind::System(Instant::now()))
+        #[cfg(target_os = "linux")]
+        if let (Some(origin), Some(resolution)) = (coarse::now(), coarse::resolution()) {
+            return Clock(Kind::Coarse { origin, resolution });
+        }
+        Clock::precise()
     }
 
-    /// Nanoseconds since this clock's origin.
+    /// The precise monotonic clock ([`Instant`]), at about five times the cost of a read.
+    pub fn precise() -> Self {
+        Clock(Kind::Precise(Instant::now()))
+    }
+
+    /// Nanoseconds since this clock's origin. It may lag real time by up to
+    /// [`resolution_nanos`](Self::resolution_nanos).
     #[inline]
     pub fn now_nanos(&self) -> u64 {
         match &self.0 {
+            #[cfg(target_os = "linux")]
+            Kind::Coarse { origin, .. } => coarse::now().unwrap_or(*origin).saturating_sub(*origin),
             // An Instant more than 584 years after the origin saturates: no deadline is that far.
-            Kind::System(origin) => u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            Kind::Precise(origin) => u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
             Kind::Mock(now) => now.load(Ordering::Acquire),
         }
+    }
+
+    /// How far a reading may lag real time (0 for the precise and mock clocks).
+    #[inline]
+    pub fn resolution_nanos(&self) -> u64 {
+        match &self.0 {
+            #[cfg(target_os = "linux")]
+            Kind::Coarse { resolution, .. } => *resolution,
+            Kind::Precise(_) | Kind::Mock(_) => 0,
+        }
+    }
+
+    /// The latest real time the clock could be at now: `now + resolution`. Expiry compares
+    /// deadlines against this, so nothing is served late.
+    #[inline]
+    pub(crate) fn upper_nanos(&self) -> u64 {
+        self.now_nanos().saturating_add(self.resolution_nanos())
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod coarse {
+    fn read(
+        f: unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int,
+    ) -> Option<u64> {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+        let rc = unsafe { f(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+        if rc != 0 {
+            return None;
+        }
+        let secs = u64::try_from(ts.tv_sec).ok()?;
+        let nanos = u64::try_from(ts.tv_nsec).ok()?;
+        Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+    }
+
+    #[inline]
+    pub(super) fn now() -> Option<u64> {
+        read(libc::clock_gettime)
+    }
+
+    pub(super) fn resolution() -> Option<u64> {
+        read(libc::clock_getres)
     }
 }
 
@@ -73,7 +145,9 @@ impl MockClock {
         // fetch_update cannot fail with a closure that always returns Some.
         let _ = self
             .0
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| Some(now.saturating_add(by)));
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
+                Some(now.saturating_add(by))
+            });
     }
 
     /// Nanoseconds since the origin.

@@ -20,7 +20,9 @@ pub(crate) struct RwLock<T> {
 #[cfg(not(feature = "shuttle"))]
 impl<T> RwLock<T> {
     pub(crate) fn new(value: T) -> Self {
-        Self { inner: parking_lot::RwLock::new(value) }
+        Self {
+            inner: parking_lot::RwLock::new(value),
+        }
     }
     #[inline]
     pub(crate) fn read(&self) -> parking_lot::RwLockReadGuard<'_, T> {
@@ -35,12 +37,18 @@ impl<T> RwLock<T> {
 #[cfg(feature = "shuttle")]
 impl<T> RwLock<T> {
     pub(crate) fn new(value: T) -> Self {
-        Self { inner: shuttle::sync::RwLock::new(value) }
+        Self {
+            inner: shuttle::sync::RwLock::new(value),
+        }
     }
     pub(crate) fn read(&self) -> shuttle::sync::RwLockReadGuard<'_, T> {
-        self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     pub(crate) fn write(&self) -> shuttle::sync::RwLockWriteGuard<'_, T> {
-        self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

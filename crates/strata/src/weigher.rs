@@ -51,8 +51,25 @@ macro_rules! no_heap {
     ($($t:ty),*) => { $(impl HeapSize for $t { #[inline] fn heap_size(&self) -> usize { 0 } })* };
 }
 no_heap!(
-    u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize, f32, f64, bool, char, (),
-    &'static str, &'static [u8]
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    bool,
+    char,
+    (),
+    &'static str,
+    &'static [u8]
 );
 
 impl HeapSize for String {

@@ -73,7 +73,12 @@ impl<K, V> Entry<K, V> {
     #[inline]
     pub(crate) fn touch_idle(&self, hard: u64, now: u64, tti: u64) {
         let next = now.saturating_add(tti).min(hard);
-        if next > self.deadline.load(Ordering::Relaxed).saturating_add(1_000_000) {
+        if next
+            > self
+                .deadline
+                .load(Ordering::Relaxed)
+                .saturating_add(1_000_000)
+        {
             self.deadline.store(next, Ordering::Relaxed);
         }
     }
@@ -100,7 +105,12 @@ struct Queue {
 }
 
 impl Queue {
-    const EMPTY: Queue = Queue { head: NIL, tail: NIL, len: 0, weight: 0 };
+    const EMPTY: Queue = Queue {
+        head: NIL,
+        tail: NIL,
+        len: 0,
+        weight: 0,
+    };
 }
 
 /// Limits of one shard, fixed at build time.
@@ -155,7 +165,11 @@ where
     V: Clone,
 {
     pub(crate) fn new(limits: Limits, track_hard: bool, preallocate: usize) -> Self {
-        let sketch_capacity = if limits.max_len < usize::MAX { limits.max_len } else { preallocate.max(1024) };
+        let sketch_capacity = if limits.max_len < usize::MAX {
+            limits.max_len
+        } else {
+            preallocate.max(1024)
+        };
         Self {
             table: HashTable::with_capacity(preallocate),
             slab: Vec::with_capacity(preallocate),
@@ -253,7 +267,11 @@ where
             entry.weight = weight;
             *entry.deadline.get_mut() = deadline;
             entry.touch();
-            let queue = if entry.in_main() { &mut self.main } else { &mut self.small };
+            let queue = if entry.in_main() {
+                &mut self.main
+            } else {
+                &mut self.small
+            };
             queue.weight = queue.weight - old_weight + u64::from(weight);
             self.weight = self.weight - old_weight + u64::from(weight);
             if self.track_hard {
@@ -315,7 +333,8 @@ where
             let target = (len * 2).clamp(16, self.limits.max_len.max(1));
             self.slab.reserve_exact(target.saturating_sub(len).max(1));
             if self.track_hard {
-                self.hard.reserve_exact(self.slab.capacity() - self.hard.len());
+                self.hard
+                    .reserve_exact(self.slab.capacity() - self.hard.len());
             }
         }
     }
@@ -529,7 +548,11 @@ where
             entry.prev = tail;
             entry.next = NIL;
             let meta = *entry.meta.get_mut();
-            entry.set_meta(if main { meta | IN_MAIN } else { meta & !IN_MAIN });
+            entry.set_meta(if main {
+                meta | IN_MAIN
+            } else {
+                meta & !IN_MAIN
+            });
         }
         if tail == NIL {
             self.queue_mut(main).head = idx;
@@ -606,5 +629,15 @@ where
         if let Some(slot) = self.table.find_mut(hash, |&i| i == from) {
             *slot = to as u32;
         }
+    }
+}
+
+#[cfg(all(test, not(feature = "shuttle")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_u64_entry_with_its_ttl_is_40_bytes() {
+        assert_eq!(std::mem::size_of::<Entry<u64, u64>>(), 40);
     }
 }
