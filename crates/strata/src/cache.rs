@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::builder::CacheBuilder;
 use crate::clock::{duration_to_nanos, Clock};
-use crate::engine::{Limits, Outcome, Removed, Shard, ShardCell, NEVER};
+use crate::engine::{Outcome, Removed, Shard, ShardCell, ShardConfig, MAX_SHARD_LEN, NEVER};
 use crate::error::InsertError;
 use crate::listener::{Listener, RemovalCause};
 use crate::stats::CacheStats;
@@ -124,24 +124,21 @@ where
         let n = config.shards;
         let split =
             |total: u64, i: usize| total / n as u64 + u64::from((i as u64) < total % n as u64);
-        // A shard's slab is indexed by u32 and u32::MAX marks the end of a queue.
-        let len_cap = (u32::MAX - 1) as u64;
-        let track_hard = config.time_to_idle.is_some();
+        let len_cap = MAX_SHARD_LEN as u64;
         let shards: Box<[ShardCell<K, V>]> = (0..n)
             .map(|i| {
-                let max_len = config
-                    .max_entries
-                    .map_or(len_cap, |e| split(e, i).min(len_cap));
-                let max_weight = config.max_weight.map_or(u64::MAX, |w| split(w, i));
-                let limits = Limits {
+                let max_len = config.max_entries.map_or(len_cap, |e| split(e, i).min(len_cap));
+                let shard = ShardConfig {
                     max_len: max_len as usize,
-                    max_weight,
+                    max_weight: config.max_weight.map_or(u64::MAX, |w| split(w, i)),
+                    weighted: config.weigher.is_some(),
+                    idle: config.time_to_idle.is_some(),
+                    preallocate: (max_len as usize).min(1024),
                 };
-                let preallocate = (max_len as usize).min(1024);
                 ShardCell {
                     hits: AtomicU64::new(0),
                     misses: AtomicU64::new(0),
-                    lock: RwLock::new(Shard::new(limits, track_hard, preallocate)),
+                    lock: RwLock::new(Shard::new(shard)),
                 }
             })
             .collect();

@@ -2,10 +2,10 @@
 //! shuttle's instrumented versions for deterministic concurrency tests.
 
 #[cfg(not(feature = "shuttle"))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 #[cfg(feature = "shuttle")]
-pub(crate) use shuttle::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+pub(crate) use shuttle::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// A reader-writer lock whose guards come back directly (no poisoning: the engine restores
 /// its invariants before any call that could unwind, so a panic elsewhere leaves it sound).

@@ -3,7 +3,7 @@
 mod shard;
 mod sketch;
 
-pub(crate) use shard::{Entry, Limits, Outcome, Removed, Shard, NEVER};
+pub(crate) use shard::{Entry, Outcome, Removed, Shard, ShardConfig, MAX_SHARD_LEN, NEVER};
 
 use crate::sync::{AtomicU64, RwLock};
 
@@ -18,8 +18,8 @@ pub(crate) struct ShardCell<K, V> {
 }
 
 /// Bytes the engine spends per entry beyond the heap that key and value own: the entry slot
-/// (with the key and value inline), its share of the hash table (a 4-byte index and a control
-/// byte at 7/8 load) and of the frequency sketch (2 bytes).
+/// (with the key and value inline), its weight (4), its share of the hash table (a 4-byte index
+/// and a control byte at 7/8 load, about 6) and of the frequency sketch (8).
 pub(crate) fn entry_overhead<K, V>() -> usize {
-    std::mem::size_of::<Entry<K, V>>() + 6 + 2
+    std::mem::size_of::<Entry<K, V>>() + 4 + 6 + 8
 }

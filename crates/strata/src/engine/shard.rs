@@ -18,32 +18,40 @@ use smallvec::SmallVec;
 
 use super::sketch::Sketch;
 use crate::listener::RemovalCause;
-use crate::sync::{AtomicU64, AtomicU8, Ordering};
+use crate::sync::{AtomicU32, AtomicU64, Ordering};
 
-/// "No index": the end of a queue.
-const NIL: u32 = u32::MAX;
+/// "No index": the end of a queue. Slab indices use the low 29 bits of a link word.
+const NIL: u32 = (1 << 29) - 1;
+/// The most entries one shard holds: every index below [`NIL`].
+pub(crate) const MAX_SHARD_LEN: usize = NIL as usize;
 /// A deadline that never comes.
 pub(crate) const NEVER: u64 = u64::MAX;
 
-/// Access bits: how often an entry was read since the policy last looked at it (0 to 3).
-const FREQ_MASK: u8 = 0b011;
+/// The `link` word: the previous entry's index in the low 29 bits, then two access bits (how
+/// often the entry was read since the policy last looked, 0 to 3), then the queue flag.
+const PREV_MASK: u32 = NIL;
+const FREQ_SHIFT: u32 = 29;
+const FREQ_ONE: u32 = 1 << FREQ_SHIFT;
+const FREQ_MASK: u32 = 0b11 << FREQ_SHIFT;
 /// Set when the entry is in the main queue, clear in the small queue.
-const IN_MAIN: u8 = 0b100;
+const IN_MAIN: u32 = 1 << 31;
 
 /// Entries removed under the lock, handed back so that they are dropped (or given to the
 /// removal listener) after the lock is released.
 pub(crate) type Removed<K, V> = SmallVec<[(K, V, RemovalCause); 2]>;
 
-/// One cached entry. For `u64` keys and values this is 40 bytes.
+/// One cached entry: key, value, deadline and two links. For `u64` keys and values this is
+/// 32 bytes. Weights live in a side vector that only weighted caches allocate.
 pub(crate) struct Entry<K, V> {
     pub(crate) key: K,
     pub(crate) value: V,
     /// Nanoseconds on the cache's clock after which the entry is dead; [`NEVER`] if none.
     deadline: AtomicU64,
-    weight: u32,
-    prev: u32,
     next: u32,
-    meta: AtomicU8,
+    /// Previous index, access bits and queue flag (see [`PREV_MASK`]). Readers under the read
+    /// lock only bump the access bits; the other bits change under the write lock alone, so a
+    /// reader's store writes back the same index it loaded.
+    link: AtomicU32,
 }
 
 impl<K, V> Entry<K, V> {
@@ -62,9 +70,9 @@ impl<K, V> Entry<K, V> {
     /// not bounced between readers.
     #[inline]
     pub(crate) fn touch(&self) {
-        let meta = self.meta.load(Ordering::Relaxed);
-        if meta & FREQ_MASK < FREQ_MASK {
-            self.meta.store(meta + 1, Ordering::Relaxed);
+        let link = self.link.load(Ordering::Relaxed);
+        if link & FREQ_MASK != FREQ_MASK {
+            self.link.store(link + FREQ_ONE, Ordering::Relaxed);
         }
     }
 
@@ -73,26 +81,32 @@ impl<K, V> Entry<K, V> {
     #[inline]
     pub(crate) fn touch_idle(&self, hard: u64, now: u64, tti: u64) {
         let next = now.saturating_add(tti).min(hard);
-        if next
-            > self
-                .deadline
-                .load(Ordering::Relaxed)
-                .saturating_add(1_000_000)
-        {
+        if next > self.deadline.load(Ordering::Relaxed).saturating_add(1_000_000) {
             self.deadline.store(next, Ordering::Relaxed);
         }
     }
 
-    fn freq(&self) -> u8 {
-        self.meta.load(Ordering::Relaxed) & FREQ_MASK
+    fn freq(&self) -> u32 {
+        (self.link.load(Ordering::Relaxed) & FREQ_MASK) >> FREQ_SHIFT
     }
 
     fn in_main(&self) -> bool {
-        self.meta.load(Ordering::Relaxed) & IN_MAIN != 0
+        self.link.load(Ordering::Relaxed) & IN_MAIN != 0
     }
 
-    fn set_meta(&mut self, meta: u8) {
-        *self.meta.get_mut() = meta;
+    fn prev(&self) -> u32 {
+        self.link.load(Ordering::Relaxed) & PREV_MASK
+    }
+
+    fn set_prev(&mut self, prev: u32) {
+        let link = self.link.get_mut();
+        *link = (*link & !PREV_MASK) | prev;
+    }
+
+    /// Sets the access bits and queue flag, keeping the link.
+    fn set_state(&mut self, freq: u32, main: bool) {
+        let link = self.link.get_mut();
+        *link = (*link & PREV_MASK) | (freq << FREQ_SHIFT) | if main { IN_MAIN } else { 0 };
     }
 }
 
@@ -113,11 +127,19 @@ impl Queue {
     };
 }
 
-/// Limits of one shard, fixed at build time.
+/// How one shard is set up, fixed at build time.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
+pub(crate) struct ShardConfig {
+    /// At most this many entries (at most [`MAX_SHARD_LEN`]).
     pub(crate) max_len: usize,
+    /// At most this much weight (`u64::MAX` when only entries are bounded).
     pub(crate) max_weight: u64,
+    /// Entries carry weights from a weigher (otherwise each weighs 1).
+    pub(crate) weighted: bool,
+    /// Entries carry a hard deadline apart from the idle one (time-to-idle caches).
+    pub(crate) idle: bool,
+    /// Slots to reserve up front.
+    pub(crate) preallocate: usize,
 }
 
 /// Counters kept under the write lock (reads are counted in atomics beside the lock).
@@ -141,13 +163,15 @@ pub(crate) enum Outcome<V> {
 pub(crate) struct Shard<K, V> {
     table: HashTable<u32>,
     slab: Vec<Entry<K, V>>,
-    /// The hard deadline of each slab entry, kept only for time-to-idle caches (where `deadline`
+    /// Each slab entry's weight, kept only by weighted caches (every entry weighs 1 otherwise).
+    weights: Vec<u32>,
+    /// Each slab entry's hard deadline, kept only by time-to-idle caches (where `deadline`
     /// moves with reads and must not pass the entry's TTL).
     hard: Vec<u64>,
     small: Queue,
     main: Queue,
     sketch: Sketch,
-    limits: Limits,
+    config: ShardConfig,
     small_max_len: usize,
     small_max_weight: u64,
     weight: u64,
@@ -155,35 +179,41 @@ pub(crate) struct Shard<K, V> {
     cursor: usize,
     /// Whether any entry was ever given a deadline (no sweeping otherwise).
     has_deadlines: bool,
-    track_hard: bool,
     pub(crate) counters: WriteCounters,
 }
+
+/// The small queue's share of a shard: 1% of its entries (and of its weight), as in
+/// W-TinyLFU. Measured against 10% (S3-FIFO's share) in docs/design.md: larger windows help
+/// only when popularity shifts quickly, and cost hits on every skewed and looping trace.
+const SMALL_SHARE_PERCENT: u64 = 1;
 
 impl<K, V> Shard<K, V>
 where
     K: Eq,
     V: Clone,
 {
-    pub(crate) fn new(limits: Limits, track_hard: bool, preallocate: usize) -> Self {
-        let sketch_capacity = if limits.max_len < usize::MAX {
-            limits.max_len
+    pub(crate) fn new(config: ShardConfig) -> Self {
+        let sketch_capacity = if config.max_len < MAX_SHARD_LEN {
+            config.max_len
         } else {
-            preallocate.max(1024)
+            // Bounded by weight only: start small and grow with the shard.
+            config.preallocate
         };
+        let small_max_len = (config.max_len as u64 * SMALL_SHARE_PERCENT / 100).max(1);
         Self {
-            table: HashTable::with_capacity(preallocate),
-            slab: Vec::with_capacity(preallocate),
+            table: HashTable::with_capacity(config.preallocate),
+            slab: Vec::with_capacity(config.preallocate),
+            weights: Vec::new(),
             hard: Vec::new(),
             small: Queue::EMPTY,
             main: Queue::EMPTY,
             sketch: Sketch::new(sketch_capacity),
-            limits,
-            small_max_len: (limits.max_len / 10).max(1),
-            small_max_weight: (limits.max_weight / 10).max(1),
+            config,
+            small_max_len: small_max_len as usize,
+            small_max_weight: (config.max_weight / 100 * SMALL_SHARE_PERCENT).max(1),
             weight: 0,
             cursor: 0,
             has_deadlines: false,
-            track_hard,
             counters: WriteCounters::default(),
         }
     }
@@ -196,10 +226,20 @@ where
         self.weight
     }
 
+    #[inline]
+    fn weight_of(&self, idx: usize) -> u64 {
+        if self.config.weighted {
+            u64::from(self.weights[idx])
+        } else {
+            1
+        }
+    }
+
     /// Heap bytes held by the shard's own structures (not counting what keys and values own).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.slab.capacity() * std::mem::size_of::<Entry<K, V>>()
             + self.table.allocation_size()
+            + self.weights.capacity() * 4
             + self.hard.capacity() * 8
             + self.sketch.heap_bytes()
     }
@@ -222,23 +262,20 @@ where
         K: std::borrow::Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let slab = &self.slab;
-        self.table
-            .find(hash, |&i| slab[i as usize].key.borrow() == key)
-            .map(|&i| i as usize)
+        self.find(hash, key).map(|(idx, _)| idx)
     }
 
     /// The hard deadline of the entry at `idx`: its TTL, regardless of idle time.
     pub(crate) fn hard_deadline(&self, idx: usize) -> u64 {
-        if self.track_hard {
+        if self.config.idle {
             self.hard[idx]
         } else {
             self.slab[idx].deadline()
         }
     }
 
-    /// Inserts or replaces. `weight` must already be within the shard's limit; `now` is read
-    /// once by the caller. Entries pushed out are appended to `out`.
+    /// Inserts or replaces. `weight` must already be within the shard's limit; `now` is the
+    /// time expiry is judged at. Entries pushed out are appended to `out`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
@@ -256,45 +293,11 @@ where
         self.has_deadlines |= deadline != NEVER;
         self.sweep(now, 2, hasher, out);
         if let Some(idx) = self.index_of(hash, &key) {
-            let expired = self.slab[idx].is_expired(|| now);
-            if if_absent && !expired {
-                self.slab[idx].touch();
-                return Outcome::Present(self.slab[idx].value.clone());
-            }
-            let old_weight = u64::from(self.slab[idx].weight);
-            let entry = &mut self.slab[idx];
-            let old = std::mem::replace(&mut entry.value, value);
-            entry.weight = weight;
-            *entry.deadline.get_mut() = deadline;
-            entry.touch();
-            let queue = if entry.in_main() {
-                &mut self.main
-            } else {
-                &mut self.small
-            };
-            queue.weight = queue.weight - old_weight + u64::from(weight);
-            self.weight = self.weight - old_weight + u64::from(weight);
-            if self.track_hard {
-                self.hard[idx] = hard;
-            }
-            if expired {
-                self.counters.expirations += 1;
-                self.counters.inserts += 1;
-                out.push((key, old, RemovalCause::Expired));
-            } else {
-                self.counters.updates += 1;
-                out.push((key, old, RemovalCause::Replaced));
-            }
-            // A heavier value may push the shard over its weight; the entry itself is spared
-            // unless it is the only thing left.
-            while self.weight > self.limits.max_weight && self.slab.len() > 1 {
-                self.evict_one(now, hasher, out);
-            }
-            return Outcome::Stored;
+            return self.replace(idx, key, value, weight, deadline, hard, if_absent, now, hasher, out);
         }
-
-        while self.slab.len() >= self.limits.max_len
-            || self.weight + u64::from(weight) > self.limits.max_weight
+        let weight = if self.config.weighted { u64::from(weight) } else { 1 };
+        while self.slab.len() >= self.config.max_len
+            || self.weight + weight > self.config.max_weight
         {
             if self.slab.is_empty() {
                 break;
@@ -308,34 +311,90 @@ where
             key,
             value,
             deadline: AtomicU64::new(deadline),
-            weight,
-            prev: NIL,
             next: NIL,
-            meta: AtomicU8::new(0),
+            link: AtomicU32::new(NIL),
         });
-        if self.track_hard {
+        if self.config.weighted {
+            self.weights.push(weight as u32);
+        }
+        if self.config.idle {
             self.hard.push(hard);
         }
         let slab = &self.slab;
         self.table
             .insert_unique(hash, idx, |&i| hasher(&slab[i as usize].key));
         self.push_tail(idx, false);
-        self.weight += u64::from(weight);
+        self.weight += weight;
         self.counters.inserts += 1;
         Outcome::Stored
     }
 
+    /// The key is present at `idx`: replace its value (unless `if_absent` and it is live).
+    #[allow(clippy::too_many_arguments)]
+    fn replace(
+        &mut self,
+        idx: usize,
+        key: K,
+        value: V,
+        weight: u32,
+        deadline: u64,
+        hard: u64,
+        if_absent: bool,
+        now: u64,
+        hasher: &impl Fn(&K) -> u64,
+        out: &mut Removed<K, V>,
+    ) -> Outcome<V> {
+        let expired = self.slab[idx].is_expired(|| now);
+        if if_absent && !expired {
+            self.slab[idx].touch();
+            return Outcome::Present(self.slab[idx].value.clone());
+        }
+        if self.config.weighted {
+            let old = u64::from(std::mem::replace(&mut self.weights[idx], weight));
+            let queue = if self.slab[idx].in_main() { &mut self.main } else { &mut self.small };
+            queue.weight = queue.weight - old + u64::from(weight);
+            self.weight = self.weight - old + u64::from(weight);
+        }
+        if self.config.idle {
+            self.hard[idx] = hard;
+        }
+        let entry = &mut self.slab[idx];
+        let old = std::mem::replace(&mut entry.value, value);
+        *entry.deadline.get_mut() = deadline;
+        entry.touch();
+        if expired {
+            self.counters.expirations += 1;
+            self.counters.inserts += 1;
+            out.push((key, old, RemovalCause::Expired));
+        } else {
+            self.counters.updates += 1;
+            out.push((key, old, RemovalCause::Replaced));
+        }
+        // A heavier value may push the shard over its weight bound.
+        while self.weight > self.config.max_weight && self.slab.len() > 1 {
+            self.evict_one(now, hasher, out);
+        }
+        Outcome::Stored
+    }
+
     /// Grows the slab by doubling, but never past the shard's entry limit, so a full cache
-    /// holds no spare slots.
+    /// holds no spare slots. The sketch grows with the slab when only weight bounds the shard.
     fn reserve_one(&mut self) {
-        if self.slab.len() == self.slab.capacity() {
-            let len = self.slab.len();
-            let target = (len * 2).clamp(16, self.limits.max_len.max(1));
-            self.slab.reserve_exact(target.saturating_sub(len).max(1));
-            if self.track_hard {
-                self.hard
-                    .reserve_exact(self.slab.capacity() - self.hard.len());
-            }
+        if self.slab.len() < self.slab.capacity() {
+            return;
+        }
+        let len = self.slab.len();
+        let target = (len * 2).clamp(16, self.config.max_len.max(1));
+        self.slab.reserve_exact(target.saturating_sub(len).max(1));
+        let capacity = self.slab.capacity();
+        if self.config.weighted {
+            self.weights.reserve_exact(capacity - self.weights.len());
+        }
+        if self.config.idle {
+            self.hard.reserve_exact(capacity - self.hard.len());
+        }
+        if self.sketch.capacity() < capacity {
+            self.sketch = Sketch::new(capacity);
         }
     }
 
@@ -369,6 +428,7 @@ where
     /// Removes every entry, handing them back in a vector to be dropped outside the lock.
     pub(crate) fn clear(&mut self) -> Vec<Entry<K, V>> {
         self.table.clear();
+        self.weights.clear();
         self.hard.clear();
         self.small = Queue::EMPTY;
         self.main = Queue::EMPTY;
@@ -398,7 +458,7 @@ where
         now: u64,
         budget: usize,
         hasher: &impl Fn(&K) -> u64,
-        out: &mut Removed<K, V>,
+        out: &mut impl Extend<(K, V, RemovalCause)>,
     ) {
         if !self.has_deadlines {
             return;
@@ -427,29 +487,23 @@ where
         hasher: &impl Fn(&K) -> u64,
         out: &mut Vec<(K, V, RemovalCause)>,
     ) -> usize {
-        if !self.has_deadlines {
-            return 0;
-        }
-        let mut removed = 0;
-        let mut idx = 0;
-        while idx < self.slab.len() {
-            if self.slab[idx].is_expired(|| now) {
-                let entry = self.remove_at(idx, hasher);
-                self.counters.expirations += 1;
-                out.push((entry.key, entry.value, RemovalCause::Expired));
-                removed += 1;
-            } else {
-                idx += 1;
-            }
-        }
+        let before = self.counters.expirations;
         self.cursor = 0;
-        removed
+        let slots = self.slab.len();
+        self.sweep(now, slots, hasher, out);
+        self.cursor = 0;
+        (self.counters.expirations - before) as usize
     }
 
-    fn expire(&mut self, idx: usize, hasher: &impl Fn(&K) -> u64, out: &mut Removed<K, V>) {
+    fn expire(
+        &mut self,
+        idx: usize,
+        hasher: &impl Fn(&K) -> u64,
+        out: &mut impl Extend<(K, V, RemovalCause)>,
+    ) {
         let entry = self.remove_at(idx, hasher);
         self.counters.expirations += 1;
-        out.push((entry.key, entry.value, RemovalCause::Expired));
+        out.extend([(entry.key, entry.value, RemovalCause::Expired)]);
     }
 
     fn evict(&mut self, idx: usize, hasher: &impl Fn(&K) -> u64, out: &mut Removed<K, V>) {
@@ -458,52 +512,62 @@ where
         out.push((entry.key, entry.value, RemovalCause::Evicted));
     }
 
-    fn small_over(&self) -> bool {
-        self.small.len > self.small_max_len || self.small.weight > self.small_max_weight
+    fn main_has_room(&self) -> bool {
+        self.main.len + self.small_max_len < self.config.max_len
+            && self.main.weight + self.small_max_weight < self.config.max_weight
+    }
+
+    /// Small at (or past) its share: the next eviction takes a candidate from it.
+    fn small_full(&self) -> bool {
+        self.small.len >= self.small_max_len || self.small.weight >= self.small_max_weight
     }
 
     /// Frees at least one entry (the shard must not be empty).
     fn evict_one(&mut self, now: u64, hasher: &impl Fn(&K) -> u64, out: &mut Removed<K, V>) {
         loop {
-            if self.small.len > 0 && (self.small_over() || self.main.len == 0) {
-                let cand = self.small.head as usize;
-                if self.slab[cand].is_expired(|| now) {
-                    return self.expire(cand, hasher, out);
-                }
-                let freq = self.slab[cand].freq();
-                if freq > 0 {
-                    // Read while on probation: promote, remembering the reads.
-                    let hash = hasher(&self.slab[cand].key);
-                    for _ in 0..freq {
-                        self.sketch.increment(hash);
-                    }
-                    self.move_to_main(cand);
-                    continue;
-                }
-                if self.main.len == 0 {
-                    return self.evict(cand, hasher, out);
-                }
+            if self.small.len == 0 || !(self.small_full() || self.main.len == 0) {
                 let victim = self.main_victim(now, hasher);
-                if self.slab[victim].is_expired(|| now) {
-                    return self.expire(victim, hasher, out);
+                return if self.slab[victim].is_expired(|| now) {
+                    self.expire(victim, hasher, out)
+                } else {
+                    self.evict(victim, hasher, out)
+                };
+            }
+            let cand = self.small.head as usize;
+            if self.slab[cand].is_expired(|| now) {
+                return self.expire(cand, hasher, out);
+            }
+            let freq = self.slab[cand].freq();
+            if freq > 0 {
+                // Read while on probation: promote, and let the sketch remember the reads.
+                let hash = hasher(&self.slab[cand].key);
+                for _ in 0..freq {
+                    self.sketch.increment(hash);
                 }
-                let cand_freq = self.sketch.frequency(hasher(&self.slab[cand].key));
-                let victim_freq = self.sketch.frequency(hasher(&self.slab[victim].key));
-                if cand_freq > victim_freq {
-                    // Removing the victim moves the slab's last entry into its slot, and
-                    // that entry may be the candidate.
-                    let last = self.slab.len() - 1;
-                    self.evict(victim, hasher, out);
-                    self.move_to_main(if cand == last { victim } else { cand });
-                    return;
-                }
-                return self.evict(cand, hasher, out);
+                self.move_to_main(cand);
+                continue;
+            }
+            if self.main_has_room() {
+                // Main fills freely up to its share; only then must candidates compete.
+                self.move_to_main(cand);
+                continue;
             }
             let victim = self.main_victim(now, hasher);
             if self.slab[victim].is_expired(|| now) {
                 return self.expire(victim, hasher, out);
             }
-            return self.evict(victim, hasher, out);
+            let cand_freq = self.sketch.frequency(hasher(&self.slab[cand].key));
+            let victim_freq = self.sketch.frequency(hasher(&self.slab[victim].key));
+            if cand_freq <= victim_freq {
+                // Ties go to the incumbent: that is what keeps part of a loop cached.
+                return self.evict(cand, hasher, out);
+            }
+            // Removing the victim moves the slab's last entry into its slot, and that entry
+            // may be the candidate.
+            let last = self.slab.len() - 1;
+            self.evict(victim, hasher, out);
+            self.move_to_main(if cand == last { victim } else { cand });
+            return;
         }
     }
 
@@ -521,14 +585,14 @@ where
             let hash = hasher(&entry.key);
             self.sketch.increment(hash);
             self.unlink(head);
-            self.slab[head].set_meta(IN_MAIN | (freq - 1));
+            self.slab[head].set_state(freq - 1, true);
             self.push_tail(head as u32, true);
         }
     }
 
     fn move_to_main(&mut self, idx: usize) {
         self.unlink(idx);
-        self.slab[idx].set_meta(IN_MAIN);
+        self.slab[idx].set_state(0, true);
         self.push_tail(idx as u32, true);
     }
 
@@ -540,20 +604,15 @@ where
         }
     }
 
+    /// Appends `idx` to a queue. Its access bits are kept; its queue flag is set to match.
     fn push_tail(&mut self, idx: u32, main: bool) {
-        let weight = u64::from(self.slab[idx as usize].weight);
+        let weight = self.weight_of(idx as usize);
         let tail = self.queue_mut(main).tail;
-        {
-            let entry = &mut self.slab[idx as usize];
-            entry.prev = tail;
-            entry.next = NIL;
-            let meta = *entry.meta.get_mut();
-            entry.set_meta(if main {
-                meta | IN_MAIN
-            } else {
-                meta & !IN_MAIN
-            });
-        }
+        let entry = &mut self.slab[idx as usize];
+        entry.set_prev(tail);
+        entry.next = NIL;
+        let freq = entry.freq();
+        entry.set_state(freq, main);
         if tail == NIL {
             self.queue_mut(main).head = idx;
         } else {
@@ -566,9 +625,10 @@ where
     }
 
     fn unlink(&mut self, idx: usize) {
-        let (prev, next, main, weight) = {
+        let weight = self.weight_of(idx);
+        let (prev, next, main) = {
             let e = &self.slab[idx];
-            (e.prev, e.next, e.in_main(), u64::from(e.weight))
+            (e.prev(), e.next, e.in_main())
         };
         if prev == NIL {
             self.queue_mut(main).head = next;
@@ -578,25 +638,28 @@ where
         if next == NIL {
             self.queue_mut(main).tail = prev;
         } else {
-            self.slab[next as usize].prev = prev;
+            self.slab[next as usize].set_prev(prev);
         }
         let queue = self.queue_mut(main);
         queue.len -= 1;
         queue.weight -= weight;
     }
 
-    /// Takes the entry at `idx` out of the queue, the table and the slab. The slab's last
+    /// Takes the entry at `idx` out of its queue, the table and the slab. The slab's last
     /// entry moves into `idx` (so the slab stays dense) and its links and table slot follow.
     fn remove_at(&mut self, idx: usize, hasher: &impl Fn(&K) -> u64) -> Entry<K, V> {
         let hash = hasher(&self.slab[idx].key);
         self.unlink(idx);
-        self.weight -= u64::from(self.slab[idx].weight);
+        self.weight -= self.weight_of(idx);
         if let Ok(found) = self.table.find_entry(hash, |&i| i as usize == idx) {
             found.remove();
         }
         let last = self.slab.len() - 1;
         let entry = self.slab.swap_remove(idx);
-        if self.track_hard {
+        if self.config.weighted {
+            self.weights.swap_remove(idx);
+        }
+        if self.config.idle {
             self.hard.swap_remove(idx);
         }
         if idx != last {
@@ -610,7 +673,7 @@ where
     fn relocated(&mut self, from: usize, to: usize, hasher: &impl Fn(&K) -> u64) {
         let (prev, next, main) = {
             let e = &self.slab[to];
-            (e.prev, e.next, e.in_main())
+            (e.prev(), e.next, e.in_main())
         };
         if prev == NIL {
             self.queue_mut(main).head = to as u32;
@@ -620,12 +683,12 @@ where
         if next == NIL {
             self.queue_mut(main).tail = to as u32;
         } else {
-            self.slab[next as usize].prev = to as u32;
+            self.slab[next as usize].set_prev(to as u32);
         }
-        let from = from as u32;
-        // The table's slot for the moved entry is found by the moved key's hash; a missing
-        // slot would mean the table and slab disagree, which no operation allows.
+        // The moved entry's table slot is found by its key's hash; every slab entry has
+        // exactly one slot, so the search always succeeds.
         let hash = hasher(&self.slab[to].key);
+        let from = from as u32;
         if let Some(slot) = self.table.find_mut(hash, |&i| i == from) {
             *slot = to as u32;
         }
@@ -637,7 +700,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_u64_entry_with_its_ttl_is_40_bytes() {
-        assert_eq!(std::mem::size_of::<Entry<u64, u64>>(), 40);
+    fn a_u64_entry_with_its_ttl_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Entry<u64, u64>>(), 32);
     }
 }
