@@ -1,0 +1,357 @@
+//! `strata-bench`: trace replay, throughput, memory and trace-generation tool
+//! comparing strata against moka and quick_cache.
+
+mod alloc;
+mod caches;
+mod gen;
+mod memory;
+mod replay;
+mod throughput;
+mod trace;
+mod zipf;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context};
+use clap::{Args, Parser, Subcommand};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use caches::{BenchCache, Impl};
+use throughput::{run_phase, start_positions, PhaseResult, Stop};
+use trace::TraceFormat;
+
+#[global_allocator]
+static GLOBAL: alloc::CountingAlloc = alloc::CountingAlloc;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata-bench",
+    version,
+    about = "Benchmarks the strata cache against moka and quick_cache",
+    arg_required_else_help = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay a trace read-through (get; insert on miss) and print hit ratios.
+    ///
+    /// Output: `impl=NAME capacity=N hit_ratio=0.xxxx`, one line per
+    /// capacity and implementation.
+    Replay(ReplayArgs),
+    /// Multi-threaded Zipf get/insert-on-miss throughput.
+    ///
+    /// Output: `impl=NAME mops=X hit_ratio=Y`, one line per implementation.
+    Throughput(ThroughputArgs),
+    /// Live heap bytes per entry after inserting N entries into a cache of capacity N.
+    ///
+    /// Output: `impl=NAME bytes_per_entry=X` plus a `#` line with raw totals.
+    Memory(MemoryArgs),
+    /// Generate the synthetic oracleGeneral trace suite and DIR/suite.tsv.
+    Gen(GenArgs),
+}
+
+#[derive(Debug, Args)]
+struct ImplArg {
+    /// Implementations, comma separated.
+    #[arg(
+        long = "impl",
+        value_delimiter = ',',
+        default_values = ["strata", "moka", "quick_cache"]
+    )]
+    impls: Vec<Impl>,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// Trace file.
+    trace: PathBuf,
+    /// Cache capacity in entries; a comma-separated list runs each one.
+    #[arg(long, value_delimiter = ',', required = true)]
+    capacity: Vec<u64>,
+    /// Trace format [default: from extension: .oracleGeneral/.bin → oracle, else text].
+    #[arg(long, value_enum)]
+    format: Option<TraceFormat>,
+    #[command(flatten)]
+    impls: ImplArg,
+}
+
+#[derive(Debug, Args)]
+struct ThroughputArgs {
+    #[command(flatten)]
+    impls: ImplArg,
+    /// Worker threads.
+    #[arg(long, default_value_t = default_threads())]
+    threads: usize,
+    /// Key universe size (Zipf ranks 0..K).
+    #[arg(long, default_value_t = 1_000_000)]
+    keys: u64,
+    /// Cache capacity in entries.
+    #[arg(long, default_value_t = 100_000)]
+    capacity: u64,
+    /// Zipf exponent.
+    #[arg(long, default_value_t = 1.0)]
+    zipf: f64,
+    /// Total measured seconds per implementation (split over the rounds).
+    #[arg(long, default_value_t = 6.0)]
+    seconds: f64,
+    /// Rounds; implementations alternate within each round.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Number of pre-drawn keys (rounded up to a power of two).
+    #[arg(long, default_value_t = 1 << 22)]
+    draws: usize,
+    /// Seed for the key sequence.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+#[derive(Debug, Args)]
+struct MemoryArgs {
+    /// Capacity and number of distinct entries inserted.
+    #[arg(long)]
+    entries: u64,
+    #[command(flatten)]
+    impls: ImplArg,
+}
+
+#[derive(Debug, Args)]
+struct GenArgs {
+    /// Output directory (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Requests per trace.
+    #[arg(long, default_value_t = 2_000_000)]
+    requests: u64,
+    /// Key universe size.
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// RNG seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn dedup(impls: &[Impl]) -> Vec<Impl> {
+    let mut out: Vec<Impl> = Vec::new();
+    for &i in impls {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+fn cmd_replay(a: ReplayArgs) -> anyhow::Result<()> {
+    ensure!(a.capacity.iter().all(|&c| c > 0), "--capacity must be > 0");
+    let format = match a.format {
+        Some(f) => f,
+        None => TraceFormat::guess(&a.trace)?,
+    };
+    if !a.trace.exists() {
+        bail!("trace file {} does not exist", a.trace.display());
+    }
+    let keys = trace::read_keys(&a.trace, format)?;
+    ensure!(
+        !keys.is_empty(),
+        "trace {} contains no requests",
+        a.trace.display()
+    );
+    let impls = dedup(&a.impls.impls);
+    for &cap in &a.capacity {
+        for &which in &impls {
+            let hits = with_cache!(which, cap, None, |cache| replay::replay(&cache, &keys));
+            println!(
+                "impl={} capacity={cap} hit_ratio={:.4}",
+                which.name(),
+                hits as f64 / keys.len() as f64
+            );
+        }
+    }
+    Ok(())
+}
+
+fn bench_round<C: BenchCache>(
+    cache: &C,
+    keys: &[u64],
+    threads: usize,
+    capacity: u64,
+    measure: Duration,
+) -> PhaseResult {
+    let mut pos = start_positions(keys.len(), threads);
+    run_phase(
+        cache,
+        keys,
+        &mut pos,
+        Stop::WarmUp {
+            ops_per_thread: capacity.saturating_mul(2),
+            max_time: Duration::from_millis(500),
+        },
+    );
+    run_phase(cache, keys, &mut pos, Stop::After(measure))
+}
+
+fn cmd_throughput(a: ThroughputArgs) -> anyhow::Result<()> {
+    ensure!(a.threads > 0, "--threads must be > 0");
+    ensure!(a.keys > 0, "--keys must be > 0");
+    ensure!(a.capacity > 0, "--capacity must be > 0");
+    ensure!(a.rounds > 0, "--rounds must be > 0");
+    ensure!(a.draws > 0, "--draws must be > 0");
+    ensure!(
+        a.seconds.is_finite() && a.seconds > 0.0,
+        "--seconds must be > 0"
+    );
+    let impls = dedup(&a.impls.impls);
+    let draws = a
+        .draws
+        .checked_next_power_of_two()
+        .context("--draws too large")?;
+
+    let t0 = Instant::now();
+    let z = zipf::Zipf::new(a.keys, a.zipf)?;
+    let mut rng = StdRng::seed_from_u64(a.seed);
+    let keys: Vec<u64> = (0..draws)
+        .map(|_| zipf::scramble(z.sample(&mut rng)))
+        .collect();
+    drop(z);
+    eprintln!(
+        "# threads={} keys={} capacity={} zipf={} seconds={} rounds={} draws={} (keys drawn in {:.2}s)",
+        a.threads,
+        a.keys,
+        a.capacity,
+        a.zipf,
+        a.seconds,
+        a.rounds,
+        draws,
+        t0.elapsed().as_secs_f64()
+    );
+
+    let per_round = Duration::from_secs_f64(a.seconds / f64::from(a.rounds));
+    let ttl = Some(Duration::from_secs(3600));
+    let mut totals = vec![PhaseResult::default(); impls.len()];
+    for round in 1..=a.rounds {
+        for (i, &which) in impls.iter().enumerate() {
+            let r = with_cache!(which, a.capacity, ttl, |cache| bench_round(
+                &cache, &keys, a.threads, a.capacity, per_round
+            ));
+            eprintln!(
+                "# round {round}/{} impl={} mops={:.2} hit_ratio={:.4}",
+                a.rounds,
+                which.name(),
+                r.ops as f64 / r.elapsed.as_secs_f64() / 1e6,
+                r.hits as f64 / r.ops.max(1) as f64
+            );
+            let t = &mut totals[i];
+            t.ops += r.ops;
+            t.hits += r.hits;
+            t.elapsed += r.elapsed;
+        }
+    }
+    for (which, t) in impls.iter().zip(&totals) {
+        println!(
+            "impl={} mops={:.2} hit_ratio={:.4}",
+            which.name(),
+            t.ops as f64 / t.elapsed.as_secs_f64() / 1e6,
+            t.hits as f64 / t.ops.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+fn cmd_memory(a: MemoryArgs) -> anyhow::Result<()> {
+    ensure!(a.entries > 0, "--entries must be > 0");
+    let impls = dedup(&a.impls.impls);
+    alloc::enable();
+    for which in impls {
+        let r = memory::measure(which, a.entries)?;
+        println!(
+            "impl={} bytes_per_entry={:.1}",
+            which.name(),
+            r.bytes as f64 / a.entries as f64
+        );
+        println!(
+            "# impl={} total_bytes={} entries_inserted={} entries_held={} allocations={}",
+            which.name(),
+            r.bytes,
+            a.entries,
+            r.entries,
+            r.allocs
+        );
+    }
+    Ok(())
+}
+
+fn cmd_gen(a: GenArgs) -> anyhow::Result<()> {
+    let specs = gen::generate(
+        &a.out,
+        gen::GenParams {
+            requests: a.requests,
+            keys: a.keys,
+            seed: a.seed,
+        },
+    )?;
+    eprintln!(
+        "# wrote {} traces and {}",
+        specs.len(),
+        a.out.join("suite.tsv").display()
+    );
+    Ok(())
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Replay(a) => cmd_replay(a),
+        Command::Throughput(a) => cmd_throughput(a),
+        Command::Memory(a) => cmd_memory(a),
+        Command::Gen(a) => cmd_gen(a),
+    }
+}
+
+/// Parses the command line; usage errors become one line on stderr (exit 2),
+/// while `--help`, `--version` and a bare `strata-bench` print as usual.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(e) => match e.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                let rendered = e.render().to_string();
+                let msg: Vec<&str> = rendered
+                    .lines()
+                    .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more"))
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                eprintln!("strata-bench: {} (see --help)", msg.join(" "));
+                Err(ExitCode::from(2))
+            }
+        },
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("strata-bench: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
