@@ -127,7 +127,9 @@ where
         let len_cap = MAX_SHARD_LEN as u64;
         let shards: Box<[ShardCell<K, V>]> = (0..n)
             .map(|i| {
-                let max_len = config.max_entries.map_or(len_cap, |e| split(e, i).min(len_cap));
+                let max_len = config
+                    .max_entries
+                    .map_or(len_cap, |e| split(e, i).min(len_cap));
                 let shard = ShardConfig {
                     max_len: max_len as usize,
                     max_weight: config.max_weight.map_or(u64::MAX, |w| split(w, i)),

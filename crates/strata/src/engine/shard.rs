@@ -81,7 +81,12 @@ impl<K, V> Entry<K, V> {
     #[inline]
     pub(crate) fn touch_idle(&self, hard: u64, now: u64, tti: u64) {
         let next = now.saturating_add(tti).min(hard);
-        if next > self.deadline.load(Ordering::Relaxed).saturating_add(1_000_000) {
+        if next
+            > self
+                .deadline
+                .load(Ordering::Relaxed)
+                .saturating_add(1_000_000)
+        {
             self.deadline.store(next, Ordering::Relaxed);
         }
     }
@@ -293,9 +298,15 @@ where
         self.has_deadlines |= deadline != NEVER;
         self.sweep(now, 2, hasher, out);
         if let Some(idx) = self.index_of(hash, &key) {
-            return self.replace(idx, key, value, weight, deadline, hard, if_absent, now, hasher, out);
+            return self.replace(
+                idx, key, value, weight, deadline, hard, if_absent, now, hasher, out,
+            );
         }
-        let weight = if self.config.weighted { u64::from(weight) } else { 1 };
+        let weight = if self.config.weighted {
+            u64::from(weight)
+        } else {
+            1
+        };
         while self.slab.len() >= self.config.max_len
             || self.weight + weight > self.config.max_weight
         {
@@ -351,7 +362,11 @@ where
         }
         if self.config.weighted {
             let old = u64::from(std::mem::replace(&mut self.weights[idx], weight));
-            let queue = if self.slab[idx].in_main() { &mut self.main } else { &mut self.small };
+            let queue = if self.slab[idx].in_main() {
+                &mut self.main
+            } else {
+                &mut self.small
+            };
             queue.weight = queue.weight - old + u64::from(weight);
             self.weight = self.weight - old + u64::from(weight);
         }
@@ -414,7 +429,7 @@ where
         self.sweep(now, 2, hasher, out);
         let idx = self.index_of(hash, key)?;
         let expired = self.slab[idx].is_expired(|| now);
-        let entry = self.remove_at(idx, hasher);
+        let entry = self.remove_at(idx, hash, hasher);
         if expired {
             // An expired entry was already gone for readers: report it as expired.
             self.counters.expirations += 1;
@@ -501,13 +516,21 @@ where
         hasher: &impl Fn(&K) -> u64,
         out: &mut impl Extend<(K, V, RemovalCause)>,
     ) {
-        let entry = self.remove_at(idx, hasher);
+        let hash = hasher(&self.slab[idx].key);
+        let entry = self.remove_at(idx, hash, hasher);
         self.counters.expirations += 1;
         out.extend([(entry.key, entry.value, RemovalCause::Expired)]);
     }
 
-    fn evict(&mut self, idx: usize, hasher: &impl Fn(&K) -> u64, out: &mut Removed<K, V>) {
-        let entry = self.remove_at(idx, hasher);
+    /// Evicts the entry at `idx`, whose key hashes to `hash`.
+    fn evict(
+        &mut self,
+        idx: usize,
+        hash: u64,
+        hasher: &impl Fn(&K) -> u64,
+        out: &mut Removed<K, V>,
+    ) {
+        let entry = self.remove_at(idx, hash, hasher);
         self.counters.evictions += 1;
         out.push((entry.key, entry.value, RemovalCause::Evicted));
     }
@@ -530,7 +553,8 @@ where
                 return if self.slab[victim].is_expired(|| now) {
                     self.expire(victim, hasher, out)
                 } else {
-                    self.evict(victim, hasher, out)
+                    let hash = hasher(&self.slab[victim].key);
+                    self.evict(victim, hash, hasher, out)
                 };
             }
             let cand = self.small.head as usize;
@@ -556,16 +580,16 @@ where
             if self.slab[victim].is_expired(|| now) {
                 return self.expire(victim, hasher, out);
             }
-            let cand_freq = self.sketch.frequency(hasher(&self.slab[cand].key));
-            let victim_freq = self.sketch.frequency(hasher(&self.slab[victim].key));
-            if cand_freq <= victim_freq {
+            let cand_hash = hasher(&self.slab[cand].key);
+            let victim_hash = hasher(&self.slab[victim].key);
+            if self.sketch.frequency(cand_hash) <= self.sketch.frequency(victim_hash) {
                 // Ties go to the incumbent: that is what keeps part of a loop cached.
-                return self.evict(cand, hasher, out);
+                return self.evict(cand, cand_hash, hasher, out);
             }
             // Removing the victim moves the slab's last entry into its slot, and that entry
             // may be the candidate.
             let last = self.slab.len() - 1;
-            self.evict(victim, hasher, out);
+            self.evict(victim, victim_hash, hasher, out);
             self.move_to_main(if cand == last { victim } else { cand });
             return;
         }
@@ -645,10 +669,10 @@ where
         queue.weight -= weight;
     }
 
-    /// Takes the entry at `idx` out of its queue, the table and the slab. The slab's last
-    /// entry moves into `idx` (so the slab stays dense) and its links and table slot follow.
-    fn remove_at(&mut self, idx: usize, hasher: &impl Fn(&K) -> u64) -> Entry<K, V> {
-        let hash = hasher(&self.slab[idx].key);
+    /// Takes the entry at `idx` (whose key hashes to `hash`) out of its queue, the table and
+    /// the slab. The slab's last entry moves into `idx` (so the slab stays dense) and its links
+    /// and table slot follow.
+    fn remove_at(&mut self, idx: usize, hash: u64, hasher: &impl Fn(&K) -> u64) -> Entry<K, V> {
         self.unlink(idx);
         self.weight -= self.weight_of(idx);
         if let Ok(found) = self.table.find_entry(hash, |&i| i as usize == idx) {
