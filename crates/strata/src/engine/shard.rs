@@ -307,34 +307,47 @@ where
         } else {
             1
         };
-        while self.slab.len() >= self.config.max_len
-            || self.weight + weight > self.config.max_weight
-        {
-            if self.slab.is_empty() {
-                break;
-            }
+        while self.weight + weight > self.config.max_weight && !self.slab.is_empty() {
             self.evict_one(now, hasher, out);
         }
-        self.sketch.increment(hash);
-        self.reserve_one();
-        let idx = self.slab.len() as u32;
-        self.slab.push(Entry {
+        let fresh = Entry {
             key,
             value,
             deadline: AtomicU64::new(deadline),
             next: NIL,
             link: AtomicU32::new(NIL),
-        });
-        if self.config.weighted {
-            self.weights.push(weight as u32);
-        }
-        if self.config.idle {
-            self.hard.push(hard);
-        }
+        };
+        let idx = if self.slab.len() >= self.config.max_len && !self.slab.is_empty() {
+            // Full by count (the steady state): the new entry takes the victim's slot, which
+            // spares moving the slab's last entry into a hole.
+            let (victim, victim_hash, cause) = self.choose_victim(now, hasher);
+            self.detach(victim, victim_hash);
+            let old = std::mem::replace(&mut self.slab[victim], fresh);
+            self.count_removal(cause);
+            out.push((old.key, old.value, cause));
+            if self.config.weighted {
+                self.weights[victim] = weight as u32;
+            }
+            if self.config.idle {
+                self.hard[victim] = hard;
+            }
+            victim
+        } else {
+            self.reserve_one();
+            self.slab.push(fresh);
+            if self.config.weighted {
+                self.weights.push(weight as u32);
+            }
+            if self.config.idle {
+                self.hard.push(hard);
+            }
+            self.slab.len() - 1
+        };
+        self.sketch.increment(hash);
         let slab = &self.slab;
         self.table
-            .insert_unique(hash, idx, |&i| hasher(&slab[i as usize].key));
-        self.push_tail(idx, false);
+            .insert_unique(hash, idx as u32, |&i| hasher(&slab[i as usize].key));
+        self.push_tail(idx as u32, false);
         self.weight += weight;
         self.counters.inserts += 1;
         Outcome::Stored
@@ -522,19 +535,6 @@ where
         out.extend([(entry.key, entry.value, RemovalCause::Expired)]);
     }
 
-    /// Evicts the entry at `idx`, whose key hashes to `hash`.
-    fn evict(
-        &mut self,
-        idx: usize,
-        hash: u64,
-        hasher: &impl Fn(&K) -> u64,
-        out: &mut Removed<K, V>,
-    ) {
-        let entry = self.remove_at(idx, hash, hasher);
-        self.counters.evictions += 1;
-        out.push((entry.key, entry.value, RemovalCause::Evicted));
-    }
-
     fn main_has_room(&self) -> bool {
         self.main.len + self.small_max_len < self.config.max_len
             && self.main.weight + self.small_max_weight < self.config.max_weight
@@ -547,26 +547,48 @@ where
 
     /// Frees at least one entry (the shard must not be empty).
     fn evict_one(&mut self, now: u64, hasher: &impl Fn(&K) -> u64, out: &mut Removed<K, V>) {
+        let (idx, hash, cause) = self.choose_victim(now, hasher);
+        let entry = self.remove_at(idx, hash, hasher);
+        self.count_removal(cause);
+        out.push((entry.key, entry.value, cause));
+    }
+
+    fn count_removal(&mut self, cause: RemovalCause) {
+        match cause {
+            RemovalCause::Expired => self.counters.expirations += 1,
+            _ => self.counters.evictions += 1,
+        }
+    }
+
+    /// Runs the policy until it names the entry to leave: its index, its key's hash, and
+    /// whether it leaves because it expired or to make room. Promotions and CLOCK rotations
+    /// happen on the way; nothing is removed, so every index stays valid for the caller.
+    fn choose_victim(
+        &mut self,
+        now: u64,
+        hasher: &impl Fn(&K) -> u64,
+    ) -> (usize, u64, RemovalCause) {
         loop {
             if self.small.len == 0 || !(self.small_full() || self.main.len == 0) {
                 let victim = self.main_victim(now, hasher);
-                return if self.slab[victim].is_expired(|| now) {
-                    self.expire(victim, hasher, out)
+                let entry = &self.slab[victim];
+                let cause = if entry.is_expired(|| now) {
+                    RemovalCause::Expired
                 } else {
-                    let hash = hasher(&self.slab[victim].key);
-                    self.evict(victim, hash, hasher, out)
+                    RemovalCause::Evicted
                 };
+                return (victim, hasher(&entry.key), cause);
             }
             let cand = self.small.head as usize;
+            let cand_hash = hasher(&self.slab[cand].key);
             if self.slab[cand].is_expired(|| now) {
-                return self.expire(cand, hasher, out);
+                return (cand, cand_hash, RemovalCause::Expired);
             }
             let freq = self.slab[cand].freq();
             if freq > 0 {
                 // Read while on probation: promote, and let the sketch remember the reads.
-                let hash = hasher(&self.slab[cand].key);
                 for _ in 0..freq {
-                    self.sketch.increment(hash);
+                    self.sketch.increment(cand_hash);
                 }
                 self.move_to_main(cand);
                 continue;
@@ -577,21 +599,16 @@ where
                 continue;
             }
             let victim = self.main_victim(now, hasher);
-            if self.slab[victim].is_expired(|| now) {
-                return self.expire(victim, hasher, out);
-            }
-            let cand_hash = hasher(&self.slab[cand].key);
             let victim_hash = hasher(&self.slab[victim].key);
+            if self.slab[victim].is_expired(|| now) {
+                return (victim, victim_hash, RemovalCause::Expired);
+            }
             if self.sketch.frequency(cand_hash) <= self.sketch.frequency(victim_hash) {
                 // Ties go to the incumbent: that is what keeps part of a loop cached.
-                return self.evict(cand, cand_hash, hasher, out);
+                return (cand, cand_hash, RemovalCause::Evicted);
             }
-            // Removing the victim moves the slab's last entry into its slot, and that entry
-            // may be the candidate.
-            let last = self.slab.len() - 1;
-            self.evict(victim, victim_hash, hasher, out);
-            self.move_to_main(if cand == last { victim } else { cand });
-            return;
+            self.move_to_main(cand);
+            return (victim, victim_hash, RemovalCause::Evicted);
         }
     }
 
@@ -673,11 +690,7 @@ where
     /// the slab. The slab's last entry moves into `idx` (so the slab stays dense) and its links
     /// and table slot follow.
     fn remove_at(&mut self, idx: usize, hash: u64, hasher: &impl Fn(&K) -> u64) -> Entry<K, V> {
-        self.unlink(idx);
-        self.weight -= self.weight_of(idx);
-        if let Ok(found) = self.table.find_entry(hash, |&i| i as usize == idx) {
-            found.remove();
-        }
+        self.detach(idx, hash);
         let last = self.slab.len() - 1;
         let entry = self.slab.swap_remove(idx);
         if self.config.weighted {
@@ -690,6 +703,16 @@ where
             self.relocated(last, idx, hasher);
         }
         entry
+    }
+
+    /// Takes the entry at `idx` out of its queue, the weight total and the table, leaving its
+    /// slab slot to be removed or refilled by the caller.
+    fn detach(&mut self, idx: usize, hash: u64) {
+        self.unlink(idx);
+        self.weight -= self.weight_of(idx);
+        if let Ok(found) = self.table.find_entry(hash, |&i| i as usize == idx) {
+            found.remove();
+        }
     }
 
     /// The entry that was at slab index `from` now lives at `to`: repoint its neighbours,

@@ -17,9 +17,8 @@ const COUNTER_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 
 #[derive(Debug)]
 pub(crate) struct Sketch {
-    words: Box<[u64]>,
-    /// Blocks of eight words, minus one (a power of two).
-    block_mask: usize,
+    /// 64-byte blocks of eight words, sixteen 4-bit counters a word; a power of two of them.
+    blocks: Box<[[u64; 8]]>,
     additions: u64,
     sample: u64,
 }
@@ -29,8 +28,7 @@ impl Sketch {
     pub(crate) fn new(capacity: usize) -> Self {
         let words = capacity.clamp(8, 1 << 26).next_power_of_two();
         Self {
-            words: vec![0; words].into_boxed_slice(),
-            block_mask: words / 8 - 1,
+            blocks: vec![[0; 8]; words / 8].into_boxed_slice(),
             additions: 0,
             sample: (words as u64).saturating_mul(20),
         }
@@ -38,53 +36,58 @@ impl Sketch {
 
     /// How many resident keys the sketch is sized for.
     pub(crate) fn capacity(&self) -> usize {
-        self.words.len()
+        self.blocks.len() * 8
     }
 
     /// Heap bytes held by the sketch.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.words.len() * 8
+        self.blocks.len() * 64
     }
 
-    /// The word index and bit shift of each of the key's four counters.
+    /// The key's block, and for each of its four counters the word within the block (counter
+    /// `i` lives in word `2i` or `2i + 1`) and the bit shift within that word.
     #[inline]
-    fn slots(&self, hash: u64) -> [(usize, u32); 4] {
+    fn locate(&self, hash: u64) -> (usize, [(usize, u32); 4]) {
         // The low bits: bits 32 and up choose the shard, so within a shard they barely vary.
-        let block = (hash as usize & self.block_mask) << 3;
+        let block = hash as usize & (self.blocks.len() - 1);
         let h = hash.wrapping_mul(COUNTER_MIX);
         let h = h ^ (h >> 31);
-        [0u32, 1, 2, 3].map(|i| {
+        let slot = |i: usize| {
             let bits = (h >> (i * 8)) as u32;
-            let word = block + (i as usize) * 2 + (bits & 1) as usize;
-            (word, ((bits >> 1) & 15) << 2)
-        })
+            (i * 2 + (bits & 1) as usize, ((bits >> 1) & 15) << 2)
+        };
+        (block, [slot(0), slot(1), slot(2), slot(3)])
     }
 
     /// The estimated number of recent requests for `hash` (0 to 15).
     #[inline]
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
-        self.slots(hash)
-            .iter()
-            .map(|&(w, shift)| ((self.words[w] >> shift) & 15) as u8)
-            .min()
-            .unwrap_or(0)
+        let (block, slots) = self.locate(hash);
+        let words = &self.blocks[block];
+        let count = |(w, shift): (usize, u32)| (words[w] >> shift) & 15;
+        count(slots[0])
+            .min(count(slots[1]))
+            .min(count(slots[2]))
+            .min(count(slots[3])) as u8
     }
 
     /// Counts one request for `hash`. Only the smallest counters grow (conservative update),
     /// which keeps collisions from inflating estimates.
+    #[inline]
     pub(crate) fn increment(&mut self, hash: u64) {
-        let slots = self.slots(hash);
-        let min = slots
-            .iter()
-            .map(|&(w, shift)| (self.words[w] >> shift) & 15)
-            .min()
-            .unwrap_or(15);
+        let (block, slots) = self.locate(hash);
+        let words = &mut self.blocks[block];
+        let count = |words: &[u64; 8], (w, shift): (usize, u32)| (words[w] >> shift) & 15;
+        let min = count(words, slots[0])
+            .min(count(words, slots[1]))
+            .min(count(words, slots[2]))
+            .min(count(words, slots[3]));
         if min == 15 {
             return;
         }
         for (w, shift) in slots {
-            if (self.words[w] >> shift) & 15 == min {
-                self.words[w] += 1 << shift;
+            if (words[w] >> shift) & 15 == min {
+                words[w] += 1 << shift;
             }
         }
         self.additions += 1;
@@ -95,7 +98,7 @@ impl Sketch {
 
     /// Halves every counter, so the sketch reflects recent popularity.
     fn age(&mut self) {
-        for word in self.words.iter_mut() {
+        for word in self.blocks.iter_mut().flatten() {
             *word = (*word >> 1) & 0x7777_7777_7777_7777;
         }
         self.additions /= 2;
@@ -103,7 +106,7 @@ impl Sketch {
 
     /// Forgets everything.
     pub(crate) fn clear(&mut self) {
-        self.words.fill(0);
+        self.blocks.fill([0; 8]);
         self.additions = 0;
     }
 }
