@@ -28,6 +28,14 @@ pub enum BuildError {
     /// The shard count must be a power of two between 1 and 65536.
     #[error("shards must be a power of two between 1 and 65536, got {0}")]
     BadShardCount(usize),
+    /// More shards than the bound has units: some shard would hold nothing.
+    #[error("{shards} shards need a bound of at least {shards}, got {bound}; use fewer shards")]
+    TooManyShards {
+        /// The shard count asked for.
+        shards: usize,
+        /// The entry or weight bound that is smaller.
+        bound: u64,
+    },
 }
 
 /// Why an insert was refused. The cache is unchanged when an insert fails.

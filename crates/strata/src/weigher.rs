@@ -45,10 +45,18 @@ where
 pub trait HeapSize {
     /// Heap bytes owned by `self` (not counting `size_of::<Self>()`).
     fn heap_size(&self) -> usize;
+
+    /// True when no value of the type owns heap memory, so that a collection of them is
+    /// weighed by its length alone instead of element by element.
+    const OWNS_NO_HEAP: bool = false;
 }
 
 macro_rules! no_heap {
-    ($($t:ty),*) => { $(impl HeapSize for $t { #[inline] fn heap_size(&self) -> usize { 0 } })* };
+    ($($t:ty),*) => { $(impl HeapSize for $t {
+        #[inline]
+        fn heap_size(&self) -> usize { 0 }
+        const OWNS_NO_HEAP: bool = true;
+    })* };
 }
 no_heap!(
     u8,
@@ -84,15 +92,24 @@ impl HeapSize for str {
     }
 }
 
+/// Heap owned by the elements themselves (nothing for `Vec<u8>` and the like, without a walk).
+fn elements_heap<T: HeapSize>(items: &[T]) -> usize {
+    if T::OWNS_NO_HEAP {
+        0
+    } else {
+        items.iter().map(T::heap_size).sum()
+    }
+}
+
 impl<T: HeapSize> HeapSize for Vec<T> {
     fn heap_size(&self) -> usize {
-        self.capacity() * std::mem::size_of::<T>() + self.iter().map(T::heap_size).sum::<usize>()
+        self.capacity() * std::mem::size_of::<T>() + elements_heap(self)
     }
 }
 
 impl<T: HeapSize> HeapSize for [T] {
     fn heap_size(&self) -> usize {
-        std::mem::size_of_val(self) + self.iter().map(T::heap_size).sum::<usize>()
+        std::mem::size_of_val(self) + elements_heap(self)
     }
 }
 

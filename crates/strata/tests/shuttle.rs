@@ -66,7 +66,10 @@ fn check_accounting(cache: &TestCache, events: &Events, stored: &[u64]) {
     assert_eq!(s.evictions, count(RemovalCause::Evicted));
     assert_eq!(s.expirations, count(RemovalCause::Expired));
     assert_eq!(s.updates, count(RemovalCause::Replaced));
-    assert_eq!(s.removals, count(RemovalCause::Removed) + count(RemovalCause::Cleared));
+    assert_eq!(
+        s.removals,
+        count(RemovalCause::Removed) + count(RemovalCause::Cleared)
+    );
 }
 
 fn insert_if_absent_race() {
@@ -77,7 +80,8 @@ fn insert_if_absent_race() {
             thread::spawn(move || (t, cache.insert_if_absent(7, value(7, t, 0)).unwrap()))
         })
         .collect();
-    let results: Vec<(u64, Inserted<u64>)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let results: Vec<(u64, Inserted<u64>)> =
+        handles.into_iter().map(|h| h.join().unwrap()).collect();
     let winners: Vec<u64> = results
         .iter()
         .filter(|(_, r)| *r == Inserted::Inserted)
@@ -147,10 +151,17 @@ fn tiny_cache_mixed_ops() {
             })
         })
         .collect();
-    let stored: Vec<u64> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let stored: Vec<u64> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert!(cache.len() as u64 <= MAX);
     let s = cache.stats();
-    assert_eq!(s.entries, s.inserts - s.removals - s.expirations - s.evictions, "{s:?}");
+    assert_eq!(
+        s.entries,
+        s.inserts - s.removals - s.expirations - s.evictions,
+        "{s:?}"
+    );
     assert_eq!(s.inserts + s.updates, stored.len() as u64);
     check_accounting(&cache, &events, &stored);
 }
@@ -199,9 +210,16 @@ fn clear_with_inserts(max_entries: u64) {
         })
     };
     clearer.join().unwrap();
-    let stored: Vec<u64> = writers.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let stored: Vec<u64> = writers
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     let s = cache.stats();
-    assert_eq!(s.entries, s.inserts - s.removals - s.expirations - s.evictions, "{s:?}");
+    assert_eq!(
+        s.entries,
+        s.inserts - s.removals - s.expirations - s.evictions,
+        "{s:?}"
+    );
     assert_eq!(s.inserts + s.updates, stored.len() as u64);
     check_accounting(&cache, &events, &stored);
 }
@@ -220,7 +238,6 @@ fn clear_races_with_inserts_pct() {
 /// allocation and the next insert's growth panics (`clamp(16, 2)`); see behaviour.rs's
 /// `tiny_cache_survives_clear`.
 #[test]
-#[ignore = "bug: insert after clear() panics when a shard's max_entries < 16"]
 fn clear_races_with_inserts_tiny() {
     shuttle::check_random(|| clear_with_inserts(4), 100);
 }
@@ -237,7 +254,9 @@ fn expiry_race() {
         .clock(clock.clone())
         .build()
         .unwrap();
-    cache.insert_with_ttl(1, 100, Duration::from_millis(10)).unwrap();
+    cache
+        .insert_with_ttl(1, 100, Duration::from_millis(10))
+        .unwrap();
     let advancer = {
         let clock = clock.clone();
         thread::spawn(move || {
@@ -274,7 +293,11 @@ fn expiry_race() {
     writer.join().unwrap();
     reader.join().unwrap();
     let s = cache.stats();
-    assert_eq!(s.entries, s.inserts - s.removals - s.expirations - s.evictions, "{s:?}");
+    assert_eq!(
+        s.entries,
+        s.inserts - s.removals - s.expirations - s.evictions,
+        "{s:?}"
+    );
 }
 
 #[test]

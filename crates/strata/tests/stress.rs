@@ -89,20 +89,53 @@ struct Tally {
 
 #[test]
 fn many_threads_on_many_shards() {
-    run(Params { shards: 8, max_entries: 1000, max_weight: 3000, keys: 2048, hot: 64 });
+    // Entries bind (mean weight 4.5).
+    run(Params {
+        shards: 8,
+        max_entries: 1000,
+        max_weight: 6000,
+        keys: 2048,
+        hot: 64,
+    });
+}
+
+#[test]
+fn many_threads_on_few_shards_weight_bound() {
+    // Weight binds.
+    run(Params {
+        shards: 2,
+        max_entries: 1000,
+        max_weight: 300,
+        keys: 1024,
+        hot: 32,
+    });
 }
 
 #[test]
 fn many_threads_on_one_tiny_shard() {
-    run(Params { shards: 1, max_entries: 16, max_weight: 40, keys: 64, hot: 8 });
+    // Both bind, one lock for everyone.
+    run(Params {
+        shards: 1,
+        max_entries: 16,
+        max_weight: 72,
+        keys: 64,
+        hot: 8,
+    });
 }
 
 fn run(p: Params) {
-    let Params { shards, max_entries, max_weight, keys, hot } = p;
+    let Params {
+        shards,
+        max_entries,
+        max_weight,
+        keys,
+        hot,
+    } = p;
     let clock = MockClock::new();
     let causes = Arc::new(Causes::default());
     // How often each value was stored (0 or 1) and reported to the listener.
-    let stored: Arc<Vec<AtomicU8>> = Arc::new((0..THREADS * OPS).map(|_| AtomicU8::new(0)).collect());
+    let stored: Arc<Vec<AtomicU8>> =
+        Arc::new((0..THREADS * OPS).map(|_| AtomicU8::new(0)).collect());
     let reported: Arc<Vec<AtomicU8>> =
         Arc::new((0..THREADS * OPS).map(|_| AtomicU8::new(0)).collect());
 
@@ -140,10 +173,16 @@ fn run(p: Params) {
                 let len = cache.len() as u64;
                 let weight = cache.weighted_size();
                 assert!(len <= max_entries, "len {len} > {max_entries}");
-                assert!(weight <= max_weight, "weighted_size {weight} > {max_weight}");
+                assert!(
+                    weight <= max_weight,
+                    "weighted_size {weight} > {max_weight}"
+                );
                 if checks % 64 == 0 {
                     let s = cache.stats();
-                    assert!(s.entries <= max_entries && s.weighted_size <= max_weight, "{s:?}");
+                    assert!(
+                        s.entries <= max_entries && s.weighted_size <= max_weight,
+                        "{s:?}"
+                    );
                 }
                 checks += 1;
                 thread::yield_now();
@@ -170,14 +209,21 @@ fn run(p: Params) {
                     if w == 1 && seq % 10_000 == 9_999 {
                         cache.clear();
                     }
-                    let key = if rng.below(2) == 0 { rng.below(hot) } else { rng.below(keys) };
+                    let key = if rng.below(2) == 0 {
+                        rng.below(hot)
+                    } else {
+                        rng.below(keys)
+                    };
                     match rng.below(100) {
                         0..=34 => {
                             let now = clock.now_nanos();
                             gets += 1;
                             if let Some(v) = cache.get(&key) {
                                 assert_eq!(v.key, key, "get({key}) returned {v:?}");
-                                assert!(v.deadline > now, "get({key}) at {now} returned expired {v:?}");
+                                assert!(
+                                    v.deadline > now,
+                                    "get({key}) at {now} returned expired {v:?}"
+                                );
                             }
                         }
                         35..=74 => {
@@ -185,7 +231,8 @@ fn run(p: Params) {
                             let if_absent = rng.below(3) == 0;
                             let _g = gate.read().unwrap();
                             let now = clock.now_nanos();
-                            let ttl_ns = ttl.map_or(DEFAULT_TTL.as_nanos() as u64, |t| t * 1_000_000);
+                            let ttl_ns =
+                                ttl.map_or(DEFAULT_TTL.as_nanos() as u64, |t| t * 1_000_000);
                             let v = Val {
                                 key,
                                 writer: w as u32,
@@ -199,9 +246,11 @@ fn run(p: Params) {
                                     .insert_with_ttl(key, v, Duration::from_millis(t))
                                     .map(|()| Inserted::Inserted),
                                 (None, true) => cache.insert_if_absent(key, v),
-                                (Some(t), true) => {
-                                    cache.insert_if_absent_with_ttl(key, v, Duration::from_millis(t))
-                                }
+                                (Some(t), true) => cache.insert_if_absent_with_ttl(
+                                    key,
+                                    v,
+                                    Duration::from_millis(t),
+                                ),
                             };
                             match outcome.unwrap() {
                                 Inserted::Inserted => {
@@ -210,8 +259,14 @@ fn run(p: Params) {
                                 }
                                 Inserted::Existing(old) => {
                                     assert!(if_absent);
-                                    assert_eq!(old.key, key, "insert_if_absent({key}) found {old:?}");
-                                    assert!(old.deadline > now, "insert_if_absent({key}) at {now} found expired {old:?}");
+                                    assert_eq!(
+                                        old.key, key,
+                                        "insert_if_absent({key}) found {old:?}"
+                                    );
+                                    assert!(
+                                        old.deadline > now,
+                                        "insert_if_absent({key}) at {now} found expired {old:?}"
+                                    );
                                 }
                             }
                         }
@@ -219,7 +274,10 @@ fn run(p: Params) {
                             let now = clock.now_nanos();
                             if let Some(v) = cache.remove(&key) {
                                 assert_eq!(v.key, key, "remove({key}) returned {v:?}");
-                                assert!(v.deadline > now, "remove({key}) at {now} returned expired {v:?}");
+                                assert!(
+                                    v.deadline > now,
+                                    "remove({key}) at {now} returned expired {v:?}"
+                                );
                                 removes += 1;
                             }
                         }
@@ -246,14 +304,24 @@ fn run(p: Params) {
     eprintln!("{p:?}: {s:?}, {checks} monitor checks");
     assert_eq!(s.entries, cache.len() as u64);
     assert_eq!(s.weighted_size, cache.weighted_size());
-    assert_eq!(s.entries, s.inserts - s.removals - s.expirations - s.evictions, "{s:?}");
+    assert_eq!(
+        s.entries,
+        s.inserts - s.removals - s.expirations - s.evictions,
+        "{s:?}"
+    );
     assert_eq!(s.hits + s.misses, tally.gets.load(Ordering::Relaxed));
     assert_eq!(s.inserts + s.updates, tally.stored.load(Ordering::Relaxed));
-    assert!(s.evictions > 0 && s.expirations > 0 && s.updates > 0 && s.hits > 0, "{s:?}");
+    assert!(
+        s.evictions > 0 && s.expirations > 0 && s.updates > 0 && s.hits > 0,
+        "{s:?}"
+    );
     assert_eq!(causes.get(RemovalCause::Expired), s.expirations);
     assert_eq!(causes.get(RemovalCause::Evicted), s.evictions);
     assert_eq!(causes.get(RemovalCause::Replaced), s.updates);
-    assert_eq!(causes.get(RemovalCause::Removed), tally.removed.load(Ordering::Relaxed));
+    assert_eq!(
+        causes.get(RemovalCause::Removed),
+        tally.removed.load(Ordering::Relaxed)
+    );
     assert_eq!(
         causes.get(RemovalCause::Removed) + causes.get(RemovalCause::Cleared),
         s.removals
@@ -264,7 +332,13 @@ fn run(p: Params) {
     assert!(cache.is_empty());
     for (i, (s, r)) in stored.iter().zip(reported.iter()).enumerate() {
         let (s, r) = (s.load(Ordering::Relaxed), r.load(Ordering::Relaxed));
-        assert_eq!(s, r, "value {i} (writer {}, seq {}) stored {s}, reported {r}", i / OPS, i % OPS);
+        assert_eq!(
+            s,
+            r,
+            "value {i} (writer {}, seq {}) stored {s}, reported {r}",
+            i / OPS,
+            i % OPS
+        );
     }
     let s = cache.stats();
     assert_eq!(s.entries, 0);

@@ -198,12 +198,9 @@ where
     V: Clone,
 {
     pub(crate) fn new(config: ShardConfig) -> Self {
-        let sketch_capacity = if config.max_len < MAX_SHARD_LEN {
-            config.max_len
-        } else {
-            // Bounded by weight only: start small and grow with the shard.
-            config.preallocate
-        };
+        // The sketch starts at the preallocated size and grows with the slab (see
+        // `reserve_one`), so an empty cache with a large bound holds no large sketch.
+        let sketch_capacity = config.preallocate;
         let small_max_len = (config.max_len as u64 * SMALL_SHARE_PERCENT / 100).max(1);
         Self {
             table: HashTable::with_capacity(config.preallocate),
@@ -412,7 +409,8 @@ where
             return;
         }
         let len = self.slab.len();
-        let target = (len * 2).clamp(16, self.config.max_len.max(1));
+        // Not `clamp`: a shard's limit may be below the minimum growth step.
+        let target = (len * 2).max(16).min(self.config.max_len.max(1));
         self.slab.reserve_exact(target.saturating_sub(len).max(1));
         let capacity = self.slab.capacity();
         if self.config.weighted {
@@ -597,6 +595,10 @@ where
                 // Main fills freely up to its share; only then must candidates compete.
                 self.move_to_main(cand);
                 continue;
+            }
+            if self.main.len == 0 {
+                // A shard too small to have a main share: the small queue is the cache.
+                return (cand, cand_hash, RemovalCause::Evicted);
             }
             let victim = self.main_victim(now, hasher);
             let victim_hash = hasher(&self.slab[victim].key);
