@@ -302,9 +302,16 @@ where
         };
         let hasher = |k: &K| inner.hasher.hash_one(k);
         let mut out = Removed::new();
-        let outcome = self.shard(hash).lock.write().insert(
+        let cell = self.shard(hash);
+        let mut shard = cell.lock.write();
+        shard.observe_lookups(
+            cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed),
+        );
+        let outcome = shard.insert(
             hash, key, value, weight, deadline, hard, if_absent, upper, &hasher, &mut out,
         );
+        // Release the lock before dropping what left or calling the listener.
+        drop(shard);
         self.dispose(out);
         Ok(outcome)
     }

@@ -860,3 +860,34 @@ fn small_entry_bounds_without_clear() {
         }
     }
 }
+
+/// A cache that is only written to (no lookups) must still let a new working set in. The
+/// first phase cycles 2,000 keys through 1,000 slots, so every one of them is inserted again
+/// and again and its sketch counters saturate. If only lookups aged the sketch, those counts
+/// would never fall, every admission duel against them would tie, and the new set would be
+/// refused forever; writes count as requests, so the old counts fade.
+#[test]
+fn write_only_cache_adopts_a_new_working_set() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_entries(1_000)
+        .shards(1)
+        .build()
+        .unwrap();
+    for _ in 0..30 {
+        for k in 0..2_000 {
+            cache.insert(k, k).unwrap();
+        }
+    }
+    for _ in 0..100 {
+        for k in 10_000..10_500 {
+            cache.insert(k, k).unwrap();
+        }
+    }
+    let new_set = (10_000..10_500u64)
+        .filter(|k| cache.contains_key(k))
+        .count();
+    assert!(
+        new_set >= 450,
+        "only {new_set} of the new working set of 500 cached"
+    );
+}

@@ -224,6 +224,14 @@ where
         self.slab.len()
     }
 
+    /// Tells the policy how many lookups (hits + misses) the shard has served so far; writes
+    /// count too, so a cache that is only written to still ages its sketch.
+    #[inline]
+    pub(crate) fn observe_lookups(&mut self, lookups: u64) {
+        let writes = self.counters.inserts + self.counters.updates;
+        self.sketch.observe_requests(lookups.wrapping_add(writes));
+    }
+
     pub(crate) fn weight(&self) -> u64 {
         self.weight
     }

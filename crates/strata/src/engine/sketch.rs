@@ -2,15 +2,20 @@
 //! for, including keys no longer (or not yet) in the cache. This is TinyLFU's frequency
 //! filter (Einziger, Friedman, Manes 2017), sized like Caffeine's: one `u64` of sixteen
 //! counters per cached entry, four counters per key, conservative update. Every counter is
-//! halved after a sample of `20 × capacity` additions so that old popularity fades.
+//! halved after `30 × capacity` requests to the shard (lookups and writes; Caffeine also
+//! counts its sample in requests) so that old popularity fades.
 //!
 //! As in Caffeine 3, a key's four counters sit in one 64-byte block (eight words: counter `i`
 //! in word `2i` or `2i + 1`), so counting or estimating a key touches one cache line instead
 //! of four.
 //!
-//! The density and the sample were chosen on the synthetic suite (docs/design.md): a quarter
-//! of this density lost up to 0.03 of hit ratio on weakly skewed traces, and a sample of
-//! `10 × capacity` lost up to 0.07 on loops.
+//! The density and the period were chosen on the synthetic suite (docs/design.md): a quarter
+//! of this density lost up to 0.03 of hit ratio on weakly skewed traces.
+
+/// Requests (lookups and writes) between two agings, per key the sketch is sized for. Chosen
+/// on the synthetic suite (docs/design.md): shorter periods follow shifting popularity better,
+/// longer ones tell weakly skewed keys apart better; 30 balances them.
+const AGING_PERIOD: u64 = 30;
 
 /// Mixes a key's hash into the hash that picks its counters within the block.
 const COUNTER_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -19,8 +24,10 @@ const COUNTER_MIX: u64 = 0x9e37_79b9_7f4a_7c15;
 pub(crate) struct Sketch {
     /// 64-byte blocks of eight words, sixteen 4-bit counters a word; a power of two of them.
     blocks: Box<[[u64; 8]]>,
-    additions: u64,
-    sample: u64,
+    /// The shard's request count (hits + misses) when the sketch last aged.
+    aged_at: u64,
+    /// Requests between agings.
+    period: u64,
 }
 
 impl Sketch {
@@ -29,8 +36,18 @@ impl Sketch {
         let words = capacity.clamp(8, 1 << 26).next_power_of_two();
         Self {
             blocks: vec![[0; 8]; words / 8].into_boxed_slice(),
-            additions: 0,
-            sample: (words as u64).saturating_mul(20),
+            aged_at: 0,
+            period: (words as u64).saturating_mul(AGING_PERIOD),
+        }
+    }
+
+    /// Ages the sketch once `requests` (the shard's running count of hits and misses) has
+    /// advanced a whole period since the last aging.
+    #[inline]
+    pub(crate) fn observe_requests(&mut self, requests: u64) {
+        if requests.wrapping_sub(self.aged_at) >= self.period {
+            self.aged_at = requests;
+            self.age();
         }
     }
 
@@ -90,10 +107,6 @@ impl Sketch {
                 words[w] += 1 << shift;
             }
         }
-        self.additions += 1;
-        if self.additions >= self.sample {
-            self.age();
-        }
     }
 
     /// Halves every counter, so the sketch reflects recent popularity.
@@ -101,13 +114,11 @@ impl Sketch {
         for word in self.blocks.iter_mut().flatten() {
             *word = (*word >> 1) & 0x7777_7777_7777_7777;
         }
-        self.additions /= 2;
     }
 
     /// Forgets everything.
     pub(crate) fn clear(&mut self) {
         self.blocks.fill([0; 8]);
-        self.additions = 0;
     }
 }
 
@@ -125,6 +136,21 @@ mod tests {
         assert_eq!(s.frequency(43), 0);
         s.age();
         assert_eq!(s.frequency(42), 7);
+    }
+
+    #[test]
+    fn ages_once_per_period_of_requests() {
+        let mut s = Sketch::new(1024);
+        for _ in 0..8 {
+            s.increment(42);
+        }
+        let period = 1024 * AGING_PERIOD;
+        s.observe_requests(period - 1);
+        assert_eq!(s.frequency(42), 8, "aged before a whole period");
+        s.observe_requests(period);
+        assert_eq!(s.frequency(42), 4);
+        s.observe_requests(period + 10);
+        assert_eq!(s.frequency(42), 4, "aged twice in one period");
     }
 
     #[test]
