@@ -238,11 +238,14 @@ where
 
     /// Stores `value` only if `key` has no live entry. Atomic with respect to every other
     /// operation on the key: of many concurrent callers, exactly one gets
-    /// [`Inserted::Inserted`]; the others get the winner's value.
+    /// [`Inserted::Inserted`] and the others get the winner's value, as long as the winner's
+    /// entry stays in the cache (an eviction, expiry or removal in between lets the next
+    /// caller win again). The existing value is cloned under the shard's lock; the caller's
+    /// rejected key and value are dropped after it is released.
     pub fn insert_if_absent(&self, key: K, value: V) -> Result<Inserted<V>, InsertError> {
         match self.insert_inner(key, value, None, true)? {
-            Outcome::Stored => Ok(Inserted::Inserted),
-            Outcome::Present(v) => Ok(Inserted::Existing(v)),
+            None => Ok(Inserted::Inserted),
+            Some(v) => Ok(Inserted::Existing(v)),
         }
     }
 
@@ -257,8 +260,8 @@ where
             return Err(InsertError::ZeroTtl);
         }
         match self.insert_inner(key, value, Some(ttl), true)? {
-            Outcome::Stored => Ok(Inserted::Inserted),
-            Outcome::Present(v) => Ok(Inserted::Existing(v)),
+            None => Ok(Inserted::Inserted),
+            Some(v) => Ok(Inserted::Existing(v)),
         }
     }
 
@@ -276,20 +279,27 @@ where
         Ok(weight as u32)
     }
 
+    /// Inserts (or, with `if_absent`, leaves a live entry alone and returns its value).
     fn insert_inner(
         &self,
         key: K,
         value: V,
         ttl: Option<Duration>,
         if_absent: bool,
-    ) -> Result<Outcome<V>, InsertError> {
+    ) -> Result<Option<V>, InsertError> {
         let weight = self.weigh(&key, &value)?;
         let hash = self.hash(&key);
         let inner = &*self.inner;
-        // Deadlines count from the clock's reading; expiry checks use its upper bound.
+        let ttl = ttl.map_or(inner.default_ttl, duration_to_nanos);
+        let hasher = |k: &K| inner.hasher.hash_one(k);
+        let mut out = Removed::new();
+        let cell = self.shard(hash);
+        let mut shard = cell.lock.write();
+        // The clock is read under the lock: a reading taken before waiting for it could judge
+        // an entry live that expired while this thread waited. Deadlines count from the
+        // reading; expiry checks use its upper bound.
         let now = inner.clock.now_nanos();
         let upper = now.saturating_add(inner.clock.resolution_nanos());
-        let ttl = ttl.map_or(inner.default_ttl, duration_to_nanos);
         let hard = if ttl == NEVER {
             NEVER
         } else {
@@ -300,10 +310,6 @@ where
         } else {
             hard.min(now.saturating_add(inner.tti))
         };
-        let hasher = |k: &K| inner.hasher.hash_one(k);
-        let mut out = Removed::new();
-        let cell = self.shard(hash);
-        let mut shard = cell.lock.write();
         shard.observe_lookups(
             cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed),
         );
@@ -313,7 +319,13 @@ where
         // Release the lock before dropping what left or calling the listener.
         drop(shard);
         self.dispose(out);
-        Ok(outcome)
+        Ok(match outcome {
+            Outcome::Stored => None,
+            Outcome::Present { existing, rejected } => {
+                drop(rejected);
+                Some(existing)
+            }
+        })
     }
 
     /// Removes `key`, returning its value if a live entry held one.
@@ -325,13 +337,11 @@ where
         let hash = self.hash(key);
         let inner = &*self.inner;
         let hasher = |k: &K| inner.hasher.hash_one(k);
-        let now = inner.clock.upper_nanos();
         let mut out = Removed::new();
-        let removed = self
-            .shard(hash)
-            .lock
-            .write()
-            .remove(hash, key, now, &hasher, &mut out);
+        let mut shard = self.shard(hash).lock.write();
+        let now = inner.clock.upper_nanos();
+        let removed = shard.remove(hash, key, now, &hasher, &mut out);
+        drop(shard);
         self.dispose(out);
         let (key, value) = removed?;
         if let Some(listener) = &inner.listener {
@@ -362,8 +372,10 @@ where
         let mut reclaimed = 0;
         for cell in inner.shards.iter() {
             let mut out = Vec::new();
+            let mut shard = cell.lock.write();
             let now = inner.clock.upper_nanos();
-            reclaimed += cell.lock.write().sweep_all(now, &hasher, &mut out);
+            reclaimed += shard.sweep_all(now, &hasher, &mut out);
+            drop(shard);
             self.dispose(out);
         }
         reclaimed
@@ -485,8 +497,9 @@ where
             }
             let cell = self.cache.inner.shards.get(self.next_shard)?;
             self.next_shard += 1;
+            let shard = cell.lock.read();
             let now = self.cache.inner.clock.upper_nanos();
-            self.batch = cell.lock.read().live_keys(now).into_iter();
+            self.batch = shard.live_keys(now).into_iter();
         }
     }
 }

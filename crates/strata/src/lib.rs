@@ -25,7 +25,7 @@
 //! ## Design in one screen
 //! (The long version, with the measurements behind each choice, is `docs/design.md`.)
 //!
-//! **Concurrency.** The cache is split into shards (a power of two, four per core by default),
+//! **Concurrency.** The cache is split into shards (a power of two, sixteen per core by default),
 //! each a reader-writer lock around plain data. A lookup takes the read lock, so readers of the
 //! same shard proceed together; it records the access by bumping two bits in the entry (and
 //! stops writing them once they are saturated, so hot entries' cache lines stay shared).
@@ -35,9 +35,9 @@
 //! **Storage.** A shard keeps its entries in a dense `Vec` (the slab) and a `hashbrown` table of
 //! `u32` slab indices. Removing swaps the slab's last entry into the hole, so there are no free
 //! slots to track. Queue links are `u32` indices in the entry. For `u64` keys and values an
-//! entry is 40 bytes, TTL included.
+//! entry is 32 bytes, TTL included.
 //!
-//! **Eviction.** New entries enter a small FIFO (10% of the shard). One that is read while
+//! **Eviction.** New entries enter a small FIFO (1% of the shard). One that is read while
 //! there moves on to the main queue; one that is not must beat main's next victim on a
 //! frequency sketch (4-bit count-min, TinyLFU) to get in. Main is a CLOCK over two access bits.
 //! This is S3-FIFO with the ghost queue replaced by TinyLFU's admission test: one-hit wonders and

@@ -335,8 +335,8 @@ fn byte_bound_holds_with_wildly_different_sizes() {
     let (mut refused, mut stored) = (0, 0);
     for i in 0..3000u64 {
         // From 1 B to 1 MiB, log-uniform, with large values (64 KiB and up) on one insert in
-        // ten (the default weigher walks a Vec's elements, which is slow in debug builds);
-        // plus a few values beyond one shard's share.
+        // ten to keep the test's allocation churn small; plus a few values beyond one shard's
+        // share, which must be refused.
         let size = if i % 500 == 499 {
             3 * MIB
         } else {
@@ -890,4 +890,112 @@ fn write_only_cache_adopts_a_new_working_set() {
         new_set >= 450,
         "only {new_set} of the new working set of 500 cached"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Found by review: unwinding user code, drops under the lock, replacements evicting themselves
+// ---------------------------------------------------------------------------------------------
+
+mod hash_panics {
+    use std::hash::{Hash, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Keys whose `Hash` panics for the value stored in `PANIC_ON` (0: never).
+    pub static PANIC_ON: AtomicU64 = AtomicU64::new(0);
+
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Key(pub u64);
+
+    impl Hash for Key {
+        fn hash<H: Hasher>(&self, state: &mut H) {
+            if PANIC_ON.load(Ordering::SeqCst) == self.0 {
+                panic!("hash of {} panics", self.0);
+            }
+            self.0.hash(state);
+        }
+    }
+}
+
+/// A key whose `Hash` panics while the shard is mid-removal (the slab's last entry must be
+/// rehashed to move it into the hole) leaves the shard exactly as it was.
+#[test]
+fn a_panicking_hash_leaves_the_shard_intact() {
+    use hash_panics::{Key, PANIC_ON};
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    use std::sync::atomic::Ordering;
+
+    let cache: Cache<Key, u64> = Cache::builder().max_entries(100).shards(1).build().unwrap();
+    for k in 1..=4 {
+        cache.insert(Key(k), k).unwrap();
+    }
+    // Removing key 1 moves the last slot (key 4) into its place, which hashes key 4.
+    PANIC_ON.store(4, Ordering::SeqCst);
+    let removed = catch_unwind(AssertUnwindSafe(|| cache.remove(&Key(1))));
+    PANIC_ON.store(0, Ordering::SeqCst);
+    assert!(removed.is_err(), "the hash of key 4 should have panicked");
+    for k in 1..=4 {
+        assert_eq!(cache.get(&Key(k)), Some(k), "key {k} after the panic");
+    }
+    assert_eq!(cache.len(), 4);
+    assert_eq!(cache.remove(&Key(1)), Some(1));
+    assert_eq!(cache.get(&Key(4)), Some(4));
+    assert_eq!(cache.len(), 3);
+}
+
+/// `insert_if_absent` that finds a live entry drops the caller's value after releasing the
+/// shard's lock: a destructor that reads the cache (from another thread, or this one) must not
+/// find it locked.
+#[test]
+fn rejected_values_are_dropped_outside_the_lock() {
+    use std::sync::mpsc;
+    use std::sync::OnceLock;
+
+    static CACHE: OnceLock<Cache<u64, Probe>> = OnceLock::new();
+    static LOCK_FREE: OnceLock<bool> = OnceLock::new();
+
+    #[derive(Clone)]
+    struct Probe(bool);
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            if !self.0 {
+                return;
+            }
+            // Ask another thread to read the (single) shard; it answers at once if the lock is
+            // free, and only after this drop returns if it is held.
+            let (tx, rx) = mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = CACHE.get().map(|c| c.len());
+                let _ = tx.send(());
+            });
+            let free = rx.recv_timeout(std::time::Duration::from_secs(5)).is_ok();
+            let _ = LOCK_FREE.set(free);
+        }
+    }
+
+    let cache = CACHE.get_or_init(|| Cache::builder().max_entries(10).shards(1).build().unwrap());
+    cache.insert(1, Probe(false)).unwrap();
+    let outcome = cache.insert_if_absent(1, Probe(true)).unwrap();
+    assert!(matches!(outcome, Inserted::Existing(_)));
+    assert_eq!(LOCK_FREE.get(), Some(&true), "dropped under the write lock");
+}
+
+/// Replacing a value with a heavier one evicts other entries, never the entry just written.
+#[test]
+fn a_heavier_replacement_does_not_evict_itself() {
+    let cache: Cache<&str, u64> = Cache::builder()
+        .max_weight(20)
+        .weigher(|_: &&str, v: &u64| *v)
+        .shards(1)
+        .build()
+        .unwrap();
+    for key in ["a", "b", "c"] {
+        cache.insert(key, 5).unwrap();
+    }
+    cache.insert("a", 12).unwrap();
+    assert_eq!(cache.get("a"), Some(12));
+    assert!(cache.weighted_size() <= 20);
+    let stats = cache.stats();
+    assert_eq!(stats.updates, 1);
+    assert_eq!(stats.evictions, 1, "one of b and c makes room");
+    assert_eq!(stats.entries, 2);
 }

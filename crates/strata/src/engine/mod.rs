@@ -18,8 +18,10 @@ pub(crate) struct ShardCell<K, V> {
 }
 
 /// Bytes the engine spends per entry beyond the heap that key and value own: the entry slot
-/// (with the key and value inline), its weight (4), its share of the hash table (a 4-byte index
-/// and a control byte at 7/8 load, about 6) and of the frequency sketch (8).
+/// (with the key and value inline), its weight (4), its hard deadline (8; only time-to-idle
+/// caches keep one, but a weigher cannot tell, so it is always counted and the byte bound errs
+/// on the safe side), its share of the hash table (a 4-byte index and a control byte at 7/8
+/// load, about 6) and of the frequency sketch (8).
 pub(crate) fn entry_overhead<K, V>() -> usize {
-    std::mem::size_of::<Entry<K, V>>() + 4 + 6 + 8
+    std::mem::size_of::<Entry<K, V>>() + 4 + 8 + 6 + 8
 }

@@ -4,7 +4,7 @@
 //! (moved by time-to-idle), both atomics.
 //!
 //! # Policy
-//! New entries enter the **small** queue (10% of the shard). An entry read while in the small
+//! New entries enter the **small** queue (1% of the shard). An entry read while in the small
 //! queue moves to the **main** queue when it reaches the small queue's head (S3-FIFO, Yang et
 //! al. 2023). An entry never read there is a *candidate*: it enters main only if the sketch
 //! says it is asked for more often than main's next victim (TinyLFU admission); otherwise it
@@ -158,11 +158,12 @@ pub(crate) struct WriteCounters {
 }
 
 /// What an insert found.
-pub(crate) enum Outcome<V> {
+pub(crate) enum Outcome<K, V> {
     /// The entry was stored.
     Stored,
-    /// `insert_if_absent` found a live entry and left it alone.
-    Present(V),
+    /// `insert_if_absent` found a live entry and left it alone: a clone of its value, and the
+    /// caller's key and value to be dropped once the lock is released.
+    Present { existing: V, rejected: (K, V) },
 }
 
 pub(crate) struct Shard<K, V> {
@@ -285,7 +286,11 @@ where
     }
 
     /// Inserts or replaces. `weight` must already be within the shard's limit; `now` is the
-    /// time expiry is judged at. Entries pushed out are appended to `out`.
+    /// time expiry is judged at, read under this shard's lock. Entries pushed out are appended
+    /// to `out`.
+    ///
+    /// User code that can unwind (the key's `Hash` and `Eq`, the value's `Clone`) runs before
+    /// anything here changes, so a panic leaves the shard as it was.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,
@@ -299,19 +304,85 @@ where
         now: u64,
         hasher: &impl Fn(&K) -> u64,
         out: &mut Removed<K, V>,
-    ) -> Outcome<V> {
+    ) -> Outcome<K, V> {
+        // Room in the table first: growing it rehashes every key.
+        let slab = &self.slab;
+        self.table.reserve(1, |&i| hasher(&slab[i as usize].key));
         self.has_deadlines |= deadline != NEVER;
         self.sweep(now, 2, hasher, out);
-        if let Some(idx) = self.index_of(hash, &key) {
-            return self.replace(
-                idx, key, value, weight, deadline, hard, if_absent, now, hasher, out,
-            );
-        }
         let weight = if self.config.weighted {
             u64::from(weight)
         } else {
             1
         };
+        let Some(idx) = self.index_of(hash, &key) else {
+            self.place(hash, key, value, weight, deadline, hard, now, hasher, out);
+            self.counters.inserts += 1;
+            return Outcome::Stored;
+        };
+        let expired = self.slab[idx].is_expired(|| now);
+        if if_absent && !expired {
+            let existing = self.slab[idx].value.clone();
+            self.slab[idx].touch();
+            return Outcome::Present {
+                existing,
+                rejected: (key, value),
+            };
+        }
+        let cause = if expired {
+            self.counters.expirations += 1;
+            self.counters.inserts += 1;
+            RemovalCause::Expired
+        } else {
+            self.counters.updates += 1;
+            RemovalCause::Replaced
+        };
+        let old_weight = self.weight_of(idx);
+        if self.weight - old_weight + weight > self.config.max_weight {
+            // Heavier than the room left: the old entry leaves, and the new value is admitted
+            // like a new key (others make room first; it can never evict itself), read once.
+            let old = self.remove_at(idx, hash, hasher);
+            out.push((old.key, old.value, cause));
+            let idx = self.place(hash, key, value, weight, deadline, hard, now, hasher, out);
+            self.slab[idx].touch();
+            return Outcome::Stored;
+        }
+        if self.config.weighted {
+            self.weights[idx] = weight as u32;
+            let queue = if self.slab[idx].in_main() {
+                &mut self.main
+            } else {
+                &mut self.small
+            };
+            queue.weight = queue.weight - old_weight + weight;
+            self.weight = self.weight - old_weight + weight;
+        }
+        if self.config.idle {
+            self.hard[idx] = hard;
+        }
+        let entry = &mut self.slab[idx];
+        let old = std::mem::replace(&mut entry.value, value);
+        *entry.deadline.get_mut() = deadline;
+        entry.touch();
+        out.push((key, old, cause));
+        Outcome::Stored
+    }
+
+    /// Stores an entry for a key the shard does not hold, evicting to make room, and returns
+    /// its slab index. The table must already have room for one more slot.
+    #[allow(clippy::too_many_arguments)]
+    fn place(
+        &mut self,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u64,
+        deadline: u64,
+        hard: u64,
+        now: u64,
+        hasher: &impl Fn(&K) -> u64,
+        out: &mut Removed<K, V>,
+    ) -> usize {
         while self.weight + weight > self.config.max_weight && !self.slab.is_empty() {
             self.evict_one(now, hasher, out);
         }
@@ -349,69 +420,17 @@ where
             self.slab.len() - 1
         };
         self.sketch.increment(hash);
+        // The table has room (reserved by `insert`), so this does not rehash.
         let slab = &self.slab;
         self.table
             .insert_unique(hash, idx as u32, |&i| hasher(&slab[i as usize].key));
         self.push_tail(idx as u32, false);
         self.weight += weight;
-        self.counters.inserts += 1;
-        Outcome::Stored
-    }
-
-    /// The key is present at `idx`: replace its value (unless `if_absent` and it is live).
-    #[allow(clippy::too_many_arguments)]
-    fn replace(
-        &mut self,
-        idx: usize,
-        key: K,
-        value: V,
-        weight: u32,
-        deadline: u64,
-        hard: u64,
-        if_absent: bool,
-        now: u64,
-        hasher: &impl Fn(&K) -> u64,
-        out: &mut Removed<K, V>,
-    ) -> Outcome<V> {
-        let expired = self.slab[idx].is_expired(|| now);
-        if if_absent && !expired {
-            self.slab[idx].touch();
-            return Outcome::Present(self.slab[idx].value.clone());
-        }
-        if self.config.weighted {
-            let old = u64::from(std::mem::replace(&mut self.weights[idx], weight));
-            let queue = if self.slab[idx].in_main() {
-                &mut self.main
-            } else {
-                &mut self.small
-            };
-            queue.weight = queue.weight - old + u64::from(weight);
-            self.weight = self.weight - old + u64::from(weight);
-        }
-        if self.config.idle {
-            self.hard[idx] = hard;
-        }
-        let entry = &mut self.slab[idx];
-        let old = std::mem::replace(&mut entry.value, value);
-        *entry.deadline.get_mut() = deadline;
-        entry.touch();
-        if expired {
-            self.counters.expirations += 1;
-            self.counters.inserts += 1;
-            out.push((key, old, RemovalCause::Expired));
-        } else {
-            self.counters.updates += 1;
-            out.push((key, old, RemovalCause::Replaced));
-        }
-        // A heavier value may push the shard over its weight bound.
-        while self.weight > self.config.max_weight && self.slab.len() > 1 {
-            self.evict_one(now, hasher, out);
-        }
-        Outcome::Stored
+        idx
     }
 
     /// Grows the slab by doubling, but never past the shard's entry limit, so a full cache
-    /// holds no spare slots. The sketch grows with the slab when only weight bounds the shard.
+    /// holds no spare slots. The sketch grows with the slab, keeping its counts.
     fn reserve_one(&mut self) {
         if self.slab.len() < self.slab.capacity() {
             return;
@@ -428,7 +447,7 @@ where
             self.hard.reserve_exact(capacity - self.hard.len());
         }
         if self.sketch.capacity() < capacity {
-            self.sketch = Sketch::new(capacity);
+            self.sketch.grow(capacity);
         }
     }
 
@@ -700,8 +719,10 @@ where
     /// the slab. The slab's last entry moves into `idx` (so the slab stays dense) and its links
     /// and table slot follow.
     fn remove_at(&mut self, idx: usize, hash: u64, hasher: &impl Fn(&K) -> u64) -> Entry<K, V> {
-        self.detach(idx, hash);
         let last = self.slab.len() - 1;
+        // Hash the entry that will move before anything changes (see `insert`).
+        let moved_hash = (idx != last).then(|| hasher(&self.slab[last].key));
+        self.detach(idx, hash);
         let entry = self.slab.swap_remove(idx);
         if self.config.weighted {
             self.weights.swap_remove(idx);
@@ -709,8 +730,8 @@ where
         if self.config.idle {
             self.hard.swap_remove(idx);
         }
-        if idx != last {
-            self.relocated(last, idx, hasher);
+        if let Some(moved_hash) = moved_hash {
+            self.relocated(last, idx, moved_hash);
         }
         entry
     }
@@ -727,7 +748,7 @@ where
 
     /// The entry that was at slab index `from` now lives at `to`: repoint its neighbours,
     /// its queue's ends and its table slot.
-    fn relocated(&mut self, from: usize, to: usize, hasher: &impl Fn(&K) -> u64) {
+    fn relocated(&mut self, from: usize, to: usize, hash: u64) {
         let (prev, next, main) = {
             let e = &self.slab[to];
             (e.prev(), e.next, e.in_main())
@@ -744,7 +765,6 @@ where
         }
         // The moved entry's table slot is found by its key's hash; every slab entry has
         // exactly one slot, so the search always succeeds.
-        let hash = hasher(&self.slab[to].key);
         let from = from as u32;
         if let Some(slot) = self.table.find_mut(hash, |&i| i == from) {
             *slot = to as u32;

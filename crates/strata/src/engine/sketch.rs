@@ -41,14 +41,33 @@ impl Sketch {
         }
     }
 
-    /// Ages the sketch once `requests` (the shard's running count of hits and misses) has
-    /// advanced a whole period since the last aging.
+    /// Ages the sketch once for every whole period `requests` (the shard's running count of
+    /// lookups and writes) has advanced since the last aging; four halvings at most, which
+    /// empty every counter anyway.
     #[inline]
     pub(crate) fn observe_requests(&mut self, requests: u64) {
-        if requests.wrapping_sub(self.aged_at) >= self.period {
-            self.aged_at = requests;
-            self.age();
+        let periods = requests.wrapping_sub(self.aged_at) / self.period;
+        if periods > 0 {
+            self.aged_at = self
+                .aged_at
+                .wrapping_add(periods.saturating_mul(self.period));
+            for _ in 0..periods.min(4) {
+                self.age();
+            }
         }
+    }
+
+    /// Grows the sketch to suit `capacity` keys without losing what it knows. A key's block is
+    /// its hash masked to the table's size, so in a table `n` times larger it lands on one of
+    /// the `n` copies of its old block, and its counters (placed by other bits) are unchanged.
+    pub(crate) fn grow(&mut self, capacity: usize) {
+        let words = capacity.clamp(8, 1 << 26).next_power_of_two();
+        let old = self.blocks.len();
+        if words / 8 <= old {
+            return;
+        }
+        self.blocks = (0..words / 8).map(|b| self.blocks[b % old]).collect();
+        self.period = (words as u64).saturating_mul(AGING_PERIOD);
     }
 
     /// How many resident keys the sketch is sized for.
@@ -136,6 +155,38 @@ mod tests {
         assert_eq!(s.frequency(43), 0);
         s.age();
         assert_eq!(s.frequency(42), 7);
+    }
+
+    #[test]
+    fn growing_keeps_every_estimate() {
+        let mut s = Sketch::new(64);
+        let keys: Vec<u64> = (0..200u64)
+            .map(|k| k.wrapping_mul(0x2545_f491_4f6c_dd1d))
+            .collect();
+        for (i, &k) in keys.iter().enumerate() {
+            for _ in 0..(i % 7) {
+                s.increment(k);
+            }
+        }
+        let before: Vec<u8> = keys.iter().map(|&k| s.frequency(k)).collect();
+        s.grow(4096);
+        assert_eq!(s.capacity(), 4096);
+        let after: Vec<u8> = keys.iter().map(|&k| s.frequency(k)).collect();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn idle_periods_age_more_than_once() {
+        let mut s = Sketch::new(1024);
+        for _ in 0..12 {
+            s.increment(42);
+        }
+        s.observe_requests(3 * 1024 * AGING_PERIOD);
+        assert_eq!(
+            s.frequency(42),
+            1,
+            "three periods halve three times: 12 -> 6 -> 3 -> 1"
+        );
     }
 
     #[test]
