@@ -293,13 +293,13 @@ where
         let ttl = ttl.map_or(inner.default_ttl, duration_to_nanos);
         let hasher = |k: &K| inner.hasher.hash_one(k);
         let mut out = Removed::new();
-        let cell = self.shard(hash);
-        let mut shard = cell.lock.write();
-        // The clock is read under the lock: a reading taken before waiting for it could judge
-        // an entry live that expired while this thread waited. Deadlines count from the
-        // reading; expiry checks use its upper bound.
+        // Deadlines count from this reading (taken outside the lock, to keep the critical
+        // section short). Whether the key's existing entry is still live is judged by a second
+        // reading under the lock, since this one may be stale by the time the lock is ours.
         let now = inner.clock.now_nanos();
         let upper = now.saturating_add(inner.clock.resolution_nanos());
+        let cell = self.shard(hash);
+        let mut shard = cell.lock.write();
         let hard = if ttl == NEVER {
             NEVER
         } else {
@@ -314,7 +314,17 @@ where
             cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed),
         );
         let outcome = shard.insert(
-            hash, key, value, weight, deadline, hard, if_absent, upper, &hasher, &mut out,
+            hash,
+            key,
+            value,
+            weight,
+            deadline,
+            hard,
+            if_absent,
+            upper,
+            || inner.clock.upper_nanos(),
+            &hasher,
+            &mut out,
         );
         // Release the lock before dropping what left or calling the listener.
         drop(shard);
@@ -338,9 +348,16 @@ where
         let inner = &*self.inner;
         let hasher = |k: &K| inner.hasher.hash_one(k);
         let mut out = Removed::new();
-        let mut shard = self.shard(hash).lock.write();
         let now = inner.clock.upper_nanos();
-        let removed = shard.remove(hash, key, now, &hasher, &mut out);
+        let mut shard = self.shard(hash).lock.write();
+        let removed = shard.remove(
+            hash,
+            key,
+            now,
+            || inner.clock.upper_nanos(),
+            &hasher,
+            &mut out,
+        );
         drop(shard);
         self.dispose(out);
         let (key, value) = removed?;

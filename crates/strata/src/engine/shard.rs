@@ -285,9 +285,11 @@ where
         }
     }
 
-    /// Inserts or replaces. `weight` must already be within the shard's limit; `now` is the
-    /// time expiry is judged at, read under this shard's lock. Entries pushed out are appended
-    /// to `out`.
+    /// Inserts or replaces. `weight` must already be within the shard's limit. `now` is a
+    /// reading taken before the lock, good enough for sweeping and choosing victims (a stale
+    /// time only reclaims later); whether the key's own entry is still live is judged by
+    /// `fresh_now`, read under the lock, and only when the entry has a deadline. Entries pushed
+    /// out are appended to `out`.
     ///
     /// User code that can unwind (the key's `Hash` and `Eq`, the value's `Clone`) runs before
     /// anything here changes, so a panic leaves the shard as it was.
@@ -302,6 +304,7 @@ where
         hard: u64,
         if_absent: bool,
         now: u64,
+        fresh_now: impl FnOnce() -> u64,
         hasher: &impl Fn(&K) -> u64,
         out: &mut Removed<K, V>,
     ) -> Outcome<K, V> {
@@ -320,7 +323,7 @@ where
             self.counters.inserts += 1;
             return Outcome::Stored;
         };
-        let expired = self.slab[idx].is_expired(|| now);
+        let expired = self.slab[idx].is_expired(fresh_now);
         if if_absent && !expired {
             let existing = self.slab[idx].value.clone();
             self.slab[idx].touch();
@@ -457,6 +460,7 @@ where
         hash: u64,
         key: &Q,
         now: u64,
+        fresh_now: impl FnOnce() -> u64,
         hasher: &impl Fn(&K) -> u64,
         out: &mut Removed<K, V>,
     ) -> Option<(K, V)>
@@ -466,7 +470,7 @@ where
     {
         self.sweep(now, 2, hasher, out);
         let idx = self.index_of(hash, key)?;
-        let expired = self.slab[idx].is_expired(|| now);
+        let expired = self.slab[idx].is_expired(fresh_now);
         let entry = self.remove_at(idx, hash, hasher);
         if expired {
             // An expired entry was already gone for readers: report it as expired.
