@@ -1,6 +1,6 @@
 //! One shard: a dense slab of entries, a hash table of slab indices, two FIFO queues threaded
 //! through the slab, and a frequency sketch. Everything here runs under the shard's lock; the
-//! only fields touched under a *read* lock are an entry's `meta` (access bits) and `deadline`
+//! only fields touched under a *read* lock are an entry's `link` (its access bits) and `deadline`
 //! (moved by time-to-idle), both atomics.
 //!
 //! # Policy
@@ -291,8 +291,9 @@ where
     /// `fresh_now`, read under the lock, and only when the entry has a deadline. Entries pushed
     /// out are appended to `out`.
     ///
-    /// User code that can unwind (the key's `Hash` and `Eq`, the value's `Clone`) runs before
-    /// anything here changes, so a panic leaves the shard as it was.
+    /// User code that can unwind (the key's `Hash` and `Eq`, the value's `Clone`) runs only
+    /// between complete steps (a sweep's reclaim, a CLOCK rotation, a promotion), never in the
+    /// middle of one, so a panic leaves the shard consistent. The table grows before any step.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert(
         &mut self,

@@ -46,8 +46,10 @@ impl Sketch {
     /// empty every counter anyway.
     #[inline]
     pub(crate) fn observe_requests(&mut self, requests: u64) {
-        let periods = requests.wrapping_sub(self.aged_at) / self.period;
-        if periods > 0 {
+        let elapsed = requests.wrapping_sub(self.aged_at);
+        if elapsed >= self.period {
+            // Divide only when a period has passed: this runs on every insert.
+            let periods = elapsed / self.period;
             self.aged_at = self
                 .aged_at
                 .wrapping_add(periods.saturating_mul(self.period));
