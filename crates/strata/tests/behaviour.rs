@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use strata::{BuildError, Cache, InsertError, Inserted, MockClock, RemovalCause};
 
+mod common;
+use common::Rng;
+
 type Events<K, V> = Arc<Mutex<Vec<(K, V, RemovalCause)>>>;
 
 /// A removal listener that records every call.
@@ -27,23 +30,6 @@ fn recorder<K: Send + 'static, V: Send + 'static>() -> (
 
 fn take<K, V>(events: &Events<K, V>) -> Vec<(K, V, RemovalCause)> {
     std::mem::take(&mut *events.lock().unwrap())
-}
-
-/// splitmix64: a small deterministic generator, enough for test data.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 const MS: Duration = Duration::from_millis(1);

@@ -559,8 +559,9 @@ proptest! {
         run(cfg, &ops, false);
     }
 
-    /// Bounds of 1 to 15 entries (or weight units) per shard. Fails on two engine bugs: see
-    /// behaviour.rs's `tiny_cache_survives_clear` and `one_entry_per_shard`.
+    /// Bounds of 1 to 15 entries (or weight units) per shard: the sizes where a shard has no
+    /// main share, or its slab's first growth step exceeds its bound (see behaviour.rs's
+    /// `tiny_cache_survives_clear` and `one_entry_per_shard`, each once a panic).
     #[test]
     fn evicting_tiny(
         shards in prop_oneof![Just(1usize), Just(2)],

@@ -14,6 +14,9 @@ use std::time::Duration;
 
 use strata::{Cache, Inserted, MockClock, RemovalCause};
 
+mod common;
+use common::Rng;
+
 const THREADS: usize = 8;
 const OPS: usize = 50_000;
 const DEFAULT_TTL: Duration = Duration::from_millis(200);
@@ -42,22 +45,6 @@ struct Val {
 impl Val {
     fn slot(&self) -> usize {
         self.writer as usize * OPS + self.seq as usize
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
