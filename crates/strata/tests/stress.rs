@@ -164,7 +164,7 @@ fn run(p: Params) {
                     weight <= max_weight,
                     "weighted_size {weight} > {max_weight}"
                 );
-                if checks % 64 == 0 {
+                if checks.is_multiple_of(64) {
                     let s = cache.stats();
                     assert!(
                         s.entries <= max_entries && s.weighted_size <= max_weight,
