@@ -65,6 +65,7 @@ mod clock;
 mod engine;
 mod error;
 mod listener;
+pub mod pattern;
 mod stats;
 mod sync;
 mod weigher;
@@ -74,6 +75,7 @@ pub use cache::{Cache, Inserted, Keys};
 pub use clock::{Clock, MockClock};
 pub use error::{BuildError, InsertError};
 pub use listener::{Listener, RemovalCause};
+pub use pattern::Pattern;
 pub use stats::CacheStats;
 pub use weigher::{DefaultWeigher, HeapSize, Weigher};
 
