@@ -62,6 +62,7 @@
 mod builder;
 mod cache;
 mod clock;
+pub mod config;
 mod engine;
 mod error;
 mod listener;

@@ -1,0 +1,331 @@
+//! Configuration: a TOML file, every value overridable from the environment, human units.
+//!
+//! ```toml
+//! # The memory budget across all namespaces (default 256 MiB).
+//! max_bytes = "1GiB"
+//!
+//! # What every namespace starts from.
+//! [defaults]
+//! ttl = "10m"
+//! max_entries = 100000
+//!
+//! [namespaces.wallet]
+//! ttl = "2m"
+//! max_bytes = "64MiB"
+//!
+//! [namespaces.user]
+//! ttl = "10m"
+//! time_to_idle = "5m"
+//! ```
+//!
+//! Any value can be set or overridden by an environment variable: `STRATA_` followed by the
+//! path, with `__` between levels, for example `STRATA_MAX_BYTES=2GiB`,
+//! `STRATA_DEFAULTS__TTL=5m` or `STRATA_NAMESPACES__WALLET__TTL=90s`. The environment wins
+//! over the file. Namespace names are lower case (`[a-z0-9_-]`), since environment variables
+//! cannot carry case.
+//!
+//! Durations are written like `500ms`, `90s`, `2m`, `12h` or `1d` (parsed by `humantime`).
+//! Sizes are written like `4096`, `64KiB`, `100MiB`, `1GiB` or `1GB` (parsed by `bytesize`;
+//! `MB` is 10^6 bytes and `MiB` is 2^20). Counts are plain integers. A value that doesn't
+//! parse, a zero where zero means nothing, an unknown key, or a namespace allowed more
+//! memory than the whole budget fails with an error naming the field and the value. With no
+//! file and no variables, [`Config::default`] applies.
+//!
+//! ```
+//! use strata::config::Config;
+//! use std::time::Duration;
+//!
+//! let config = Config::from_sources(
+//!     Some("[namespaces.wallet]\nttl = \"2m\"\n"),
+//!     [("STRATA_NAMESPACES__WALLET__MAX_ENTRIES".to_string(), "5000".to_string())],
+//! )
+//! .unwrap();
+//! let wallet = &config.namespaces["wallet"];
+//! assert_eq!(wallet.ttl, Some(Duration::from_secs(120)));
+//! assert_eq!(wallet.max_entries, Some(5000));
+//!
+//! let err = Config::from_sources(Some("[namespaces.wallet]\nttl = \"2x\"\n"), []).unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     "namespaces.wallet.ttl = \"2x\": not a duration (write it like 500ms, 90s, 2m, 12h or 1d)"
+//! );
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// The prefix of the environment variables that override the configuration.
+pub const ENV_PREFIX: &str = "STRATA";
+
+/// The memory budget when none is configured.
+pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+
+/// The configuration in effect, with every value parsed and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The memory budget across all namespaces, in bytes.
+    pub max_bytes: u64,
+    /// What every namespace starts from.
+    pub defaults: NamespaceConfig,
+    /// Each configured namespace, with the defaults already applied.
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
+}
+
+/// The settings of one namespace. `None` means "no such limit" (or no expiry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceConfig {
+    /// How long an entry lives unless inserted with a TTL of its own.
+    pub ttl: Option<Duration>,
+    /// How long an entry lives without being read.
+    pub time_to_idle: Option<Duration>,
+    /// At most this many entries.
+    pub max_entries: Option<u64>,
+    /// At most this many bytes (within the global budget).
+    pub max_bytes: Option<u64>,
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value that doesn't parse or doesn't make sense, with the field it was given for.
+    #[error("{field} = {value:?}: {reason}")]
+    Invalid {
+        /// The dotted path of the field, for example `namespaces.wallet.ttl`.
+        field: String,
+        /// The value as written.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The file could not be read, is not valid TOML, or has keys strata does not know.
+    #[error("{0}")]
+    Source(String),
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_bytes: DEFAULT_MAX_BYTES,
+            defaults: NamespaceConfig::default(),
+            namespaces: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads the TOML file at `path` (if any) and overrides it with the process's `STRATA_*`
+    /// environment variables.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let text = match path {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Source(format!("cannot read {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+        Self::from_sources(text.as_deref(), std::env::vars())
+    }
+
+    /// Builds the configuration from TOML text (if any) and environment variables given as
+    /// pairs; only those starting with `STRATA_` are read. Tests pass their own pairs here
+    /// instead of changing the process's environment.
+    pub fn from_sources(
+        toml: Option<&str>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let prefix = format!("{ENV_PREFIX}_");
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(&prefix))
+            .collect();
+        let mut builder = config::Config::builder();
+        if let Some(toml) = toml {
+            builder = builder.add_source(config::File::from_str(toml, config::FileFormat::Toml));
+        }
+        let raw: RawConfig = builder
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator("_")
+                    .separator("__")
+                    .source(Some(env)),
+            )
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| ConfigError::Source(e.to_string()))?;
+        raw.resolve()
+    }
+}
+
+/// A value as written: TOML may give an integer or a string, the environment always a string.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum Raw {
+    Int(u64),
+    Text(String),
+}
+
+impl Raw {
+    fn text(&self) -> String {
+        match self {
+            Raw::Int(n) => n.to_string(),
+            Raw::Text(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    max_bytes: Option<Raw>,
+    #[serde(default)]
+    defaults: RawNamespace,
+    #[serde(default)]
+    namespaces: BTreeMap<String, RawNamespace>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNamespace {
+    ttl: Option<Raw>,
+    time_to_idle: Option<Raw>,
+    max_entries: Option<Raw>,
+    max_bytes: Option<Raw>,
+}
+
+fn invalid(field: &str, raw: &Raw, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_string(),
+        value: raw.text(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses a duration such as `90s`, `2m`, `12h`; zero is refused.
+fn duration(field: &str, raw: &Raw) -> Result<Duration, ConfigError> {
+    let text = raw.text();
+    let d = humantime::parse_duration(text.trim()).map_err(|_| {
+        invalid(
+            field,
+            raw,
+            "not a duration (write it like 500ms, 90s, 2m, 12h or 1d)",
+        )
+    })?;
+    if d.is_zero() {
+        return Err(invalid(field, raw, "must be longer than zero"));
+    }
+    Ok(d)
+}
+
+/// Parses a size such as `4096`, `64KiB`, `100MiB`; zero is refused.
+fn size(field: &str, raw: &Raw) -> Result<u64, ConfigError> {
+    let bytes = match raw {
+        Raw::Int(n) => *n,
+        Raw::Text(text) => text
+            .trim()
+            .parse::<bytesize::ByteSize>()
+            .map_err(|_| {
+                invalid(
+                    field,
+                    raw,
+                    "not a size (write it like 4096, 64KiB, 100MiB or 1GiB)",
+                )
+            })?
+            .as_u64(),
+    };
+    if bytes == 0 {
+        return Err(invalid(field, raw, "must be at least 1 byte"));
+    }
+    Ok(bytes)
+}
+
+/// Parses a count such as `100000`; zero is refused.
+fn count(field: &str, raw: &Raw) -> Result<u64, ConfigError> {
+    let n = match raw {
+        Raw::Int(n) => *n,
+        Raw::Text(text) => text
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| invalid(field, raw, "not a whole number"))?,
+    };
+    if n == 0 {
+        return Err(invalid(field, raw, "must be at least 1"));
+    }
+    Ok(n)
+}
+
+impl RawNamespace {
+    /// Parses every field, each one falling back to `base` when absent.
+    fn resolve(&self, path: &str, base: &NamespaceConfig) -> Result<NamespaceConfig, ConfigError> {
+        let field = |name: &str| format!("{path}.{name}");
+        Ok(NamespaceConfig {
+            ttl: match &self.ttl {
+                Some(raw) => Some(duration(&field("ttl"), raw)?),
+                None => base.ttl,
+            },
+            time_to_idle: match &self.time_to_idle {
+                Some(raw) => Some(duration(&field("time_to_idle"), raw)?),
+                None => base.time_to_idle,
+            },
+            max_entries: match &self.max_entries {
+                Some(raw) => Some(count(&field("max_entries"), raw)?),
+                None => base.max_entries,
+            },
+            max_bytes: match &self.max_bytes {
+                Some(raw) => Some(size(&field("max_bytes"), raw)?),
+                None => base.max_bytes,
+            },
+        })
+    }
+}
+
+impl RawConfig {
+    fn resolve(self) -> Result<Config, ConfigError> {
+        let max_bytes = match &self.max_bytes {
+            Some(raw) => size("max_bytes", raw)?,
+            None => DEFAULT_MAX_BYTES,
+        };
+        let defaults = self
+            .defaults
+            .resolve("defaults", &NamespaceConfig::default())?;
+        check_budget("defaults.max_bytes", defaults.max_bytes, max_bytes)?;
+        let mut namespaces = BTreeMap::new();
+        for (name, raw) in &self.namespaces {
+            let path = format!("namespaces.{name}");
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+            {
+                return Err(ConfigError::Invalid {
+                    field: path,
+                    value: name.clone(),
+                    reason: "a namespace name is lower-case letters, digits, '_' and '-'".into(),
+                });
+            }
+            let ns = raw.resolve(&path, &defaults)?;
+            check_budget(&format!("{path}.max_bytes"), ns.max_bytes, max_bytes)?;
+            namespaces.insert(name.clone(), ns);
+        }
+        Ok(Config {
+            max_bytes,
+            defaults,
+            namespaces,
+        })
+    }
+}
+
+/// A namespace may not be allowed more memory than the whole budget.
+fn check_budget(field: &str, bytes: Option<u64>, budget: u64) -> Result<(), ConfigError> {
+    match bytes {
+        Some(bytes) if bytes > budget => Err(ConfigError::Invalid {
+            field: field.to_string(),
+            value: bytes.to_string(),
+            reason: format!("more than the whole budget, max_bytes = {budget}"),
+        }),
+        _ => Ok(()),
+    }
+}

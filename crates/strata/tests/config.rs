@@ -1,0 +1,231 @@
+//! Configuration through the public API: a TOML file, environment overrides, human units,
+//! and errors that name the field and the value.
+
+use std::time::Duration;
+
+use strata::config::{Config, ConfigError, NamespaceConfig, DEFAULT_MAX_BYTES};
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+const FILE: &str = r#"
+max_bytes = "1GiB"
+
+[defaults]
+ttl = "10m"
+max_entries = 100000
+
+[namespaces.wallet]
+ttl = "2m"
+max_bytes = "64MiB"
+
+[namespaces.user]
+time_to_idle = "5m"
+max_entries = "50000"
+
+[namespaces.catalogue]
+ttl = "12h"
+"#;
+
+#[test]
+fn a_file_with_defaults_applied_to_every_namespace() {
+    let config = Config::from_sources(Some(FILE), []).unwrap();
+    assert_eq!(config.max_bytes, 1 << 30);
+    assert_eq!(
+        config.defaults,
+        NamespaceConfig {
+            ttl: Some(Duration::from_secs(600)),
+            max_entries: Some(100_000),
+            ..NamespaceConfig::default()
+        }
+    );
+    assert_eq!(
+        config.namespaces["wallet"],
+        NamespaceConfig {
+            ttl: Some(Duration::from_secs(120)),
+            time_to_idle: None,
+            max_entries: Some(100_000),
+            max_bytes: Some(64 << 20),
+        }
+    );
+    assert_eq!(
+        config.namespaces["user"],
+        NamespaceConfig {
+            ttl: Some(Duration::from_secs(600)),
+            time_to_idle: Some(Duration::from_secs(300)),
+            max_entries: Some(50_000),
+            max_bytes: None,
+        }
+    );
+    assert_eq!(
+        config.namespaces["catalogue"].ttl,
+        Some(Duration::from_secs(12 * 3600))
+    );
+    assert_eq!(config.namespaces.len(), 3);
+}
+
+#[test]
+fn the_environment_overrides_the_file_and_can_add_namespaces() {
+    let config = Config::from_sources(
+        Some(FILE),
+        env(&[
+            ("STRATA_MAX_BYTES", "2GiB"),
+            ("STRATA_DEFAULTS__TTL", "90s"),
+            ("STRATA_NAMESPACES__WALLET__TTL", "30s"),
+            ("STRATA_NAMESPACES__SESSION__TIME_TO_IDLE", "15m"),
+            // Not ours: ignored.
+            ("PATH", "/usr/bin"),
+            ("STRATAFOO", "1"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.max_bytes, 2 << 30);
+    assert_eq!(
+        config.namespaces["wallet"].ttl,
+        Some(Duration::from_secs(30))
+    );
+    // The new default TTL reaches namespaces that don't set their own.
+    assert_eq!(config.namespaces["user"].ttl, Some(Duration::from_secs(90)));
+    assert_eq!(
+        config.namespaces["session"],
+        NamespaceConfig {
+            ttl: Some(Duration::from_secs(90)),
+            time_to_idle: Some(Duration::from_secs(900)),
+            max_entries: Some(100_000),
+            max_bytes: None,
+        }
+    );
+}
+
+#[test]
+fn nothing_configured_gives_the_defaults() {
+    assert_eq!(Config::from_sources(None, []).unwrap(), Config::default());
+    assert_eq!(Config::default().max_bytes, DEFAULT_MAX_BYTES);
+    assert!(Config::default().namespaces.is_empty());
+}
+
+#[test]
+fn human_units() {
+    let config = Config::from_sources(
+        Some(
+            r#"
+            [namespaces.a]
+            ttl = "500ms"
+            max_bytes = 4096
+            [namespaces.b]
+            ttl = "1d"
+            max_bytes = "1MB"
+            [namespaces.c]
+            ttl = "1h 30m"
+            max_bytes = "64 KiB"
+            "#,
+        ),
+        [],
+    )
+    .unwrap();
+    let ns = &config.namespaces;
+    assert_eq!(ns["a"].ttl, Some(Duration::from_millis(500)));
+    assert_eq!(ns["a"].max_bytes, Some(4096));
+    assert_eq!(ns["b"].ttl, Some(Duration::from_secs(86_400)));
+    assert_eq!(ns["b"].max_bytes, Some(1_000_000));
+    assert_eq!(ns["c"].ttl, Some(Duration::from_secs(5_400)));
+    assert_eq!(ns["c"].max_bytes, Some(64 * 1024));
+}
+
+/// The error for a TOML snippet, checked to name `field` and `value`.
+fn invalid(toml: &str, field: &str, value: &str) -> String {
+    match Config::from_sources(Some(toml), []) {
+        Err(ConfigError::Invalid {
+            field: f,
+            value: v,
+            reason,
+        }) => {
+            assert_eq!((f.as_str(), v.as_str()), (field, value), "{reason}");
+            reason
+        }
+        other => panic!("expected an invalid {field}, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_values_name_their_field_and_value() {
+    invalid(
+        "[namespaces.wallet]\nttl = \"2x\"",
+        "namespaces.wallet.ttl",
+        "2x",
+    );
+    let zero = invalid(
+        "[namespaces.wallet]\nttl = \"0s\"",
+        "namespaces.wallet.ttl",
+        "0s",
+    );
+    assert!(zero.contains("longer than zero"), "{zero}");
+    invalid(
+        "[defaults]\ntime_to_idle = \"soon\"",
+        "defaults.time_to_idle",
+        "soon",
+    );
+    invalid("max_bytes = \"lots\"", "max_bytes", "lots");
+    invalid("max_bytes = 0", "max_bytes", "0");
+    invalid(
+        "[namespaces.user]\nmax_entries = \"ten\"",
+        "namespaces.user.max_entries",
+        "ten",
+    );
+    invalid(
+        "[namespaces.user]\nmax_entries = 0",
+        "namespaces.user.max_entries",
+        "0",
+    );
+    invalid("[namespaces.User]\nttl = \"1m\"", "namespaces.User", "User");
+    let over = invalid(
+        "max_bytes = \"1MiB\"\n[namespaces.big]\nmax_bytes = \"2MiB\"",
+        "namespaces.big.max_bytes",
+        "2097152",
+    );
+    assert!(over.contains("whole budget"), "{over}");
+}
+
+#[test]
+fn bad_values_from_the_environment_name_their_field_too() {
+    let err = Config::from_sources(
+        None,
+        env(&[("STRATA_NAMESPACES__WALLET__TTL", "2 fortnights")]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ConfigError::Invalid {
+            field: "namespaces.wallet.ttl".into(),
+            value: "2 fortnights".into(),
+            reason: "not a duration (write it like 500ms, 90s, 2m, 12h or 1d)".into(),
+        }
+    );
+}
+
+#[test]
+fn unknown_keys_and_broken_toml_are_refused() {
+    let typo = Config::from_sources(Some("[namespaces.wallet]\ntll = \"2m\""), []).unwrap_err();
+    assert!(typo.to_string().contains("tll"), "{typo}");
+    let typo = Config::from_sources(None, env(&[("STRATA_DEFAULTS__TLL", "2m")])).unwrap_err();
+    assert!(typo.to_string().contains("tll"), "{typo}");
+    let broken = Config::from_sources(Some("[namespaces.wallet\nttl = "), []).unwrap_err();
+    assert!(matches!(broken, ConfigError::Source(_)), "{broken:?}");
+}
+
+#[test]
+fn load_reads_a_file_and_reports_a_missing_one() {
+    let dir = std::env::temp_dir().join(format!("strata-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("strata.toml");
+    std::fs::write(&path, FILE).unwrap();
+    let config = Config::load(Some(&path)).unwrap();
+    assert_eq!(config.namespaces.len(), 3);
+    let missing = Config::load(Some(&dir.join("absent.toml"))).unwrap_err();
+    assert!(missing.to_string().contains("absent.toml"), "{missing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
