@@ -65,6 +65,7 @@ mod clock;
 pub mod config;
 mod engine;
 mod error;
+pub mod key;
 mod listener;
 pub mod pattern;
 mod stats;
