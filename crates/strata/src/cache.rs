@@ -222,6 +222,64 @@ where
             .is_some_and(|(_, e)| !e.is_expired(|| self.inner.clock.upper_nanos()))
     }
 
+    /// How long `key` has left: `None` when no live entry holds it, `Some(None)` when it never
+    /// expires. With time-to-idle, the sooner of the TTL and the idle deadline. Counts nothing
+    /// and does not count as a read. On the coarse system clock the answer may be short by up
+    /// to the clock's resolution, never long.
+    ///
+    /// ```
+    /// use strata::{Cache, MockClock};
+    /// use std::time::Duration;
+    ///
+    /// let clock = MockClock::new();
+    /// let cache: Cache<&str, u32> = Cache::builder().max_entries(10).clock(clock.clone()).build().unwrap();
+    /// cache.insert_with_ttl("session", 1, Duration::from_secs(30)).unwrap();
+    /// clock.advance(Duration::from_secs(10));
+    /// assert_eq!(cache.ttl("session"), Some(Some(Duration::from_secs(20))));
+    /// assert!(cache.set_ttl("session", None));            // like Redis PERSIST
+    /// assert_eq!(cache.ttl("session"), Some(None));
+    /// assert_eq!(cache.ttl("absent"), None);
+    /// ```
+    pub fn ttl<Q>(&self, key: &Q) -> Option<Option<Duration>>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let shard = self.shard(hash).lock.read();
+        let (_, entry) = shard.find(hash, key)?;
+        let deadline = entry.deadline();
+        if deadline == NEVER {
+            return Some(None);
+        }
+        let now = self.inner.clock.upper_nanos();
+        (deadline > now).then(|| Some(Duration::from_nanos(deadline - now)))
+    }
+
+    /// Makes the live entry for `key` expire `ttl` from now, or never with `None` (like Redis's
+    /// `EXPIRE` and `PERSIST`); a zero `ttl` expires it at once. With time-to-idle this counts
+    /// as a read of the entry. Returns whether a live entry was found; nothing changes if not.
+    pub fn set_ttl<Q>(&self, key: &Q, ttl: Option<Duration>) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let inner = &*self.inner;
+        let now = inner.clock.now_nanos();
+        let hard = match ttl {
+            None => NEVER,
+            Some(ttl) => now.saturating_add(duration_to_nanos(ttl)).min(NEVER - 1),
+        };
+        let deadline = if inner.tti == 0 {
+            hard
+        } else {
+            hard.min(now.saturating_add(inner.tti))
+        };
+        let mut shard = self.shard(hash).lock.write();
+        shard.set_deadline(hash, key, deadline, hard, inner.clock.upper_nanos())
+    }
+
     /// Stores `value` under `key` with the cache's default TTL, replacing any previous value.
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError> {
         self.insert_inner(key, value, None, false).map(|_| ())

@@ -30,6 +30,10 @@ enum Op {
     Get(u64),
     Remove(u64),
     Contains(u64),
+    /// The key's time left.
+    Ttl(u64),
+    /// A new TTL in milliseconds (zero expires at once), or none.
+    SetTtl(u64, Option<u64>),
     /// Milliseconds.
     Advance(u64),
     RunPending,
@@ -46,6 +50,8 @@ fn op(keys: u64) -> impl Strategy<Value = Op> {
         12 => (0..keys).prop_map(Op::Get),
         2 => (0..keys).prop_map(Op::Remove),
         4 => (0..keys).prop_map(Op::Contains),
+        3 => (0..keys).prop_map(Op::Ttl),
+        3 => (0..keys, prop::option::of(0..150u64)).prop_map(|(k, t)| Op::SetTtl(k, t)),
         6 => prop_oneof![1..5u64, 1..60u64].prop_map(Op::Advance),
         2 => Just(Op::RunPending),
         1 => Just(Op::Clear),
@@ -62,6 +68,8 @@ fn fine_op(keys: u64) -> impl Strategy<Value = Op> {
         10 => (0..keys).prop_map(Op::Get),
         1 => (0..keys).prop_map(Op::Remove),
         4 => (0..keys).prop_map(Op::Contains),
+        2 => (0..keys).prop_map(Op::Ttl),
+        2 => (0..keys, prop::option::of(0..30u64)).prop_map(|(k, t)| Op::SetTtl(k, t)),
         10 => (1..4u64).prop_map(Op::Advance),
         1 => Just(Op::RunPending),
         1 => Just(Op::Keys),
@@ -323,6 +331,37 @@ impl Harness {
                         self.model.map.get(&k)
                     );
                 } else if expected {
+                    self.lost(k);
+                }
+            }
+            Op::Ttl(k) => {
+                let got = self.cache.ttl(&k);
+                let now = self.model.now;
+                let expected = self
+                    .model
+                    .live(k)
+                    .map(|s| (s.deadline != NEVER).then(|| Duration::from_nanos(s.deadline - now)));
+                match (got, expected) {
+                    (Some(got), Some(want)) => assert_eq!(got, want, "ttl({k})"),
+                    (Some(got), None) => panic!("ttl({k}) = {got:?}, model has no live entry"),
+                    (None, Some(_)) => self.lost(k),
+                    (None, None) => {}
+                }
+            }
+            Op::SetTtl(k, ttl_ms) => {
+                let found = self.cache.set_ttl(&k, ttl_ms.map(Duration::from_millis));
+                let live = self.model.live(k).is_some();
+                if found {
+                    assert!(
+                        live,
+                        "set_ttl({k}) found an entry the model does not have live"
+                    );
+                    let (now, tti) = (self.model.now, self.model.tti);
+                    let hard = ttl_ms.map_or(NEVER, |t| now.saturating_add(t * MS).min(NEVER - 1));
+                    let slot = self.model.map.get_mut(&k).unwrap();
+                    slot.hard = hard;
+                    slot.deadline = tti.map_or(hard, |tti| hard.min(now.saturating_add(tti)));
+                } else if live {
                     self.lost(k);
                 }
             }

@@ -285,6 +285,35 @@ where
         }
     }
 
+    /// Gives the live entry for `key` a new TTL deadline (`hard`, [`NEVER`] for none) and a new
+    /// effective deadline (`deadline`: `hard`, or sooner with time-to-idle). Returns whether a
+    /// live entry was found.
+    pub(crate) fn set_deadline<Q>(
+        &mut self,
+        hash: u64,
+        key: &Q,
+        deadline: u64,
+        hard: u64,
+        now: u64,
+    ) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let Some(idx) = self.index_of(hash, key) else {
+            return false;
+        };
+        if self.slab[idx].is_expired(|| now) {
+            return false;
+        }
+        if self.config.idle {
+            self.hard[idx] = hard;
+        }
+        *self.slab[idx].deadline.get_mut() = deadline;
+        self.has_deadlines |= deadline != NEVER;
+        true
+    }
+
     /// Inserts or replaces. `weight` must already be within the shard's limit. `now` is a
     /// reading taken before the lock, good enough for sweeping and choosing victims (a stale
     /// time only reclaims later); whether the key's own entry is still live is judged by
