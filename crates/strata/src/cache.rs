@@ -92,6 +92,26 @@ struct Inner<K, V, S> {
     max_entry_weight: u64,
 }
 
+impl<K, V, S> Inner<K, V, S> {
+    /// An entry's deadlines for a TTL of `ttl` nanoseconds (`NEVER` for none) starting at
+    /// `now`: the effective one (sooner with time-to-idle) and the hard one (the TTL's). A TTL
+    /// too long to represent counts as none.
+    #[inline]
+    fn deadlines(&self, now: u64, ttl: u64) -> (u64, u64) {
+        let hard = if ttl == NEVER {
+            NEVER
+        } else {
+            now.saturating_add(ttl).min(NEVER - 1)
+        };
+        let deadline = if self.tti == 0 {
+            hard
+        } else {
+            hard.min(now.saturating_add(self.tti))
+        };
+        (deadline, hard)
+    }
+}
+
 impl<K, V> Cache<K, V, DefaultHashBuilder>
 where
     K: Hash + Eq + Clone + Send + Sync + 'static,
@@ -266,16 +286,10 @@ where
     {
         let hash = self.hash(key);
         let inner = &*self.inner;
-        let now = inner.clock.now_nanos();
-        let hard = match ttl {
-            None => NEVER,
-            Some(ttl) => now.saturating_add(duration_to_nanos(ttl)).min(NEVER - 1),
-        };
-        let deadline = if inner.tti == 0 {
-            hard
-        } else {
-            hard.min(now.saturating_add(inner.tti))
-        };
+        let (deadline, hard) = inner.deadlines(
+            inner.clock.now_nanos(),
+            ttl.map_or(NEVER, duration_to_nanos),
+        );
         let mut shard = self.shard(hash).lock.write();
         shard.set_deadline(hash, key, deadline, hard, inner.clock.upper_nanos())
     }
@@ -358,16 +372,7 @@ where
         let upper = now.saturating_add(inner.clock.resolution_nanos());
         let cell = self.shard(hash);
         let mut shard = cell.lock.write();
-        let hard = if ttl == NEVER {
-            NEVER
-        } else {
-            now.saturating_add(ttl).min(NEVER - 1)
-        };
-        let deadline = if inner.tti == 0 {
-            hard
-        } else {
-            hard.min(now.saturating_add(inner.tti))
-        };
+        let (deadline, hard) = inner.deadlines(now, ttl);
         shard.observe_lookups(
             cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed),
         );

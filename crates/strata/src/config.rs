@@ -222,37 +222,33 @@ fn duration(field: &str, raw: &Raw) -> Result<Duration, ConfigError> {
 
 /// Parses a size such as `4096`, `64KiB`, `100MiB`; zero is refused.
 fn size(field: &str, raw: &Raw) -> Result<u64, ConfigError> {
-    let bytes = match raw {
-        Raw::Int(n) => *n,
-        Raw::Text(text) => text
-            .trim()
-            .parse::<bytesize::ByteSize>()
-            .map_err(|_| {
-                invalid(
-                    field,
-                    raw,
-                    "not a size (write it like 4096, 64KiB, 100MiB or 1GiB)",
-                )
-            })?
-            .as_u64(),
-    };
-    if bytes == 0 {
-        return Err(invalid(field, raw, "must be at least 1 byte"));
-    }
-    Ok(bytes)
+    positive(field, raw, "1 byte", |text| {
+        text.parse::<bytesize::ByteSize>()
+            .map(|b| b.as_u64())
+            .map_err(|_| "not a size (write it like 4096, 64KiB, 100MiB or 1GiB)")
+    })
 }
 
 /// Parses a count such as `100000`; zero is refused.
 fn count(field: &str, raw: &Raw) -> Result<u64, ConfigError> {
+    positive(field, raw, "1", |text| {
+        text.parse::<u64>().map_err(|_| "not a whole number")
+    })
+}
+
+/// An integer as written in TOML, or text parsed by `parse`; zero is refused as below `least`.
+fn positive(
+    field: &str,
+    raw: &Raw,
+    least: &str,
+    parse: impl FnOnce(&str) -> Result<u64, &'static str>,
+) -> Result<u64, ConfigError> {
     let n = match raw {
         Raw::Int(n) => *n,
-        Raw::Text(text) => text
-            .trim()
-            .parse::<u64>()
-            .map_err(|_| invalid(field, raw, "not a whole number"))?,
+        Raw::Text(text) => parse(text.trim()).map_err(|reason| invalid(field, raw, reason))?,
     };
     if n == 0 {
-        return Err(invalid(field, raw, "must be at least 1"));
+        return Err(invalid(field, raw, format!("must be at least {least}")));
     }
     Ok(n)
 }

@@ -985,3 +985,14 @@ fn a_heavier_replacement_does_not_evict_itself() {
     assert_eq!(stats.evictions, 1, "one of b and c makes room");
     assert_eq!(stats.entries, 2);
 }
+
+/// A TTL too long to represent means "never", whether given at insert or by `set_ttl`.
+#[test]
+fn set_ttl_with_an_unrepresentable_duration_means_never() {
+    let cache: Cache<u64, u64> = Cache::builder().max_entries(10).build().unwrap();
+    cache.insert_with_ttl(1, 1, Duration::MAX).unwrap();
+    assert_eq!(cache.ttl(&1), Some(None));
+    cache.insert_with_ttl(2, 2, Duration::from_secs(5)).unwrap();
+    assert!(cache.set_ttl(&2, Some(Duration::MAX)));
+    assert_eq!(cache.ttl(&2), Some(None));
+}
