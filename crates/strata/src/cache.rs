@@ -203,6 +203,29 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.get_with(key, |v| Some(v.clone()))
+    }
+
+    /// Looks `key` up and hands its live value, by reference under the shard's read lock, to
+    /// `read`, which returns what the caller gets; `None` from `read` means the value is not
+    /// good for this reader (a tag of it was invalidated, say) and counts as a miss. Keep
+    /// `read` short: writers to the shard wait for it.
+    ///
+    /// ```
+    /// use strata::Cache;
+    /// let cache: Cache<&str, String> = Cache::new(10);
+    /// cache.insert("greeting", "hello".into()).unwrap();
+    /// // Read a part of the value without cloning all of it.
+    /// assert_eq!(cache.get_with("greeting", |v| Some(v.len())), Some(5));
+    /// assert_eq!(cache.get_with("greeting", |_| None::<usize>), None);
+    /// assert_eq!((cache.stats().hits, cache.stats().misses), (1, 1));
+    /// ```
+    #[inline]
+    pub fn get_with<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> Option<R>) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let hash = self.hash(key);
         let cell = self.shard(hash);
         let shard = cell.lock.read();
@@ -220,13 +243,31 @@ where
                 live
             };
             if live {
-                entry.touch();
-                cell.hits.fetch_add(1, Ordering::Relaxed);
-                return Some(entry.value.clone());
+                if let Some(out) = read(&entry.value) {
+                    entry.touch();
+                    cell.hits.fetch_add(1, Ordering::Relaxed);
+                    return Some(out);
+                }
             }
         }
         cell.misses.fetch_add(1, Ordering::Relaxed);
         None
+    }
+
+    /// Hands the live value for `key` to `read` under the shard's read lock, like
+    /// [`get_with`](Self::get_with), but counts nothing and does not count as a read.
+    pub fn peek_with<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> Option<R>) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let shard = self.shard(hash).lock.read();
+        let (_, entry) = shard.find(hash, key)?;
+        if entry.is_expired(|| self.inner.clock.upper_nanos()) {
+            return None;
+        }
+        read(&entry.value)
     }
 
     /// Whether a live entry exists for `key`. Counts nothing and does not count as a read.
@@ -407,12 +448,36 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.remove_if(key, |_| true)
+    }
+
+    /// Removes `key` if a live entry holds it and `doomed` says so of its value, atomically:
+    /// no other write to the key comes between the test and the removal. Returns the value
+    /// removed.
+    ///
+    /// ```
+    /// use strata::Cache;
+    /// let cache: Cache<&str, u32> = Cache::new(10);
+    /// cache.insert("lock", 7).unwrap();
+    /// assert_eq!(cache.remove_if("lock", |&owner| owner == 8), None);
+    /// assert_eq!(cache.remove_if("lock", |&owner| owner == 7), Some(7));
+    /// ```
+    pub fn remove_if<Q>(&self, key: &Q, doomed: impl FnOnce(&V) -> bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let hash = self.hash(key);
         let inner = &*self.inner;
         let hasher = |k: &K| inner.hasher.hash_one(k);
         let mut out = Removed::new();
         let now = inner.clock.upper_nanos();
         let mut shard = self.shard(hash).lock.write();
+        let (_, entry) = shard.find(hash, key)?;
+        // An expired entry goes on to be reclaimed (and reported) as expired.
+        if !entry.is_expired(|| inner.clock.upper_nanos()) && !doomed(&entry.value) {
+            return None;
+        }
         let removed = shard.remove(
             hash,
             key,
@@ -440,6 +505,61 @@ where
                     listener(entry.key, entry.value, RemovalCause::Cleared);
                 }
             }
+        }
+    }
+
+    /// Removes every live entry for which `doomed(key, value)` holds, one shard at a time under
+    /// its write lock, and returns how many. They count as removals and reach the listener as
+    /// [`RemovalCause::Invalidated`]; expired entries met on the way are reclaimed too. This
+    /// visits every entry: a million take a few milliseconds in all, split across shards.
+    ///
+    /// ```
+    /// use strata::Cache;
+    /// let cache: Cache<String, u32> = Cache::new(100);
+    /// for id in 0..10 {
+    ///     cache.insert(format!("user::{id}"), id).unwrap();
+    /// }
+    /// assert_eq!(cache.remove_where(|key, _| key.ends_with('7')), 1);
+    /// assert_eq!(cache.remove_where(|_, &v| v >= 5), 4);
+    /// assert_eq!(cache.len(), 5);
+    /// ```
+    pub fn remove_where(&self, mut doomed: impl FnMut(&K, &V) -> bool) -> usize {
+        let inner = &*self.inner;
+        let hasher = |k: &K| inner.hasher.hash_one(k);
+        let mut removed = 0;
+        for cell in inner.shards.iter() {
+            let mut out = Vec::new();
+            let mut shard = cell.lock.write();
+            let now = inner.clock.upper_nanos();
+            removed += shard.remove_where(
+                now,
+                RemovalCause::Invalidated,
+                &mut doomed,
+                &hasher,
+                &mut out,
+            );
+            drop(shard);
+            self.dispose(out);
+        }
+        removed
+    }
+
+    /// Empties the cache in time independent of its size: each shard is swapped for an empty
+    /// one under its lock, and the full ones are returned. Readers miss from the moment each
+    /// shard is swapped. Dropping the returned value frees the entries (and tells the
+    /// listener, as [`RemovalCause::Cleared`]), so it can be sent to another thread to keep
+    /// that work off the caller.
+    pub fn clear_deferred(&self) -> Cleared<K, V> {
+        let shards: Vec<_> = self
+            .inner
+            .shards
+            .iter()
+            .map(|cell| cell.lock.write().take())
+            .collect();
+        Cleared {
+            len: shards.iter().map(Shard::len).sum(),
+            shards,
+            listener: self.inner.listener.clone(),
         }
     }
 
@@ -552,6 +672,46 @@ where
             });
         // Without a thread, writes and run_pending_tasks still reclaim expired entries.
         drop(spawned);
+    }
+}
+
+/// The entries of a cache emptied by [`Cache::clear_deferred`], freed (and given to the
+/// removal listener) when this is dropped.
+#[must_use = "dropping this at once frees the entries on this thread; send it elsewhere to defer that"]
+pub struct Cleared<K, V> {
+    len: usize,
+    shards: Vec<Shard<K, V>>,
+    listener: Option<Arc<Listener<K, V>>>,
+}
+
+impl<K, V> Cleared<K, V> {
+    /// How many entries are waiting to be freed.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is waiting to be freed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl<K, V> Drop for Cleared<K, V> {
+    fn drop(&mut self) {
+        let Some(listener) = &self.listener else {
+            return;
+        };
+        for shard in std::mem::take(&mut self.shards) {
+            for entry in shard.into_entries() {
+                listener(entry.key, entry.value, RemovalCause::Cleared);
+            }
+        }
+    }
+}
+
+impl<K, V> fmt::Debug for Cleared<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cleared").field("len", &self.len()).finish()
     }
 }
 

@@ -61,8 +61,15 @@ use thiserror::Error;
 /// The prefix of the environment variables that override the configuration.
 pub const ENV_PREFIX: &str = "STRATA";
 
+/// The namespace that always exists: it takes the `[defaults]` settings unless configured
+/// under `[namespaces.default]`.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
 /// The memory budget when none is configured.
 pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
+
+/// The smallest share of the budget a namespace without `max_bytes` may be left with.
+pub const MIN_SHARE: u64 = 1 << 20;
 
 /// The configuration in effect, with every value parsed and checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +80,37 @@ pub struct Config {
     pub defaults: NamespaceConfig,
     /// Each configured namespace, with the defaults already applied.
     pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// Event rules by event name (see [`crate::store`] for how they run). Checked when loaded:
+    /// templates, namespaces, cascade targets, parameters, and cycles.
+    pub events: BTreeMap<String, EventRule>,
+}
+
+/// What an event invalidates, as written under `[events."NAME"]`. Every template may use
+/// `{param}` placeholders.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRule {
+    /// The parameters the event takes; when given, every placeholder must be among them.
+    #[serde(default)]
+    pub params: Option<Vec<String>>,
+    /// Namespaces where `keys`, `prefixes` and `patterns` apply; every namespace if empty.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Keys to drop.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Key prefixes to drop everything under.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Glob patterns (Redis `MATCH` syntax) to drop the matching keys of.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// Tags to invalidate (in every namespace: tags are store-wide).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Events to emit next, with the same parameters.
+    #[serde(default)]
+    pub cascade: Vec<String>,
 }
 
 /// The settings of one namespace. `None` means "no such limit" (or no expiry).
@@ -113,11 +151,77 @@ impl Default for Config {
             max_bytes: DEFAULT_MAX_BYTES,
             defaults: NamespaceConfig::default(),
             namespaces: BTreeMap::new(),
+            events: BTreeMap::new(),
         }
     }
 }
 
 impl Config {
+    /// The settings of namespace `name`: its own if configured, else the defaults.
+    pub fn namespace(&self, name: &str) -> &NamespaceConfig {
+        self.namespaces.get(name).unwrap_or(&self.defaults)
+    }
+
+    /// Every namespace a store built from this configuration has: the configured ones and
+    /// [`DEFAULT_NAMESPACE`].
+    pub fn namespace_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.namespaces.keys().cloned().collect();
+        if !self.namespaces.contains_key(DEFAULT_NAMESPACE) {
+            names.push(DEFAULT_NAMESPACE.to_string());
+            names.sort();
+        }
+        names
+    }
+
+    /// How the memory budget is divided: each namespace with a `max_bytes` gets it, and the
+    /// rest of the budget is split evenly between the others. The shares never add up to more
+    /// than `max_bytes`, so the budget holds however the namespaces fill; a namespace never
+    /// takes memory from another (the isolation tiers are for). Fails when the fixed shares
+    /// exceed the budget or leave nothing for the others.
+    pub fn budget_shares(&self) -> Result<BTreeMap<String, u64>, ConfigError> {
+        let names = self.namespace_names();
+        let fixed: u64 = names
+            .iter()
+            .filter_map(|n| self.namespace(n).max_bytes)
+            .fold(0u64, u64::saturating_add);
+        if fixed > self.max_bytes {
+            return Err(ConfigError::Invalid {
+                field: "max_bytes".into(),
+                value: self.max_bytes.to_string(),
+                reason: format!(
+                    "the namespaces' own max_bytes add up to {fixed}, more than the budget"
+                ),
+            });
+        }
+        let elastic: Vec<&String> = names
+            .iter()
+            .filter(|n| self.namespace(n).max_bytes.is_none())
+            .collect();
+        let share = match elastic.len() as u64 {
+            0 => 0,
+            n => (self.max_bytes - fixed) / n,
+        };
+        if !elastic.is_empty() && share < MIN_SHARE {
+            return Err(ConfigError::Invalid {
+                field: "max_bytes".into(),
+                value: self.max_bytes.to_string(),
+                reason: format!(
+                    "leaves {share} bytes each to {} (fewer than {MIN_SHARE}); raise the budget \
+                     or give them max_bytes",
+                    elastic
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        Ok(names
+            .iter()
+            .map(|n| (n.clone(), self.namespace(n).max_bytes.unwrap_or(share)))
+            .collect())
+    }
+
     /// Reads the TOML file at `path` (if any) and overrides it with the process's `STRATA_*`
     /// environment variables.
     pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
@@ -185,6 +289,8 @@ struct RawConfig {
     defaults: RawNamespace,
     #[serde(default)]
     namespaces: BTreeMap<String, RawNamespace>,
+    #[serde(default)]
+    events: BTreeMap<String, EventRule>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -306,11 +412,17 @@ impl RawConfig {
             check_budget(&format!("{path}.max_bytes"), ns.max_bytes, max_bytes)?;
             namespaces.insert(name.clone(), ns);
         }
-        Ok(Config {
+        let mut names: std::collections::BTreeSet<String> = namespaces.keys().cloned().collect();
+        names.insert(DEFAULT_NAMESPACE.to_string());
+        crate::store::rules::Rules::compile(&self.events, &names)?;
+        let config = Config {
             max_bytes,
             defaults,
             namespaces,
-        })
+            events: self.events,
+        };
+        config.budget_shares()?;
+        Ok(config)
     }
 }
 

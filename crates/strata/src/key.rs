@@ -32,9 +32,145 @@
 //! meet in a shared Redis tier. It is not cryptographic: use it for cache keys, not for
 //! anything an attacker could exploit by forging collisions.
 
+use std::borrow::Borrow;
 use std::fmt::{self, Write as _};
 
-use crate::Pattern;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::{HeapSize, Pattern};
+
+/// A key of a [`Store`](crate::Store)'s namespaces: any bytes, binary-safe like a Redis key.
+/// Built from `&str`, `String`, `&[u8]`, `Vec<u8>` or `Bytes`; looked up by anything that is
+/// `AsRef<[u8]>`. It hashes as its bytes, and serialises as a string when it is UTF-8 (as
+/// bytes otherwise), so invalidations carrying keys read naturally as JSON.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(Box<[u8]>);
+
+impl Key {
+    /// The key's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The key as text, if it is UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// How many bytes the key has.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl AsRef<[u8]> for Key {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<&str> for Key {
+    fn from(s: &str) -> Self {
+        Key(s.as_bytes().into())
+    }
+}
+
+impl From<String> for Key {
+    fn from(s: String) -> Self {
+        Key(s.into_bytes().into_boxed_slice())
+    }
+}
+
+impl From<&String> for Key {
+    fn from(s: &String) -> Self {
+        Key(s.as_bytes().into())
+    }
+}
+
+impl From<&[u8]> for Key {
+    fn from(b: &[u8]) -> Self {
+        Key(b.into())
+    }
+}
+
+impl From<Vec<u8>> for Key {
+    fn from(b: Vec<u8>) -> Self {
+        Key(b.into_boxed_slice())
+    }
+}
+
+impl From<bytes::Bytes> for Key {
+    fn from(b: bytes::Bytes) -> Self {
+        Key(b.as_ref().into())
+    }
+}
+
+impl HeapSize for Key {
+    fn heap_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.as_str() {
+            Some(s) => fmt::Debug::fmt(s, f),
+            None => write!(f, "b\"{}\"", self.0.escape_ascii()),
+        }
+    }
+}
+
+impl fmt::Display for Key {
+    /// UTF-8 as it is; other bytes escaped as `\xNN`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.as_str() {
+            Some(s) => f.write_str(s),
+            None => write!(f, "{}", self.0.escape_ascii()),
+        }
+    }
+}
+
+impl Serialize for Key {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.as_str() {
+            Some(s) => serializer.serialize_str(s),
+            None => serializer.serialize_bytes(&self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key: a string or bytes")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(Key::from(v))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Key, E> {
+                Ok(Key::from(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Key, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    bytes.push(b);
+                }
+                Ok(Key::from(bytes))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
 
 /// The separator between the parts of a key.
 pub const SEPARATOR: &str = "::";
@@ -67,7 +203,8 @@ macro_rules! key {
     };
 }
 
-fn escape_into(part: &str, out: &mut String) {
+/// Escapes `part` as one key part (see [`join`]) and appends it to `out`.
+pub(crate) fn escape_into(part: &str, out: &mut String) {
     for c in part.chars() {
         match c {
             ':' => out.push_str("%3A"),
@@ -114,15 +251,20 @@ where
     I::Item: fmt::Display,
 {
     let mut pattern = String::new();
-    for c in join(parts).chars() {
+    glob_escape_into(&join(parts), &mut pattern);
+    pattern.push_str(SEPARATOR);
+    pattern.push('*');
+    Pattern::new(pattern)
+}
+
+/// Appends `text` to a glob pattern so that it matches only itself.
+pub(crate) fn glob_escape_into(text: &str, pattern: &mut String) {
+    for c in text.chars() {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
             pattern.push('\\');
         }
         pattern.push(c);
     }
-    pattern.push_str(SEPARATOR);
-    pattern.push('*');
-    Pattern::new(pattern)
 }
 
 /// A stable 128-bit digest of `parts`, as 32 lower-case hex digits, for keys of query caches

@@ -69,16 +69,19 @@ pub mod key;
 mod listener;
 pub mod pattern;
 mod stats;
+pub mod store;
 mod sync;
 mod weigher;
 
 pub use builder::CacheBuilder;
-pub use cache::{Cache, Inserted, Keys};
+pub use cache::{Cache, Cleared, Inserted, Keys};
 pub use clock::{Clock, MockClock};
 pub use error::{BuildError, InsertError};
+pub use key::Key;
 pub use listener::{Listener, RemovalCause};
 pub use pattern::Pattern;
 pub use stats::CacheStats;
+pub use store::{Namespace, Store};
 pub use weigher::{DefaultWeigher, HeapSize, Weigher};
 
 /// The hasher a cache uses unless told otherwise: foldhash, fast and seeded per process.

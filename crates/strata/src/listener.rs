@@ -13,6 +13,9 @@ pub enum RemovalCause {
     Replaced,
     /// [`Cache::clear`](crate::Cache::clear) dropped everything.
     Cleared,
+    /// [`Cache::remove_where`](crate::Cache::remove_where) took it out: an invalidation by
+    /// prefix, pattern or tag.
+    Invalidated,
 }
 
 /// Called once for every entry that leaves the cache, after the cache's lock is released, on

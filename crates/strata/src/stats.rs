@@ -37,3 +37,18 @@ impl CacheStats {
         }
     }
 }
+
+impl std::ops::AddAssign for CacheStats {
+    /// Sums counters, for totals over several caches.
+    fn add_assign(&mut self, other: Self) {
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.inserts += other.inserts;
+        self.updates += other.updates;
+        self.removals += other.removals;
+        self.expirations += other.expirations;
+        self.evictions += other.evictions;
+        self.entries += other.entries;
+        self.weighted_size += other.weighted_size;
+    }
+}

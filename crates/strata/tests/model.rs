@@ -38,7 +38,13 @@ enum Op {
     Advance(u64),
     RunPending,
     Clear,
+    /// `clear_deferred`, the returned entries dropped at once.
+    ClearDeferred,
     Keys,
+    /// `remove_where(key % m == r)`.
+    RemoveWhere(u64, u64),
+    /// `remove_if(key, value % 2 == parity)`.
+    RemoveIf(u64, u64),
 }
 
 fn op(keys: u64) -> impl Strategy<Value = Op> {
@@ -55,7 +61,10 @@ fn op(keys: u64) -> impl Strategy<Value = Op> {
         6 => prop_oneof![1..5u64, 1..60u64].prop_map(Op::Advance),
         2 => Just(Op::RunPending),
         1 => Just(Op::Clear),
+        1 => Just(Op::ClearDeferred),
         2 => Just(Op::Keys),
+        2 => (2..5u64, 0..2u64).prop_map(|(m, r)| Op::RemoveWhere(m, r)),
+        2 => (0..keys, 0..2u64).prop_map(|(k, p)| Op::RemoveIf(k, p)),
     ]
 }
 
@@ -84,6 +93,7 @@ fn bit(cause: RemovalCause) -> u8 {
         RemovalCause::Removed => 4,
         RemovalCause::Replaced => 8,
         RemovalCause::Cleared => 16,
+        RemovalCause::Invalidated => 32,
     }
 }
 const EXPIRED: u8 = 1;
@@ -91,6 +101,7 @@ const EVICTED: u8 = 2;
 const REMOVED: u8 = 4;
 const REPLACED: u8 = 8;
 const CLEARED: u8 = 16;
+const INVALIDATED: u8 = 32;
 
 #[derive(Debug, Clone, Copy)]
 struct Slot {
@@ -416,6 +427,57 @@ impl Harness {
                 assert_eq!(self.cache.len(), 0);
                 assert_eq!(self.cache.weighted_size(), 0);
             }
+            Op::ClearDeferred => {
+                let cleared = self.cache.clear_deferred();
+                let held = cleared.len();
+                assert_eq!(self.cache.len(), 0);
+                drop(cleared);
+                self.removals += held as u64;
+                let keys: Vec<u64> = self.model.map.keys().copied().collect();
+                for k in keys {
+                    self.depart(k, CLEARED, EXPIRED | CLEARED);
+                }
+                assert_eq!(self.cache.weighted_size(), 0);
+            }
+            Op::RemoveWhere(m, r) => {
+                let chosen: Vec<u64> = self
+                    .model
+                    .map
+                    .keys()
+                    .copied()
+                    .filter(|k| k % m == r)
+                    .collect();
+                let live = chosen
+                    .iter()
+                    .filter(|&&k| self.model.live(k).is_some())
+                    .count();
+                let removed = self.cache.remove_where(|k, _| k % m == r);
+                if self.exact {
+                    assert_eq!(removed, live, "remove_where(% {m} == {r})");
+                } else {
+                    assert!(removed <= live, "remove_where removed {removed} of {live}");
+                }
+                self.removals += removed as u64;
+                for k in chosen {
+                    self.depart(k, INVALIDATED, EXPIRED);
+                }
+            }
+            Op::RemoveIf(k, parity) => {
+                let expected = self.model.live(k).map(|s| s.value);
+                let got = self.cache.remove_if(&k, |v| v % 2 == parity);
+                match (got, expected) {
+                    (Some(v), _) => {
+                        assert_eq!(Some(v), expected, "remove_if({k})");
+                        assert_eq!(v % 2, parity);
+                        self.removals += 1;
+                        self.depart(k, REMOVED, 0);
+                        self.departed.insert(v, (k, REMOVED));
+                    }
+                    (None, Some(v)) if v % 2 == parity => self.lost(k),
+                    (None, Some(_)) => {}
+                    (None, None) => {}
+                }
+            }
             Op::Keys => {
                 let keys: Vec<u64> = self.cache.keys().collect();
                 let got: BTreeSet<u64> = keys.iter().copied().collect();
@@ -479,7 +541,7 @@ impl Harness {
         assert!(self.model.map.is_empty());
         let events = std::mem::take(&mut *self.events.lock().unwrap());
         let mut seen = HashMap::new();
-        let mut by_cause = [0u64; 5];
+        let mut by_cause = [0u64; 6];
         for &(k, v, cause) in &events {
             assert!(seen.insert(v, cause).is_none(), "value {v} reported twice");
             let (key, allowed) = *self.departed.get(&v).unwrap_or_else(|| {
@@ -499,10 +561,10 @@ impl Harness {
             assert!(!seen.contains_key(v), "refused value {v} reported");
         }
         let s = self.cache.stats();
-        let [expired, evicted, removed, replaced, cleared] = by_cause;
+        let [expired, evicted, removed, replaced, cleared, invalidated] = by_cause;
         assert_eq!(s.expirations, expired);
         assert_eq!(s.evictions, evicted);
-        assert_eq!(s.removals, removed + cleared);
+        assert_eq!(s.removals, removed + cleared + invalidated);
         assert_eq!(s.updates, replaced);
         assert_eq!(s.inserts, self.departed.len() as u64 - replaced);
     }

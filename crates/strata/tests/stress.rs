@@ -49,7 +49,7 @@ impl Val {
 }
 
 #[derive(Default)]
-struct Causes([AtomicU64; 5]);
+struct Causes([AtomicU64; 6]);
 
 impl Causes {
     fn index(cause: RemovalCause) -> usize {
@@ -59,6 +59,7 @@ impl Causes {
             RemovalCause::Removed => 2,
             RemovalCause::Replaced => 3,
             RemovalCause::Cleared => 4,
+            RemovalCause::Invalidated => 5,
         }
     }
 

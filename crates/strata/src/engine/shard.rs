@@ -193,6 +193,13 @@ pub(crate) struct Shard<K, V> {
 /// only when popularity shifts quickly, and cost hits on every skewed and looping trace.
 const SMALL_SHARE_PERCENT: u64 = 1;
 
+impl<K, V> Shard<K, V> {
+    /// The entries, for disposal of a shard returned by [`take`](Self::take).
+    pub(crate) fn into_entries(self) -> Vec<Entry<K, V>> {
+        self.slab
+    }
+}
+
 impl<K, V> Shard<K, V>
 where
     K: Eq,
@@ -525,6 +532,48 @@ where
         let taken = std::mem::take(&mut self.slab);
         self.counters.removals += taken.len() as u64;
         taken
+    }
+
+    /// Removes every entry for which `doomed(key, value)` holds, counting them as removals and
+    /// handing them to `out` with `cause`; expired entries met on the way are reclaimed as
+    /// expirations. Returns how many live entries were removed.
+    pub(crate) fn remove_where(
+        &mut self,
+        now: u64,
+        cause: RemovalCause,
+        mut doomed: impl FnMut(&K, &V) -> bool,
+        hasher: &impl Fn(&K) -> u64,
+        out: &mut Vec<(K, V, RemovalCause)>,
+    ) -> usize {
+        let mut removed = 0;
+        let mut idx = 0;
+        while idx < self.slab.len() {
+            let entry = &self.slab[idx];
+            if entry.is_expired(|| now) {
+                // The last entry moves into `idx`: look at the same slot again next.
+                self.expire(idx, hasher, out);
+            } else if doomed(&entry.key, &entry.value) {
+                let hash = hasher(&entry.key);
+                let entry = self.remove_at(idx, hash, hasher);
+                self.counters.removals += 1;
+                removed += 1;
+                out.push((entry.key, entry.value, cause));
+            } else {
+                idx += 1;
+            }
+        }
+        self.cursor = 0;
+        removed
+    }
+
+    /// Swaps this shard for an empty one with the same configuration and counters, in time
+    /// independent of how many entries it holds; the full shard is returned so that its
+    /// entries can be dropped elsewhere. They count as removals now.
+    pub(crate) fn take(&mut self) -> Shard<K, V> {
+        let mut fresh = Shard::new(self.config);
+        fresh.counters = self.counters;
+        fresh.counters.removals += self.slab.len() as u64;
+        std::mem::replace(self, fresh)
     }
 
     /// Keys of live entries, for snapshots.

@@ -1,0 +1,421 @@
+//! One namespace: a typed handle over its own engine.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::hot::{HotKey, HotKeys};
+use super::tags::TagSet;
+use super::{Core, Invalidation};
+use crate::config::NamespaceConfig;
+use crate::key::Key;
+use crate::{Cache, CacheStats, HeapSize, InsertError, Inserted, Pattern};
+
+/// What a namespace stores for a key: the value and the tags it was inserted with.
+pub(crate) struct Slot<V> {
+    value: V,
+    tags: Option<Arc<TagSet>>,
+}
+
+impl<V> Slot<V> {
+    /// Whether no tag of the entry was invalidated since it was inserted.
+    #[inline]
+    fn is_live(&self) -> bool {
+        self.tags.as_ref().is_none_or(|t| t.is_live())
+    }
+}
+
+impl<V: Clone> Clone for Slot<V> {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            tags: self.tags.clone(),
+        }
+    }
+}
+
+impl<V: HeapSize> HeapSize for Slot<V> {
+    fn heap_size(&self) -> usize {
+        self.value.heap_size() + self.tags.as_ref().map_or(0, |t| t.heap_size())
+    }
+}
+
+/// How to store an entry: its TTL (instead of the namespace's) and its tags.
+///
+/// ```
+/// use strata::store::Put;
+/// use std::time::Duration;
+/// let put = Put::new().ttl(Duration::from_secs(30)).tag("dashboard:42").tag("user:42");
+/// # let _ = put;
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Put {
+    ttl: Option<Duration>,
+    tags: Vec<String>,
+}
+
+impl Put {
+    /// The namespace's TTL and no tags.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Expire after `ttl` whatever the namespace's TTL.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Carry `tag`: [`Store::invalidate_tag`](super::Store::invalidate_tag) drops the entry.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+
+    /// Carry every tag of `tags`.
+    pub fn tags<T: Into<String>>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+}
+
+/// The limits a namespace runs with, after the budget was divided.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    /// Default TTL.
+    pub ttl: Option<Duration>,
+    /// Time-to-idle.
+    pub time_to_idle: Option<Duration>,
+    /// Entry bound.
+    pub max_entries: Option<u64>,
+    /// Byte bound: the namespace's share of the store's budget.
+    pub max_bytes: u64,
+}
+
+impl Limits {
+    pub(crate) fn new(config: &NamespaceConfig, max_bytes: u64) -> Self {
+        Self {
+            ttl: config.ttl,
+            time_to_idle: config.time_to_idle,
+            max_entries: config.max_entries,
+            max_bytes,
+        }
+    }
+}
+
+pub(crate) struct NsInner<V> {
+    pub(crate) name: Arc<str>,
+    cache: Cache<Key, Slot<V>>,
+    core: Arc<Core>,
+    hot: HotKeys,
+    pub(crate) limits: Limits,
+}
+
+/// A namespace of a [`Store`](super::Store): its own engine, TTL, limits and statistics,
+/// holding values of one type. Cloning the handle is cheap; every clone sees the same entries.
+/// Every way of removing entries goes through the store's invalidation path, so the publisher
+/// hook sees it.
+///
+/// ```
+/// use strata::store::{Put, Store};
+///
+/// let store = Store::new();
+/// let users = store.namespace::<String>("default").unwrap();
+/// users.insert_with("user::42::profile", "Ada".to_string(), Put::new().tag("user:42")).unwrap();
+/// assert_eq!(users.get("user::42::profile").as_deref(), Some("Ada"));
+/// assert_eq!(store.invalidate_tag("user:42"), 1);
+/// assert_eq!(users.get("user::42::profile"), None);
+/// ```
+pub struct Namespace<V> {
+    pub(crate) inner: Arc<NsInner<V>>,
+}
+
+impl<V> Clone for Namespace<V> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for Namespace<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("name", &self.inner.name)
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<V> Namespace<V>
+where
+    V: Clone + HeapSize + Send + Sync + 'static,
+{
+    pub(crate) fn build(
+        name: &str,
+        limits: Limits,
+        core: Arc<Core>,
+    ) -> Result<Self, crate::BuildError> {
+        let mut builder = Cache::<Key, Slot<V>>::builder()
+            .max_bytes(limits.max_bytes)
+            .clock(core.clock.clone());
+        if let Some(n) = limits.max_entries {
+            builder = builder.max_entries(n);
+        }
+        if let Some(ttl) = limits.ttl {
+            builder = builder.default_ttl(ttl);
+        }
+        if let Some(tti) = limits.time_to_idle {
+            builder = builder.time_to_idle(tti);
+        }
+        Ok(Self {
+            inner: Arc::new(NsInner {
+                name: name.into(),
+                cache: builder.build()?,
+                core,
+                hot: HotKeys::default(),
+                limits,
+            }),
+        })
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The limits it runs with.
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The value for `key`, if a live entry holds one (not expired, no tag invalidated).
+    /// Counts a hit or a miss.
+    #[inline]
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<V> {
+        let key = key.as_ref();
+        let value = self
+            .inner
+            .cache
+            .get_with(key, |slot| slot.is_live().then(|| slot.value.clone()));
+        if value.is_some() && HotKeys::should_sample() {
+            self.inner.hot.record(key);
+        }
+        value
+    }
+
+    /// Whether a live entry holds `key`. Counts nothing.
+    pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
+        self.inner
+            .cache
+            .peek_with(key.as_ref(), |slot| slot.is_live().then_some(()))
+            .is_some()
+    }
+
+    /// How long `key` has left: `None` when no live entry holds it, `Some(None)` when it never
+    /// expires. Counts nothing.
+    pub fn ttl(&self, key: impl AsRef<[u8]>) -> Option<Option<Duration>> {
+        let key = key.as_ref();
+        if !self.contains_key(key) {
+            return None;
+        }
+        self.inner.cache.ttl(key)
+    }
+
+    /// Makes `key` expire `ttl` from now, or never with `None`; returns whether a live entry
+    /// held it.
+    pub fn set_ttl(&self, key: impl AsRef<[u8]>, ttl: Option<Duration>) -> bool {
+        let key = key.as_ref();
+        self.contains_key(key) && self.inner.cache.set_ttl(key, ttl)
+    }
+
+    /// Stores `value` under `key` with the namespace's TTL and no tags.
+    pub fn insert(&self, key: impl Into<Key>, value: V) -> Result<(), InsertError> {
+        self.insert_with(key, value, Put::new())
+    }
+
+    /// Stores `value` under `key` with a TTL and tags of its own.
+    pub fn insert_with(&self, key: impl Into<Key>, value: V, put: Put) -> Result<(), InsertError> {
+        let slot = self.slot(value, &put);
+        match put.ttl {
+            Some(ttl) => self.inner.cache.insert_with_ttl(key.into(), slot, ttl),
+            None => self.inner.cache.insert(key.into(), slot),
+        }
+    }
+
+    /// Stores `value` only if no live entry holds `key`; of concurrent callers exactly one
+    /// wins, the others get the winner's value (see [`Cache::insert_if_absent`]). An entry
+    /// whose tag was invalidated counts as absent.
+    pub fn insert_if_absent(
+        &self,
+        key: impl Into<Key>,
+        value: V,
+    ) -> Result<Inserted<V>, InsertError> {
+        self.insert_if_absent_with(key, value, Put::new())
+    }
+
+    /// [`insert_if_absent`](Self::insert_if_absent) with a TTL and tags of its own.
+    pub fn insert_if_absent_with(
+        &self,
+        key: impl Into<Key>,
+        value: V,
+        put: Put,
+    ) -> Result<Inserted<V>, InsertError> {
+        let key = key.into();
+        // A dead entry must not win: take it out first, atomically with checking it is dead.
+        self.inner
+            .cache
+            .remove_if(key.as_bytes(), |slot| !slot.is_live());
+        let slot = self.slot(value, &put);
+        let outcome = match put.ttl {
+            Some(ttl) => self.inner.cache.insert_if_absent_with_ttl(key, slot, ttl),
+            None => self.inner.cache.insert_if_absent(key, slot),
+        }?;
+        Ok(match outcome {
+            Inserted::Inserted => Inserted::Inserted,
+            Inserted::Existing(slot) => Inserted::Existing(slot.value),
+        })
+    }
+
+    fn slot(&self, value: V, put: &Put) -> Slot<V> {
+        Slot {
+            value,
+            tags: self.inner.core.tags.stamp(&put.tags),
+        }
+    }
+
+    /// Removes `key` (and tells the publisher); returns its value if a live entry held it.
+    pub fn remove(&self, key: impl AsRef<[u8]>) -> Option<V> {
+        let key = key.as_ref();
+        let removed = self.inner.cache.remove(key);
+        self.inner.core.publish(&Invalidation::Key {
+            namespace: Some(self.name().to_owned()),
+            key: Key::from(key),
+        });
+        removed.and_then(|slot| slot.is_live().then_some(slot.value))
+    }
+
+    /// Removes every key starting with `prefix`; returns how many live entries went.
+    pub fn invalidate_prefix(&self, prefix: impl AsRef<[u8]>) -> u64 {
+        let prefix = prefix.as_ref();
+        let n = self.inner.remove_prefix(prefix);
+        self.inner.core.publish(&Invalidation::Prefix {
+            namespace: Some(self.name().to_owned()),
+            prefix: Key::from(prefix),
+        });
+        n
+    }
+
+    /// Removes every key matching the glob `pattern` (Redis `MATCH` syntax); returns how many
+    /// live entries went.
+    pub fn invalidate_pattern(&self, pattern: impl AsRef<[u8]>) -> u64 {
+        let pattern = pattern.as_ref();
+        let n = self.inner.remove_pattern(&Pattern::new(pattern));
+        self.inner.core.publish(&Invalidation::Pattern {
+            namespace: Some(self.name().to_owned()),
+            pattern: Key::from(pattern),
+        });
+        n
+    }
+
+    /// Empties the namespace at once: readers miss from now on, and the entries are freed
+    /// in the background. Returns how many entries it held (expired ones included).
+    pub fn clear(&self) -> u64 {
+        let n = self.inner.clear_now();
+        self.inner.core.publish(&Invalidation::Clear {
+            namespace: Some(self.name().to_owned()),
+        });
+        n
+    }
+
+    /// Entries held, including expired or invalidated ones not yet reclaimed.
+    pub fn len(&self) -> usize {
+        self.inner.cache.len()
+    }
+
+    /// Whether the namespace holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The namespace's counters.
+    pub fn stats(&self) -> CacheStats {
+        self.inner.cache.stats()
+    }
+
+    /// The approximate `n` hottest keys (see [`HotKey`]).
+    pub fn hot_keys(&self, n: usize) -> Vec<HotKey> {
+        self.inner.hot.top(n)
+    }
+}
+
+/// What the store does with a namespace without knowing its value type.
+pub(crate) trait AnyNamespace: Send + Sync {
+    fn remove_key(&self, key: &[u8]) -> u64;
+    fn remove_prefix(&self, prefix: &[u8]) -> u64;
+    fn remove_pattern(&self, pattern: &Pattern) -> u64;
+    fn clear_now(&self) -> u64;
+    fn purge_dead(&self) -> u64;
+    fn reclaim_expired(&self) -> usize;
+    fn stats(&self) -> CacheStats;
+    fn hot_keys(&self, n: usize) -> Vec<HotKey>;
+    fn engine_heap_bytes(&self) -> usize;
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<V> AnyNamespace for NsInner<V>
+where
+    V: Clone + HeapSize + Send + Sync + 'static,
+{
+    fn remove_key(&self, key: &[u8]) -> u64 {
+        self.cache
+            .remove(key)
+            .map_or(0, |slot| u64::from(slot.is_live()))
+    }
+
+    fn remove_prefix(&self, prefix: &[u8]) -> u64 {
+        self.cache
+            .remove_where(|key, slot| key.as_bytes().starts_with(prefix) && slot.is_live())
+            as u64
+    }
+
+    fn remove_pattern(&self, pattern: &Pattern) -> u64 {
+        let literal = pattern.literal_prefix();
+        self.cache.remove_where(|key, slot| {
+            let key = key.as_bytes();
+            key.starts_with(literal) && pattern.matches(key) && slot.is_live()
+        }) as u64
+    }
+
+    fn clear_now(&self) -> u64 {
+        let cleared = self.cache.clear_deferred();
+        self.hot.reset();
+        let n = cleared.len() as u64;
+        self.core.dispose(Box::new(cleared));
+        n
+    }
+
+    fn purge_dead(&self) -> u64 {
+        self.cache.remove_where(|_, slot| !slot.is_live()) as u64
+    }
+
+    fn reclaim_expired(&self) -> usize {
+        self.cache.run_pending_tasks()
+    }
+
+    fn stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    fn hot_keys(&self, n: usize) -> Vec<HotKey> {
+        self.hot.top(n)
+    }
+
+    fn engine_heap_bytes(&self) -> usize {
+        self.cache.engine_heap_bytes()
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}

@@ -1,0 +1,237 @@
+//! Tags: invalidating every entry that carries a tag in O(1), with generations.
+//!
+//! Each tag has one word: a 32-bit generation and a 32-bit count of the live tag sets stamped
+//! with it. An entry inserted with tags keeps a [`TagSet`]: for each tag, the tag's state and
+//! the generation it was stamped with. A reader checks the stamps against the current
+//! generations (one relaxed load per tag); invalidating a tag bumps its generation, which
+//! kills every entry stamped before, and reads the count in the same atomic swap, so it knows
+//! how many it killed. The dead entries are then removed in the background (see `janitor`).
+//!
+//! The count is kept by the tag sets themselves: made, they add one; dropped (the entry
+//! evicted, replaced, removed, cleared), they subtract one if their generation is still
+//! current. So it is exact without the engine telling anyone about removals.
+//!
+//! States live in a sharded registry. A state nobody points to but the registry is dropped
+//! from it when its shard has doubled since its last collection: the registry stays in
+//! proportion to the tags in use, however many distinct tags (one per user, say) go by.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const REGISTRY_SHARDS: usize = 16;
+const COUNT_MASK: u64 = u32::MAX as u64;
+
+/// One tag's state: generation in the high half of `word`, live count in the low half.
+pub(crate) struct TagState {
+    word: AtomicU64,
+}
+
+impl TagState {
+    #[inline]
+    fn generation(&self) -> u32 {
+        (self.word.load(Ordering::Relaxed) >> 32) as u32
+    }
+
+    /// Adds one to the count and returns the generation it was added under (the stamp).
+    fn enlist(&self) -> u32 {
+        (self.word.fetch_add(1, Ordering::Relaxed) >> 32) as u32
+    }
+
+    /// Takes one off the count if `generation` is still current.
+    fn discharge(&self, generation: u32) {
+        let _ = self
+            .word
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                ((w >> 32) as u32 == generation && w & COUNT_MASK > 0).then(|| w - 1)
+            });
+    }
+
+    /// Moves to the next generation and returns how many tag sets the old one had.
+    fn bump(&self) -> u64 {
+        let old = self
+            .word
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                Some(u64::from(((w >> 32) as u32).wrapping_add(1)) << 32)
+            })
+            .unwrap_or_else(|w| w);
+        old & COUNT_MASK
+    }
+}
+
+/// The tags of one entry, each with the generation it was stamped with. Most entries carry
+/// one or two tags, which stay inline.
+pub(crate) struct TagSet {
+    stamps: SmallVec<[(Arc<TagState>, u32); 2]>,
+}
+
+impl TagSet {
+    /// Whether no tag of the set has been invalidated since it was stamped.
+    #[inline]
+    pub(crate) fn is_live(&self) -> bool {
+        self.stamps
+            .iter()
+            .all(|(state, g)| state.generation() == *g)
+    }
+
+    /// Heap bytes the set owns (its allocation behind the entry's pointer).
+    pub(crate) fn heap_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + 16
+            + if self.stamps.spilled() {
+                self.stamps.capacity() * std::mem::size_of::<(Arc<TagState>, u32)>()
+            } else {
+                0
+            }
+    }
+}
+
+impl Drop for TagSet {
+    fn drop(&mut self) {
+        for (state, generation) in &self.stamps {
+            state.discharge(*generation);
+        }
+    }
+}
+
+/// Every tag in use, by name.
+pub(crate) struct TagRegistry {
+    shards: Box<[Mutex<RegistryShard>]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+#[derive(Default)]
+struct RegistryShard {
+    tags: HashMap<Box<str>, Arc<TagState>>,
+    /// Size after the last collection; the next runs when the shard has doubled.
+    collected_at: usize,
+}
+
+impl RegistryShard {
+    /// Drops states that no tag set points to any more.
+    fn collect(&mut self) {
+        self.tags.retain(|_, state| Arc::strong_count(state) > 1);
+        self.collected_at = self.tags.len();
+    }
+}
+
+impl TagRegistry {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..REGISTRY_SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    fn shard(&self, tag: &str) -> &Mutex<RegistryShard> {
+        &self.shards[self.hasher.hash_one(tag) as usize % REGISTRY_SHARDS]
+    }
+
+    /// Stamps a new tag set for `tags` (duplicates counted once), or `None` for no tags.
+    pub(crate) fn stamp<T: AsRef<str>>(&self, tags: &[T]) -> Option<Arc<TagSet>> {
+        if tags.is_empty() {
+            return None;
+        }
+        let mut stamps: SmallVec<[(Arc<TagState>, u32); 2]> = SmallVec::new();
+        for tag in tags {
+            let tag = tag.as_ref();
+            // States are cloned under the shard's lock, so a collection (also under it) that
+            // sees a count of one knows nobody else holds the state.
+            let state = {
+                let mut shard = self.shard(tag).lock();
+                if let Some(state) = shard.tags.get(tag) {
+                    Arc::clone(state)
+                } else {
+                    if shard.tags.len() >= 2 * shard.collected_at.max(32) {
+                        shard.collect();
+                    }
+                    let state = Arc::new(TagState {
+                        word: AtomicU64::new(0),
+                    });
+                    shard.tags.insert(tag.into(), Arc::clone(&state));
+                    state
+                }
+            };
+            if stamps.iter().any(|(s, _)| Arc::ptr_eq(s, &state)) {
+                continue;
+            }
+            let generation = state.enlist();
+            stamps.push((state, generation));
+        }
+        Some(Arc::new(TagSet { stamps }))
+    }
+
+    /// Kills every entry carrying `tag` and returns how many entries carried it.
+    pub(crate) fn invalidate(&self, tag: &str) -> u64 {
+        let state = self.shard(tag).lock().tags.get(tag).cloned();
+        state.map_or(0, |state| state.bump())
+    }
+
+    /// How many live entries carry `tag` now.
+    pub(crate) fn count(&self, tag: &str) -> u64 {
+        let shard = self.shard(tag).lock();
+        shard
+            .tags
+            .get(tag)
+            .map_or(0, |s| s.word.load(Ordering::Relaxed) & COUNT_MASK)
+    }
+
+    /// Drops the states of tags no entry carries any more; returns how many tags remain.
+    pub(crate) fn collect(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut shard = shard.lock();
+                shard.collect();
+                shard.tags.len()
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generations_kill_and_counts_follow_the_sets() {
+        let registry = TagRegistry::new();
+        let a = registry.stamp(&["t", "u"]).unwrap();
+        let b = registry.stamp(&["t"]).unwrap();
+        assert!(a.is_live() && b.is_live());
+        assert_eq!(registry.count("t"), 2);
+        drop(b);
+        assert_eq!(registry.count("t"), 1);
+        assert_eq!(registry.invalidate("t"), 1);
+        assert!(!a.is_live());
+        assert_eq!(registry.count("u"), 1);
+        // A set stamped after the invalidation is live; the dead one leaving changes nothing.
+        let c = registry.stamp(&["t", "t"]).unwrap();
+        assert!(c.is_live());
+        drop(a);
+        assert_eq!(registry.count("t"), 1);
+        assert_eq!(registry.count("u"), 0);
+        assert_eq!(registry.invalidate("absent"), 0);
+        drop(c);
+        assert_eq!(registry.collect(), 0);
+    }
+
+    #[test]
+    fn the_registry_collects_unused_tags_as_it_grows() {
+        let registry = TagRegistry::new();
+        for i in 0..100_000 {
+            // Each set is dropped at once, as when an entry is replaced or evicted.
+            drop(registry.stamp(&[format!("user:{i}")]));
+        }
+        let held: usize = registry.shards.iter().map(|s| s.lock().tags.len()).sum();
+        assert!(
+            held < 2 * 32 * REGISTRY_SHARDS + 100,
+            "registry kept {held} dead tags"
+        );
+    }
+}
