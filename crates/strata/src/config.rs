@@ -437,3 +437,38 @@ fn check_budget(field: &str, bytes: Option<u64>, budget: u64) -> Result<(), Conf
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's example configuration loads, and a store built from it runs its event.
+    #[test]
+    fn the_readme_configuration_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("README has a toml block") + 8;
+        let end = start + readme[start..].find("```").expect("the block ends");
+        let config = Config::from_sources(Some(&readme[start..end]), []).unwrap();
+        assert_eq!(config.max_bytes, 1 << 30);
+        assert_eq!(
+            config.namespaces["wallet"].ttl,
+            Some(Duration::from_secs(120))
+        );
+        let store = crate::Store::from_config(&config).unwrap();
+        let wallet = store.namespace::<i64>("wallet").unwrap();
+        wallet
+            .insert_with(
+                "wallet::42::balance",
+                1_250,
+                crate::store::Put::new().tag("dashboard:42"),
+            )
+            .unwrap();
+        wallet.insert("wallet::43::balance", 7).unwrap();
+        let dropped = store
+            .emit("payment.succeeded", [("user_id", "42"), ("bill_id", "7")])
+            .unwrap();
+        assert_eq!(dropped, 1);
+        assert_eq!(wallet.get("wallet::42::balance"), None);
+        assert_eq!(wallet.get("wallet::43::balance"), Some(7));
+    }
+}

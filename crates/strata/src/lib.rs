@@ -59,6 +59,11 @@
 
 #![warn(missing_docs)]
 
+// The README's examples compile and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 mod builder;
 mod cache;
 mod clock;
