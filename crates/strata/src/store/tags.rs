@@ -221,6 +221,54 @@ mod tests {
         assert_eq!(registry.collect(), 0);
     }
 
+    /// Threads stamp, keep, drop and invalidate concurrently; at the end each tag's count is
+    /// exactly the number of kept sets stamped with its current generation.
+    #[test]
+    fn counts_stay_exact_under_concurrent_stamps_drops_and_invalidations() {
+        let registry = Arc::new(TagRegistry::new());
+        let threads: Vec<_> = (0..4u64)
+            .map(|t| {
+                let registry = Arc::clone(&registry);
+                std::thread::spawn(move || {
+                    let mut kept = Vec::new();
+                    let mut x = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+                    for _ in 0..20_000 {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let tag = ["a", "b", "c"][(x % 3) as usize];
+                        match (x >> 8) % 8 {
+                            0 => {
+                                registry.invalidate(tag);
+                            }
+                            1 if !kept.is_empty() => {
+                                kept.swap_remove((x >> 16) as usize % kept.len());
+                            }
+                            _ => kept.extend(registry.stamp(&[tag, "all"])),
+                        }
+                    }
+                    kept
+                })
+            })
+            .collect();
+        let kept: Vec<Arc<TagSet>> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        for tag in ["a", "b", "c", "all"] {
+            let live = kept
+                .iter()
+                .filter(|set| {
+                    set.stamps.iter().any(|(state, g)| {
+                        let current = registry.shard(tag).lock().tags.get(tag).cloned();
+                        current.is_some_and(|c| Arc::ptr_eq(&c, state) && c.generation() == *g)
+                    })
+                })
+                .count();
+            assert_eq!(registry.count(tag), live as u64, "tag {tag}");
+        }
+    }
+
     #[test]
     fn the_registry_collects_unused_tags_as_it_grows() {
         let registry = TagRegistry::new();
