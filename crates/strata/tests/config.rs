@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use strata::config::{Config, ConfigError, NamespaceConfig, DEFAULT_MAX_BYTES};
+use strata::config::{Config, ConfigError, NamespaceConfig, DEFAULT_MAX_BYTES, MIN_SHARE};
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -228,4 +228,89 @@ fn load_reads_a_file_and_reports_a_missing_one() {
     let missing = Config::load(Some(&dir.join("absent.toml"))).unwrap_err();
     assert!(missing.to_string().contains("absent.toml"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_value_from_the_environment_wins_over_a_good_one_in_the_file() {
+    let err = Config::from_sources(
+        Some("[namespaces.wallet]\nttl = \"2m\"\n"),
+        env(&[("STRATA_NAMESPACES__WALLET__TTL", "2x")]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "namespaces.wallet.ttl = \"2x\": not a duration (write it like 500ms, 90s, 2m, 12h or 1d)"
+    );
+}
+
+/// The budget error for a configuration: always on `max_bytes`, naming the budget; its reason.
+fn over_budget(toml: &str, pairs: &[(&str, &str)], budget: u64) -> String {
+    match Config::from_sources(Some(toml), env(pairs)) {
+        Err(ConfigError::Invalid {
+            field,
+            value,
+            reason,
+        }) => {
+            assert_eq!(field, "max_bytes", "{reason}");
+            assert_eq!(value, budget.to_string(), "{reason}");
+            reason
+        }
+        other => panic!("expected a budget error, got {other:?}"),
+    }
+}
+
+#[test]
+fn namespaces_whose_own_budgets_add_up_to_more_than_the_whole_are_refused() {
+    // Each fits alone; together they do not.
+    let toml = "max_bytes = \"4MiB\"\n[namespaces.a]\nmax_bytes = \"3MiB\"\n\
+                [namespaces.b]\nmax_bytes = \"2MiB\"\n";
+    let reason = over_budget(toml, &[], 4 << 20);
+    assert!(reason.contains(&(5u64 << 20).to_string()), "{reason}");
+    // The environment can break a file that was fine, and mend one that was not.
+    let fits = "max_bytes = \"8MiB\"\n[namespaces.a]\nmax_bytes = \"3MiB\"\n\
+                [namespaces.b]\nmax_bytes = \"2MiB\"\n";
+    Config::from_sources(Some(fits), []).unwrap();
+    over_budget(fits, &[("STRATA_MAX_BYTES", "4MiB")], 4 << 20);
+    Config::from_sources(Some(toml), env(&[("STRATA_MAX_BYTES", "6MiB")])).unwrap();
+    // 3 + 1 MiB fit, but leave nothing for `default`.
+    let reason = over_budget(
+        toml,
+        &[("STRATA_NAMESPACES__B__MAX_BYTES", "1MiB")],
+        4 << 20,
+    );
+    assert!(reason.contains("default"), "{reason}");
+    // A default max_bytes gives every namespace, `default` included, a share of its own.
+    let reason = over_budget(
+        "max_bytes = \"3MiB\"\n[defaults]\nmax_bytes = \"1MiB\"\n\
+         [namespaces.a]\n[namespaces.b]\n[namespaces.c]\n",
+        &[],
+        3 << 20,
+    );
+    assert!(reason.contains(&(4u64 << 20).to_string()), "{reason}");
+}
+
+#[test]
+fn namespaces_without_a_budget_need_at_least_the_minimum_share() {
+    // 3 MiB fixed; `b` and `default` split the rest.
+    let fixed = 3u64 << 20;
+    let toml = |budget: u64| {
+        format!("max_bytes = {budget}\n[namespaces.a]\nmax_bytes = \"3MiB\"\n[namespaces.b]\n")
+    };
+    let config = Config::from_sources(Some(&toml(fixed + 2 * MIN_SHARE)), []).unwrap();
+    let shares = config.budget_shares().unwrap();
+    assert_eq!(shares["a"], fixed);
+    assert_eq!(shares["b"], MIN_SHARE);
+    assert_eq!(shares["default"], MIN_SHARE);
+    let budget = fixed + 2 * MIN_SHARE - 1;
+    let reason = over_budget(&toml(budget), &[], budget);
+    assert!(reason.contains("b, default"), "{reason}");
+    assert!(reason.contains(&MIN_SHARE.to_string()), "{reason}");
+    // No elastic namespace at all: the fixed shares may take the whole budget.
+    let config = Config::from_sources(
+        Some("max_bytes = \"4MiB\"\n[defaults]\nmax_bytes = \"2MiB\"\n[namespaces.a]\n"),
+        [],
+    )
+    .unwrap();
+    let shares = config.budget_shares().unwrap();
+    assert_eq!(shares.values().sum::<u64>(), 4 << 20);
 }

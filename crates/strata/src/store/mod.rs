@@ -696,11 +696,12 @@ impl Store {
         if self.inner.core.janitor.send(Job::Barrier(done)).is_ok() {
             let _ = wait.recv();
         }
-        let mut n = self.inner.purge_dead();
+        // Expired entries first: the purge would remove them too, without counting them.
+        let mut n = 0;
         for (_, ns) in self.inner.opened() {
             n += ns.reclaim_expired() as u64;
         }
-        n
+        n + self.inner.purge_dead()
     }
 
     /// Bytes held by the engines' own structures (not what keys and values own).

@@ -138,8 +138,10 @@ impl Template {
 /// One event's rule, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rule {
-    /// Every parameter the event needs, its cascades' included.
+    /// Every parameter the event needs: declared, used, and its cascades'.
     pub(crate) params: BTreeSet<String>,
+    /// The parameters declared, if any.
+    declared: Option<Vec<String>>,
     /// Where keys, prefixes and patterns apply; empty for every namespace.
     pub(crate) namespaces: Vec<String>,
     pub(crate) keys: Vec<Template>,
@@ -199,6 +201,7 @@ impl Rules {
             }
             let rule = Rule {
                 params: BTreeSet::new(),
+                declared: raw.params.clone(),
                 namespaces: raw.namespaces.clone(),
                 keys: templates("keys", &raw.keys)?,
                 prefixes: templates("prefixes", &raw.prefixes)?,
@@ -286,6 +289,8 @@ impl Rules {
                     .flat_map(Template::params)
                     .map(str::to_owned)
                     .collect();
+            // Declared parameters are the event's signature: required even if unused.
+            params.extend(rule.declared.iter().flatten().cloned());
             for target in &rule.cascade {
                 params.extend(needed(rules, target, memo));
             }
