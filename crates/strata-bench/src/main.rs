@@ -6,6 +6,7 @@ mod caches;
 mod gen;
 mod memory;
 mod replay;
+mod store;
 mod throughput;
 mod trace;
 mod zipf;
@@ -55,6 +56,11 @@ enum Command {
     Memory(MemoryArgs),
     /// Generate the synthetic oracleGeneral trace suite and DIR/suite.tsv.
     Gen(GenArgs),
+    /// What the store layer costs: hits on tagged entries, invalidation over 1M entries,
+    /// and one engine per namespace against one shared engine.
+    ///
+    /// Output: markdown tables (on stderr with --json, which puts one JSON object on stdout).
+    Store(StoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +141,64 @@ struct GenArgs {
     /// RNG seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+}
+
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// Parts to run: a (tagged hits), b (invalidation), c (engines), comma separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values = ["a", "b", "c"])]
+    parts: Vec<store::Part>,
+    /// A and C2: entries per variant (C2 splits them over 4 namespaces).
+    #[arg(long, default_value_t = 100_000)]
+    entries: u64,
+    /// A and C2: gets per thread per variant in each round (taken in 10 interleaved slices).
+    #[arg(long, default_value_t = 500_000)]
+    gets: usize,
+    /// A and C2: timed rounds; variants alternate within each round.
+    #[arg(long, default_value_t = 7)]
+    rounds: usize,
+    /// A and C2: Zipf exponents of the lookup sequence, comma separated (0 = uniform).
+    #[arg(long, value_delimiter = ',', default_values_t = [0.9, 0.0])]
+    zipf: Vec<f64>,
+    /// A and C2: thread counts, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2])]
+    threads: Vec<usize>,
+    /// A: distinct values of each tag (entry i carries group:{i % G}, and owner:{hash(i) % G}).
+    #[arg(long, default_value_t = 1000)]
+    tag_groups: u64,
+    /// A, B and C2: a default TTL in seconds on every namespace and cache [default: none].
+    #[arg(long)]
+    ttl: Option<u64>,
+    /// B: entries filled before each invalidation.
+    #[arg(long, default_value_t = 1_000_000)]
+    bulk: u64,
+    /// B: repetitions of invalidate_tag and clear (a fresh fill for each).
+    #[arg(long, default_value_t = 7)]
+    bulk_rounds: usize,
+    /// B: repetitions of the scanning invalidate_prefix / invalidate_pattern.
+    #[arg(long, default_value_t = 3)]
+    scan_rounds: usize,
+    /// C3: keys of the hot namespace A.
+    #[arg(long, default_value_t = 100_000)]
+    iso_keys: u64,
+    /// C3: total capacity in entries (separate engines get half each).
+    #[arg(long, default_value_t = 20_000)]
+    iso_capacity: u64,
+    /// C3: requests to A (B gets --scan-per-hot times as many).
+    #[arg(long, default_value_t = 1_000_000)]
+    iso_requests: usize,
+    /// C3: Zipf exponent of A.
+    #[arg(long, default_value_t = 0.9)]
+    iso_zipf: f64,
+    /// C3: B requests after each A request, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 4])]
+    scan_per_hot: Vec<usize>,
+    /// Seed for the lookup sequences.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Print one JSON object on stdout (the tables go to stderr).
+    #[arg(long)]
+    json: bool,
 }
 
 fn default_threads() -> usize {
@@ -307,12 +371,46 @@ fn cmd_gen(a: GenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn cmd_store(a: StoreArgs) -> anyhow::Result<()> {
+    let params = store::Params {
+        parts: dedup_parts(&a.parts),
+        entries: a.entries,
+        gets: a.gets,
+        rounds: a.rounds,
+        zipf: a.zipf,
+        threads: a.threads,
+        tag_groups: a.tag_groups,
+        ttl: a.ttl.map(Duration::from_secs),
+        bulk: a.bulk,
+        bulk_rounds: a.bulk_rounds,
+        scan_rounds: a.scan_rounds,
+        iso_keys: a.iso_keys,
+        iso_capacity: a.iso_capacity,
+        iso_requests: a.iso_requests,
+        iso_zipf: a.iso_zipf,
+        scan_per_hot: a.scan_per_hot,
+        seed: a.seed,
+    };
+    store::run(&params, a.json)
+}
+
+fn dedup_parts(parts: &[store::Part]) -> Vec<store::Part> {
+    let mut out = Vec::new();
+    for &p in parts {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Replay(a) => cmd_replay(a),
         Command::Throughput(a) => cmd_throughput(a),
         Command::Memory(a) => cmd_memory(a),
         Command::Gen(a) => cmd_gen(a),
+        Command::Store(a) => cmd_store(a),
     }
 }
 
