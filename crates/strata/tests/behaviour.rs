@@ -996,3 +996,85 @@ fn set_ttl_with_an_unrepresentable_duration_means_never() {
     assert!(cache.set_ttl(&2, Some(Duration::MAX)));
     assert_eq!(cache.ttl(&2), Some(None));
 }
+
+/// `remove_where` works through a big shard in slices, releasing the lock between them; every
+/// entry is visited once, exactly the doomed ones go, and the memory of a mostly emptied shard
+/// is given back.
+#[test]
+fn remove_where_in_slices_is_exact_and_gives_memory_back() {
+    let (events, listener) = recorder::<u64, u64>();
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_entries(100_000)
+        .shards(1)
+        .removal_listener(listener)
+        .build()
+        .unwrap();
+    for k in 0..50_000 {
+        cache.insert(k, k).unwrap();
+    }
+    let mut visited = Vec::new();
+    let removed = cache.remove_where(|&k, _| {
+        visited.push(k);
+        k % 3 == 0
+    });
+    assert_eq!(removed, 16_667);
+    visited.sort_unstable();
+    assert_eq!(
+        visited,
+        (0..50_000).collect::<Vec<u64>>(),
+        "each entry visited once"
+    );
+    for k in 0..50_000 {
+        assert_eq!(cache.get(&k).is_some(), k % 3 != 0, "key {k}");
+    }
+    let heap_full = cache.engine_heap_bytes();
+    assert_eq!(cache.remove_where(|&k, _| k >= 100), 33_267);
+    assert_eq!(cache.len(), 66);
+    assert!(
+        cache.engine_heap_bytes() < heap_full / 4,
+        "{} bytes kept after removing all but 66 of 33,333 entries (was {heap_full})",
+        cache.engine_heap_bytes()
+    );
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 16_667 + 33_267);
+    assert!(events.iter().all(|e| e.2 == RemovalCause::Invalidated));
+    drop(events);
+    // The shrunken shard still works.
+    for k in 0..1_000 {
+        cache.insert(k, k + 1).unwrap();
+    }
+    assert_eq!(cache.get(&999), Some(1_000));
+}
+
+/// Writers working on other keys while `remove_where` runs neither stop it from removing every
+/// doomed entry that was there throughout, nor lose their own entries.
+#[test]
+fn remove_where_removes_every_doomed_entry_despite_concurrent_writes() {
+    let cache: Cache<u64, u64> = Cache::builder()
+        .max_entries(1_000_000)
+        .shards(2)
+        .build()
+        .unwrap();
+    // Odd keys are doomed; even keys belong to the writer.
+    for k in 0..100_000 {
+        cache.insert(k, k).unwrap();
+    }
+    let writer = {
+        let cache = cache.clone();
+        std::thread::spawn(move || {
+            let mut rng = Rng(7);
+            for _ in 0..200_000 {
+                let k = rng.below(200_000) * 2;
+                if rng.below(3) == 0 {
+                    cache.remove(&k);
+                } else {
+                    cache.insert(k, k).unwrap();
+                }
+            }
+        })
+    };
+    let removed = cache.remove_where(|&k, _| k % 2 == 1);
+    writer.join().unwrap();
+    assert_eq!(removed, 50_000);
+    assert!(cache.keys().all(|k| k % 2 == 0));
+}

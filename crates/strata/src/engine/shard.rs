@@ -534,23 +534,31 @@ where
         taken
     }
 
-    /// Removes every entry for which `doomed(key, value)` holds, counting them as removals and
-    /// handing them to `out` with `cause`; expired entries met on the way are reclaimed as
-    /// expirations. Returns how many live entries were removed.
+    /// Visits up to `budget` slab slots below index `below` (clamped to the slab), from the
+    /// top down, removing every entry for which `doomed(key, value)` holds: they count as
+    /// removals and go to `out` with `cause`. Expired entries met are reclaimed as
+    /// expirations. Returns how many live entries were removed and where to go on from (0
+    /// when done). Going down, a removal fills the hole with the slab's last entry, which was
+    /// visited already, so calls that go on from the returned index, even with other writes
+    /// in between, visit every entry that stayed in the slab throughout.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn remove_where(
         &mut self,
+        below: usize,
+        budget: usize,
         now: u64,
         cause: RemovalCause,
         mut doomed: impl FnMut(&K, &V) -> bool,
         hasher: &impl Fn(&K) -> u64,
         out: &mut Vec<(K, V, RemovalCause)>,
-    ) -> usize {
+    ) -> (usize, usize) {
         let mut removed = 0;
-        let mut idx = 0;
-        while idx < self.slab.len() {
+        let mut idx = below.min(self.slab.len());
+        let stop = idx.saturating_sub(budget);
+        while idx > stop {
+            idx -= 1;
             let entry = &self.slab[idx];
             if entry.is_expired(|| now) {
-                // The last entry moves into `idx`: look at the same slot again next.
                 self.expire(idx, hasher, out);
             } else if doomed(&entry.key, &entry.value) {
                 let hash = hasher(&entry.key);
@@ -558,12 +566,30 @@ where
                 self.counters.removals += 1;
                 removed += 1;
                 out.push((entry.key, entry.value, cause));
-            } else {
-                idx += 1;
             }
         }
-        self.cursor = 0;
-        removed
+        self.cursor = self.cursor.min(self.slab.len());
+        if idx == 0 {
+            self.shrink_if_sparse(hasher);
+        }
+        (removed, idx)
+    }
+
+    /// Gives memory back after a bulk removal left the slab mostly empty: slab, side vectors
+    /// and table shrink to twice what is held. (The sketch keeps its size: its counts are
+    /// history the policy still uses.)
+    pub(crate) fn shrink_if_sparse(&mut self, hasher: &impl Fn(&K) -> u64) {
+        let len = self.slab.len();
+        if self.slab.capacity() <= 4 * len.max(self.config.preallocate) {
+            return;
+        }
+        let keep = (2 * len).max(self.config.preallocate);
+        self.slab.shrink_to(keep);
+        self.weights.shrink_to(keep);
+        self.hard.shrink_to(keep);
+        let slab = &self.slab;
+        self.table
+            .shrink_to(keep, |&i| hasher(&slab[i as usize].key));
     }
 
     /// Swaps this shard for an empty one with the same configuration and counters, in time
@@ -628,6 +654,7 @@ where
         let slots = self.slab.len();
         self.sweep(now, slots, hasher, out);
         self.cursor = 0;
+        self.shrink_if_sparse(hasher);
         (self.counters.expirations - before) as usize
     }
 

@@ -15,8 +15,8 @@ use parking_lot::Mutex;
 
 use crate::key::Key;
 
-/// One hit in this many is sampled.
-pub const SAMPLE_EVERY: u32 = 16;
+/// One hit in this many is sampled (a power of two).
+pub const SAMPLE_EVERY: u32 = 64;
 
 /// Counters kept per namespace.
 pub const SLOTS: usize = 64;
@@ -38,7 +38,7 @@ pub struct HotKey {
 
 #[derive(Default)]
 pub(crate) struct HotKeys {
-    summary: Mutex<HashMap<Key, (u64, u64)>>,
+    summary: Mutex<HashMap<Key, (u64, u64), foldhash::fast::RandomState>>,
 }
 
 impl HotKeys {
@@ -48,7 +48,7 @@ impl HotKeys {
         TICK.with(|t| {
             let n = t.get().wrapping_add(1);
             t.set(n);
-            n % SAMPLE_EVERY == 0
+            n & (SAMPLE_EVERY - 1) == 0
         })
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::hot::{HotKey, HotKeys};
-use super::tags::TagSet;
+use super::tags::{TagRegistry, TagSet};
 use super::{Core, Invalidation};
 use crate::config::NamespaceConfig;
 use crate::key::Key;
@@ -20,8 +20,8 @@ pub(crate) struct Slot<V> {
 impl<V> Slot<V> {
     /// Whether no tag of the entry was invalidated since it was inserted.
     #[inline]
-    fn is_live(&self) -> bool {
-        self.tags.as_ref().is_none_or(|t| t.is_live())
+    fn is_live(&self, tags: &TagRegistry) -> bool {
+        self.tags.as_ref().is_none_or(|t| t.is_live(tags))
     }
 }
 
@@ -194,10 +194,10 @@ where
     #[inline]
     pub fn get(&self, key: impl AsRef<[u8]>) -> Option<V> {
         let key = key.as_ref();
-        let value = self
-            .inner
-            .cache
-            .get_with(key, |slot| slot.is_live().then(|| slot.value.clone()));
+        let value = self.inner.cache.get_with(key, |slot| {
+            slot.is_live(&self.inner.core.tags)
+                .then(|| slot.value.clone())
+        });
         if value.is_some() && HotKeys::should_sample() {
             self.inner.hot.record(key);
         }
@@ -208,7 +208,9 @@ where
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
         self.inner
             .cache
-            .peek_with(key.as_ref(), |slot| slot.is_live().then_some(()))
+            .peek_with(key.as_ref(), |slot| {
+                slot.is_live(&self.inner.core.tags).then_some(())
+            })
             .is_some()
     }
 
@@ -265,7 +267,7 @@ where
         // A dead entry must not win: take it out first, atomically with checking it is dead.
         self.inner
             .cache
-            .remove_if(key.as_bytes(), |slot| !slot.is_live());
+            .remove_if(key.as_bytes(), |slot| !slot.is_live(&self.inner.core.tags));
         let slot = self.slot(value, &put);
         let outcome = match put.ttl {
             Some(ttl) => self.inner.cache.insert_if_absent_with_ttl(key, slot, ttl),
@@ -292,7 +294,7 @@ where
             namespace: Some(self.name().to_owned()),
             key: Key::from(key),
         });
-        removed.and_then(|slot| slot.is_live().then_some(slot.value))
+        removed.and_then(|slot| slot.is_live(&self.inner.core.tags).then_some(slot.value))
     }
 
     /// Removes every key starting with `prefix`; returns how many live entries went.
@@ -370,20 +372,20 @@ where
     fn remove_key(&self, key: &[u8]) -> u64 {
         self.cache
             .remove(key)
-            .map_or(0, |slot| u64::from(slot.is_live()))
+            .map_or(0, |slot| u64::from(slot.is_live(&self.core.tags)))
     }
 
     fn remove_prefix(&self, prefix: &[u8]) -> u64 {
-        self.cache
-            .remove_where(|key, slot| key.as_bytes().starts_with(prefix) && slot.is_live())
-            as u64
+        self.cache.remove_where(|key, slot| {
+            key.as_bytes().starts_with(prefix) && slot.is_live(&self.core.tags)
+        }) as u64
     }
 
     fn remove_pattern(&self, pattern: &Pattern) -> u64 {
         let literal = pattern.literal_prefix();
         self.cache.remove_where(|key, slot| {
             let key = key.as_bytes();
-            key.starts_with(literal) && pattern.matches(key) && slot.is_live()
+            key.starts_with(literal) && pattern.matches(key) && slot.is_live(&self.core.tags)
         }) as u64
     }
 
@@ -396,7 +398,8 @@ where
     }
 
     fn purge_dead(&self) -> u64 {
-        self.cache.remove_where(|_, slot| !slot.is_live()) as u64
+        self.cache
+            .remove_where(|_, slot| !slot.is_live(&self.core.tags)) as u64
     }
 
     fn reclaim_expired(&self) -> usize {

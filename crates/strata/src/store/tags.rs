@@ -67,16 +67,36 @@ impl TagState {
 /// The tags of one entry, each with the generation it was stamped with. Most entries carry
 /// one or two tags, which stay inline.
 pub(crate) struct TagSet {
+    /// The registry's epoch when the stamps were last all found current (see
+    /// [`is_live`](Self::is_live)).
+    checked: AtomicU64,
     stamps: SmallVec<[(Arc<TagState>, u32); 2]>,
 }
 
 impl TagSet {
     /// Whether no tag of the set has been invalidated since it was stamped.
+    ///
+    /// The fast path: if no tag at all was invalidated since the set was last checked (the
+    /// registry's epoch is the one recorded), it is live without looking at its tags, so a
+    /// hit costs one load of a line every reader shares instead of one per tag. Otherwise the
+    /// stamps are checked and, if all are current, the epoch read *before* checking them is
+    /// recorded. That order makes the shortcut sound: an invalidation bumps the generation
+    /// and then the epoch, so a reader that saw the new epoch also sees the new generation,
+    /// and an epoch recorded before a bump is stale by the time that invalidation returns.
     #[inline]
-    pub(crate) fn is_live(&self) -> bool {
-        self.stamps
+    pub(crate) fn is_live(&self, registry: &TagRegistry) -> bool {
+        let epoch = registry.epoch.load(Ordering::Acquire);
+        if self.checked.load(Ordering::Relaxed) == epoch {
+            return true;
+        }
+        let live = self
+            .stamps
             .iter()
-            .all(|(state, g)| state.generation() == *g)
+            .all(|(state, g)| state.generation() == *g);
+        if live {
+            self.checked.store(epoch, Ordering::Relaxed);
+        }
+        live
     }
 
     /// Heap bytes the set owns (its allocation behind the entry's pointer).
@@ -101,6 +121,8 @@ impl Drop for TagSet {
 
 /// Every tag in use, by name.
 pub(crate) struct TagRegistry {
+    /// Moves on with every invalidation of a tag in use (see [`TagSet::is_live`]).
+    epoch: AtomicU64,
     shards: Box<[Mutex<RegistryShard>]>,
     hasher: foldhash::fast::FixedState,
 }
@@ -123,6 +145,7 @@ impl RegistryShard {
 impl TagRegistry {
     pub(crate) fn new() -> Self {
         Self {
+            epoch: AtomicU64::new(0),
             shards: (0..REGISTRY_SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::FixedState::default(),
         }
@@ -137,6 +160,8 @@ impl TagRegistry {
         if tags.is_empty() {
             return None;
         }
+        // Read before the stamps are taken: they are current as of this epoch at least.
+        let epoch = self.epoch.load(Ordering::Acquire);
         let mut stamps: SmallVec<[(Arc<TagState>, u32); 2]> = SmallVec::new();
         for tag in tags {
             let tag = tag.as_ref();
@@ -163,13 +188,21 @@ impl TagRegistry {
             let generation = state.enlist();
             stamps.push((state, generation));
         }
-        Some(Arc::new(TagSet { stamps }))
+        Some(Arc::new(TagSet {
+            checked: AtomicU64::new(epoch),
+            stamps,
+        }))
     }
 
     /// Kills every entry carrying `tag` and returns how many entries carried it.
     pub(crate) fn invalidate(&self, tag: &str) -> u64 {
-        let state = self.shard(tag).lock().tags.get(tag).cloned();
-        state.map_or(0, |state| state.bump())
+        let Some(state) = self.shard(tag).lock().tags.get(tag).cloned() else {
+            return 0;
+        };
+        let killed = state.bump();
+        // After the bump (see `TagSet::is_live`).
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        killed
     }
 
     /// How many live entries carry `tag` now.
@@ -203,16 +236,20 @@ mod tests {
         let registry = TagRegistry::new();
         let a = registry.stamp(&["t", "u"]).unwrap();
         let b = registry.stamp(&["t"]).unwrap();
-        assert!(a.is_live() && b.is_live());
+        assert!(a.is_live(&registry) && b.is_live(&registry));
         assert_eq!(registry.count("t"), 2);
         drop(b);
         assert_eq!(registry.count("t"), 1);
         assert_eq!(registry.invalidate("t"), 1);
-        assert!(!a.is_live());
+        assert!(!a.is_live(&registry));
         assert_eq!(registry.count("u"), 1);
         // A set stamped after the invalidation is live; the dead one leaving changes nothing.
         let c = registry.stamp(&["t", "t"]).unwrap();
-        assert!(c.is_live());
+        assert!(c.is_live(&registry));
+        // Another tag's invalidation moves the epoch: c is checked again, and still live.
+        registry.invalidate("u");
+        assert!(c.is_live(&registry));
+        assert!(!a.is_live(&registry));
         drop(a);
         assert_eq!(registry.count("t"), 1);
         assert_eq!(registry.count("u"), 0);
