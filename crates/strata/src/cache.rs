@@ -17,8 +17,9 @@ use crate::sync::{AtomicU64, Ordering, RwLock};
 use crate::weigher::Weigher;
 use crate::DefaultHashBuilder;
 
-/// Entries [`Cache::remove_where`] visits per hold of a shard's lock: about 0.1 ms of work.
-const REMOVE_WHERE_SLICE: usize = 1024;
+/// Entries [`Cache::remove_where`] visits per hold of a shard's lock: at most about 0.15 ms
+/// of work when it removes them all (about 0.5 µs a removal, docs/benchmarks.md).
+const REMOVE_WHERE_SLICE: usize = 256;
 
 /// What [`Cache::insert_if_absent`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -516,7 +517,7 @@ where
     /// Removes every live entry for which `doomed(key, value)` holds, one shard at a time under
     /// its write lock, and returns how many. They count as removals and reach the listener as
     /// [`RemovalCause::Invalidated`]; expired entries met on the way are reclaimed too. This
-    /// visits every entry, holding each shard's lock for a slice of about a thousand at a
+    /// visits every entry, holding each shard's lock for a slice of 256 at a
     /// time: visiting costs a few nanoseconds an entry, removing about half a microsecond
     /// (docs/benchmarks.md). Entries inserted meanwhile may or may not be visited.
     ///

@@ -2,115 +2,125 @@
 //! were invalidated, reclaims expired entries periodically, and collects unused tags. It keeps
 //! that work off the callers, which is what makes clearing a namespace and invalidating a tag
 //! O(1) for them.
+//!
+//! Callers never wake it. They leave work in a list (or raise the purge flag) and the thread
+//! looks every [`TICK`]. Waking a thread from `invalidate_tag` was measured to cost the caller
+//! milliseconds on a busy machine: the scheduler handed the caller's CPU to the woken thread
+//! (docs/benchmarks.md). Lowering the thread's priority instead made it worse elsewhere: a
+//! low-priority thread preempted while holding a shard's lock stalls that shard's readers.
+//! Only [`Store::run_pending_tasks`](super::Store::run_pending_tasks) wakes it, to wait for it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use super::StoreInner;
 
-pub(crate) enum Job {
-    /// Something to drop here rather than on the caller's thread.
-    Dispose(Box<dyn Send>),
+/// How often the thread looks for work.
+const TICK: Duration = Duration::from_millis(10);
+
+/// What callers leave for the thread.
+#[derive(Default)]
+struct Work {
+    /// Things to drop there rather than on the caller's thread (cleared shards).
+    disposals: Mutex<Vec<Box<dyn Send>>>,
     /// Entries with invalidated tags are waiting to be removed.
-    Purge,
-    /// Answer once every job sent before this one is done.
-    Barrier(mpsc::SyncSender<()>),
+    purge: AtomicBool,
 }
 
-/// The sending side, held by the store's core.
+/// The callers' side, held by the store's core.
 pub(crate) struct Janitor {
-    tx: Option<Sender<Job>>,
-    /// A purge is queued and not started: further tag invalidations need not queue another.
-    purge_queued: Arc<AtomicBool>,
+    /// Only for waiting on the thread (see `barrier`); `None` without a thread.
+    wake: Mutex<Option<Sender<mpsc::SyncSender<()>>>>,
+    work: Arc<Work>,
 }
 
 impl Janitor {
-    /// A janitor whose thread is started later by [`start`](Self::start); until then (or if
-    /// the thread cannot be spawned) the work is done inline.
-    pub(crate) fn new() -> (Self, mpsc::Receiver<Job>) {
+    pub(crate) fn new() -> Self {
+        Self {
+            wake: Mutex::new(None),
+            work: Arc::default(),
+        }
+    }
+
+    /// Starts the thread; false if it could not be spawned (the work is then done inline).
+    pub(crate) fn start(&self, store: Weak<StoreInner>, maintenance: Duration) -> bool {
         let (tx, rx) = mpsc::channel();
-        (
-            Self {
-                tx: Some(tx),
-                purge_queued: Arc::new(AtomicBool::new(false)),
-            },
-            rx,
-        )
-    }
-
-    /// Hands `job` to the thread; returns it if there is no thread to take it.
-    pub(crate) fn send(&self, job: Job) -> Result<(), Job> {
-        match &self.tx {
-            Some(tx) => tx.send(job).map_err(|e| e.0),
-            None => Err(job),
-        }
-    }
-
-    /// Asks for a purge unless one is already queued; false if no thread will run it.
-    pub(crate) fn request_purge(&self) -> bool {
-        if self.purge_queued.swap(true, Ordering::AcqRel) {
-            return true;
-        }
-        if self.send(Job::Purge).is_err() {
-            self.purge_queued.store(false, Ordering::Release);
-            return false;
-        }
-        true
-    }
-
-    pub(crate) fn start(
-        &self,
-        rx: mpsc::Receiver<Job>,
-        store: Weak<StoreInner>,
-        interval: Duration,
-    ) -> bool {
-        let purge_queued = Arc::clone(&self.purge_queued);
-        std::thread::Builder::new()
+        let work = Arc::clone(&self.work);
+        let spawned = std::thread::Builder::new()
             .name("strata-janitor".into())
-            .spawn(move || run(rx, store, interval, purge_queued))
-            .is_ok()
+            .spawn(move || run(&rx, &store, &work, maintenance))
+            .is_ok();
+        if spawned {
+            *self.wake.lock() = Some(tx);
+        }
+        spawned
     }
-}
 
-/// Lowers the calling thread's scheduling priority to the least (nice 19), so that waking
-/// the janitor never takes the CPU from the caller that woke it: measured on two busy cores,
-/// an `invalidate_tag` whose wake-up preempted the caller took milliseconds instead of
-/// microseconds (docs/benchmarks.md). Cleanup then waits for idle time, which is the point.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: gettid and setpriority take no pointers; on failure the thread just keeps its
-    // priority.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19);
+    fn running(&self) -> bool {
+        self.wake.lock().is_some()
+    }
+
+    /// Drops `thing` on the thread, or here if there is none.
+    pub(crate) fn dispose(&self, thing: Box<dyn Send>) {
+        if self.running() {
+            self.work.disposals.lock().push(thing);
+        } else {
+            drop(thing);
+        }
+    }
+
+    /// Asks for a purge; false if there is no thread to run it.
+    pub(crate) fn request_purge(&self) -> bool {
+        self.work.purge.store(true, Ordering::Release);
+        self.running()
+    }
+
+    /// Waits until the thread has done everything left for it before this call.
+    pub(crate) fn barrier(&self) {
+        let Some(wake) = self.wake.lock().clone() else {
+            return;
+        };
+        let (done, wait) = mpsc::sync_channel(1);
+        if wake.send(done).is_ok() {
+            let _ = wait.recv();
+        }
     }
 }
 
 fn run(
-    rx: mpsc::Receiver<Job>,
-    store: Weak<StoreInner>,
-    interval: Duration,
-    purge_queued: Arc<AtomicBool>,
+    rx: &mpsc::Receiver<mpsc::SyncSender<()>>,
+    store: &Weak<StoreInner>,
+    work: &Work,
+    maintenance: Duration,
 ) {
-    lower_priority();
+    let mut next_maintenance = Instant::now() + maintenance;
     loop {
-        match rx.recv_timeout(interval) {
-            Ok(Job::Dispose(thing)) => drop(thing),
-            Ok(Job::Purge) => {
-                purge_queued.store(false, Ordering::Release);
-                let Some(store) = store.upgrade() else { return };
-                store.purge_dead();
-            }
-            Ok(Job::Barrier(done)) => {
-                let _ = done.send(());
-            }
-            Err(RecvTimeoutError::Timeout) => {
-                let Some(store) = store.upgrade() else { return };
-                store.maintain();
-            }
+        let barrier = match rx.recv_timeout(TICK) {
+            Ok(done) => Some(done),
+            Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let disposals = std::mem::take(&mut *work.disposals.lock());
+        drop(disposals);
+        if store.strong_count() == 0 {
+            // The store is gone (namespace handles may live on; they free inline then).
+            return;
+        }
+        if work.purge.swap(false, Ordering::AcqRel) {
+            let Some(store) = store.upgrade() else { return };
+            store.purge_dead();
+        }
+        if Instant::now() >= next_maintenance {
+            let Some(store) = store.upgrade() else { return };
+            store.maintain();
+            next_maintenance = Instant::now() + maintenance;
+        }
+        if let Some(done) = barrier {
+            let _ = done.send(());
         }
     }
 }

@@ -68,7 +68,7 @@ mod tags;
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -81,7 +81,7 @@ pub use namespace::{Limits, Namespace, Put};
 use crate::config::{Config, ConfigError};
 use crate::key::Key;
 use crate::{BuildError, CacheStats, Clock, HeapSize, Pattern};
-use janitor::{Janitor, Job};
+use janitor::Janitor;
 use namespace::{AnyNamespace, NsInner};
 use rules::{Escape, Rules};
 
@@ -200,9 +200,7 @@ impl Core {
 
     /// Drops `thing` on the janitor's thread (or here if there is none).
     fn dispose(&self, thing: Box<dyn Send>) {
-        if let Err(Job::Dispose(thing)) = self.janitor.send(Job::Dispose(thing)) {
-            drop(thing);
-        }
+        self.janitor.dispose(thing);
     }
 }
 
@@ -319,7 +317,7 @@ impl StoreBuilder {
                 (name, slot)
             })
             .collect();
-        let (janitor, rx) = Janitor::new();
+        let janitor = Janitor::new();
         let core = Arc::new(Core {
             tags: tags::TagRegistry::new(),
             publisher: self.publisher,
@@ -333,7 +331,6 @@ impl StoreBuilder {
             config: self.config,
         });
         inner.core.janitor.start(
-            rx,
             Arc::downgrade(&inner),
             self.maintenance.max(Duration::from_millis(1)),
         );
@@ -692,10 +689,7 @@ impl Store {
     /// unused tags. Returns how many entries it removed. For tests, and for callers who want
     /// the memory back at a moment of their choosing.
     pub fn run_pending_tasks(&self) -> u64 {
-        let (done, wait) = mpsc::sync_channel(1);
-        if self.inner.core.janitor.send(Job::Barrier(done)).is_ok() {
-            let _ = wait.recv();
-        }
+        self.inner.core.janitor.barrier();
         // Expired entries first: the purge would remove them too, without counting them.
         let mut n = 0;
         for (_, ns) in self.inner.opened() {
