@@ -282,11 +282,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
-        let shard = self.shard(hash).lock.read();
-        shard
-            .find(hash, key)
-            .is_some_and(|(_, e)| !e.is_expired(|| self.inner.clock.upper_nanos()))
+        self.peek_with(key, |_| Some(())).is_some()
     }
 
     /// How long `key` has left: `None` when no live entry holds it, `Some(None)` when it never

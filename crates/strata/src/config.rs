@@ -18,6 +18,31 @@
 //! time_to_idle = "5m"
 //! ```
 //!
+//! Event rules say what an event invalidates; `{param}` placeholders take the event's
+//! parameters:
+//!
+//! ```toml
+//! [events."payment.succeeded"]
+//! params = ["user_id", "bill_id"]                 # optional: the event's signature, checked
+//! keys = ["payment::history::{user_id}", "bill::status::{bill_id}"]
+//! tags = ["dashboard:{user_id}"]
+//! cascade = ["wallet.changed"]                    # emitted next, with the same parameters
+//!
+//! [events."wallet.changed"]
+//! namespaces = ["wallet"]                         # keys, prefixes, patterns apply here only
+//! prefixes = ["wallet::{user_id}::"]
+//! patterns = ["audit::{user_id}::*"]
+//! ```
+//!
+//! A parameter is substituted into a key, prefix or pattern as one key part, escaped the way
+//! [`key::join`](crate::key::join) escapes parts (and, in a pattern, for the glob language
+//! too), so a parameter can neither forge extra key levels nor widen a pattern; tags take
+//! parameters as they are; `{{` and `}}` write braces. Loading checks the templates, the
+//! namespaces named, that cascades name defined events, that declared `params` cover every
+//! placeholder (the event's own and its cascades'), and that cascades form no cycle; a cycle
+//! is reported with its path. Rules come from the file only: event names contain dots, which
+//! environment variable names cannot.
+//!
 //! Any value can be set or overridden by an environment variable: `STRATA_` followed by the
 //! path, with `__` between levels, for example `STRATA_MAX_BYTES=2GiB`,
 //! `STRATA_DEFAULTS__TTL=5m` or `STRATA_NAMESPACES__WALLET__TTL=90s`. The environment wins

@@ -56,6 +56,12 @@
 //!
 //! **Statistics.** Hits and misses are counted in atomics beside each shard's lock, everything
 //! else under the write lock: exact, and cheap enough to be always on.
+//!
+//! ## Namespaces, tags and invalidation
+//! [`store::Store`] puts named namespaces (one engine each, with its own TTL, limits and stats)
+//! under one memory budget, and invalidates by key, prefix, glob pattern, tag (O(1), by
+//! generations) and event rules from the [`config`]. Every invalidation is an
+//! [`store::Invalidation`] value handed to an optional publisher. See the [`store`] docs.
 
 #![warn(missing_docs)]
 

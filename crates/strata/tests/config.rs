@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+mod common;
+use common::invalid_config;
+
 use strata::config::{Config, ConfigError, NamespaceConfig, DEFAULT_MAX_BYTES, MIN_SHARE};
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -136,53 +139,38 @@ fn human_units() {
     assert_eq!(ns["c"].max_bytes, Some(64 * 1024));
 }
 
-/// The error for a TOML snippet, checked to name `field` and `value`.
-fn invalid(toml: &str, field: &str, value: &str) -> String {
-    match Config::from_sources(Some(toml), []) {
-        Err(ConfigError::Invalid {
-            field: f,
-            value: v,
-            reason,
-        }) => {
-            assert_eq!((f.as_str(), v.as_str()), (field, value), "{reason}");
-            reason
-        }
-        other => panic!("expected an invalid {field}, got {other:?}"),
-    }
-}
-
 #[test]
 fn bad_values_name_their_field_and_value() {
-    invalid(
+    invalid_config(
         "[namespaces.wallet]\nttl = \"2x\"",
         "namespaces.wallet.ttl",
         "2x",
     );
-    let zero = invalid(
+    let zero = invalid_config(
         "[namespaces.wallet]\nttl = \"0s\"",
         "namespaces.wallet.ttl",
         "0s",
     );
     assert!(zero.contains("longer than zero"), "{zero}");
-    invalid(
+    invalid_config(
         "[defaults]\ntime_to_idle = \"soon\"",
         "defaults.time_to_idle",
         "soon",
     );
-    invalid("max_bytes = \"lots\"", "max_bytes", "lots");
-    invalid("max_bytes = 0", "max_bytes", "0");
-    invalid(
+    invalid_config("max_bytes = \"lots\"", "max_bytes", "lots");
+    invalid_config("max_bytes = 0", "max_bytes", "0");
+    invalid_config(
         "[namespaces.user]\nmax_entries = \"ten\"",
         "namespaces.user.max_entries",
         "ten",
     );
-    invalid(
+    invalid_config(
         "[namespaces.user]\nmax_entries = 0",
         "namespaces.user.max_entries",
         "0",
     );
-    invalid("[namespaces.User]\nttl = \"1m\"", "namespaces.User", "User");
-    let over = invalid(
+    invalid_config("[namespaces.User]\nttl = \"1m\"", "namespaces.User", "User");
+    let over = invalid_config(
         "max_bytes = \"1MiB\"\n[namespaces.big]\nmax_bytes = \"2MiB\"",
         "namespaces.big.max_bytes",
         "2097152",

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Rng;
+use common::{invalid_config, Rng};
 use strata::config::{Config, ConfigError, DEFAULT_MAX_BYTES, DEFAULT_NAMESPACE};
 use strata::store::{Invalidation, Put, Store, StoreError, SAMPLE_EVERY};
 use strata::{HeapSize, Inserted, Key, MockClock, Namespace};
@@ -937,27 +937,6 @@ fn a_bad_emit_drops_nothing() {
         )
         .unwrap();
     assert_eq!(n, rows.len() as u64);
-}
-
-/// The `ConfigError::Invalid` for `toml`, checked to name `field` and `value`; its reason.
-fn invalid_config(toml: &str, field: &str, value: &str) -> String {
-    match Config::from_sources(Some(toml), []) {
-        Err(ConfigError::Invalid {
-            field: f,
-            value: v,
-            reason,
-        }) => {
-            assert_eq!((f.as_str(), v.as_str()), (field, value), "{reason}");
-            let err = ConfigError::Invalid {
-                field: f,
-                value: v,
-                reason: reason.clone(),
-            };
-            assert!(err.to_string().contains(field), "{err}");
-            reason
-        }
-        other => panic!("expected an invalid {field}, got {other:?}"),
-    }
 }
 
 #[test]

@@ -55,7 +55,8 @@
 //! By key, prefix and glob pattern within a namespace (or all of them); by tag across the
 //! store, in O(1) whatever the number of entries tagged (see `tags.rs`: generations checked
 //! on read; the dead entries are removed in the background); by event, through the rules of
-//! the configuration (see [`rules`]). Each is an [`Invalidation`] value; applying one locally
+//! the configuration (see [`config`](crate::config) for how rules are written). Each is an
+//! [`Invalidation`] value; applying one locally
 //! hands it to the publisher, and [`Store::apply_remote`] applies one received from another
 //! instance without publishing it again.
 

@@ -1,28 +1,8 @@
-//! Event rules: an event name with parameters turned into the keys, prefixes, patterns and
-//! tags to invalidate, possibly cascading into other events.
-//!
-//! ```toml
-//! [events."payment.succeeded"]
-//! params = ["user_id", "bill_id"]                 # optional: checked against what is used
-//! keys = ["payment::history::{user_id}", "bill::status::{bill_id}"]
-//! tags = ["dashboard:{user_id}"]
-//! cascade = ["wallet.changed"]                    # runs with the same parameters
-//!
-//! [events."wallet.changed"]
-//! namespaces = ["wallet"]                         # keys, prefixes, patterns apply here only
-//! prefixes = ["wallet::{user_id}::"]
-//! ```
-//!
-//! A parameter is substituted into a key, prefix or pattern as one key part, escaped the way
-//! [`key::join`](crate::key::join) escapes parts (and, in a pattern, escaped for the glob
-//! language too), so a parameter can neither forge extra key levels nor widen a pattern.
-//! Tags take parameters as they are. `{{` and `}}` write literal braces.
-//!
-//! Everything is checked when the configuration is loaded: templates, the namespaces named,
-//! that each cascade names a defined event, that declared parameters cover every placeholder
-//! (the event's own and those of the events it cascades into), and that cascades form no
-//! cycle; a cycle is reported with its path. Emitting therefore walks a finite graph and
-//! always ends.
+//! Event rules, compiled: templates parsed, namespaces and cascade targets checked, each
+//! event's parameters resolved through its cascades, cycles refused with their path. How rules
+//! are written is in the [`config`](crate::config) docs; why they work this way is in
+//! docs/design.md ("Event rules"). Checking at load means emitting walks a finite, acyclic
+//! graph and always ends.
 
 use std::collections::{BTreeMap, BTreeSet};
 

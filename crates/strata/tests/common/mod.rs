@@ -76,3 +76,24 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// The `ConfigError::Invalid` that `toml` loads to, checked to name `field` and `value` (also
+/// in its message); returns its reason.
+pub fn invalid_config(toml: &str, field: &str, value: &str) -> String {
+    match strata::config::Config::from_sources(Some(toml), []) {
+        Err(err @ strata::config::ConfigError::Invalid { .. }) => {
+            let strata::config::ConfigError::Invalid {
+                field: f,
+                value: v,
+                reason,
+            } = &err
+            else {
+                unreachable!()
+            };
+            assert_eq!((f.as_str(), v.as_str()), (field, value), "{reason}");
+            assert!(err.to_string().contains(field), "{err}");
+            reason.clone()
+        }
+        other => panic!("expected an invalid {field}, got {other:?}"),
+    }
+}
