@@ -18,7 +18,7 @@ use crate::weigher::Weigher;
 use crate::DefaultHashBuilder;
 
 /// Entries [`Cache::remove_where`] visits per hold of a shard's lock: at most about 0.15 ms
-/// of work when it removes them all (about 0.5 µs a removal, docs/benchmarks.md).
+/// of work when it removes them all (0.2–0.7 µs a removal, docs/benchmarks.md).
 const REMOVE_WHERE_SLICE: usize = 256;
 
 /// What [`Cache::insert_if_absent`] did.
@@ -514,7 +514,7 @@ where
     /// its write lock, and returns how many. They count as removals and reach the listener as
     /// [`RemovalCause::Invalidated`]; expired entries met on the way are reclaimed too. This
     /// visits every entry, holding each shard's lock for a slice of 256 at a
-    /// time: visiting costs a few nanoseconds an entry, removing about half a microsecond
+    /// time: visiting costs a few nanoseconds an entry, removing 0.2–0.7 µs
     /// (docs/benchmarks.md). Entries inserted meanwhile may or may not be visited.
     ///
     /// ```
