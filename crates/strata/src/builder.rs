@@ -36,6 +36,8 @@ pub struct CacheBuilder<K, V, S = DefaultHashBuilder> {
     default_ttl: Option<Duration>,
     time_to_idle: Option<Duration>,
     shards: Option<usize>,
+    /// The weight bound is in bytes (set by `max_bytes`).
+    in_bytes: bool,
     clock: Clock,
     listener: Option<Arc<Listener<K, V>>>,
     reaper: Option<Duration>,
@@ -59,6 +61,7 @@ impl<K, V> CacheBuilder<K, V, DefaultHashBuilder> {
             default_ttl: None,
             time_to_idle: None,
             shards: None,
+            in_bytes: false,
             clock: Clock::system(),
             listener: None,
             reaper: None,
@@ -85,6 +88,8 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// before any lock is taken.
     pub fn weigher(mut self, weigher: impl Weigher<K, V>) -> Self {
         self.weigher = Some(Arc::new(weigher));
+        // Its units are its own (`max_bytes` sets this back after calling here).
+        self.in_bytes = false;
         self
     }
 
@@ -95,7 +100,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         K: HeapSize + 'static,
         V: HeapSize + 'static,
     {
-        self.max_weight(bytes).weigher(DefaultWeigher)
+        let mut builder = self.max_weight(bytes).weigher(DefaultWeigher);
+        builder.in_bytes = true;
+        builder
     }
 
     /// A TTL for entries inserted without one of their own.
@@ -151,6 +158,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             default_ttl: self.default_ttl,
             time_to_idle: self.time_to_idle,
             shards: self.shards,
+            in_bytes: self.in_bytes,
             clock: self.clock,
             listener: self.listener,
             reaper: self.reaper,
@@ -200,7 +208,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
                 return Err(BuildError::BadShardCount(n))
             }
             Some(n) => n,
-            None => default_shards(self.max_entries, self.max_weight),
+            None => default_shards(self.max_entries, self.max_weight, self.in_bytes),
         };
         for bound in [self.max_entries, self.max_weight].into_iter().flatten() {
             if bound < shards as u64 {
@@ -229,14 +237,22 @@ impl<K, V, S> CacheBuilder<K, V, S> {
 /// miss path holds the write lock through eviction), which measured 0.6x the throughput of 16
 /// per core at 2 threads (docs/benchmarks.md). Never a shard of fewer than 64 entries or 64
 /// units of weight, where per-shard eviction would stray from a global policy and the
-/// heaviest admissible entry would shrink.
-fn default_shards(max_entries: Option<u64>, max_weight: Option<u64>) -> usize {
+/// heaviest admissible entry would shrink; with a bound in bytes, never a shard of less than
+/// [`MIN_SHARD_BYTES`], so that an entry of up to that size (or the whole bound, if smaller)
+/// is admitted whatever the machine's core count.
+fn default_shards(max_entries: Option<u64>, max_weight: Option<u64>, in_bytes: bool) -> usize {
     let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
     let mut shards = (cores * 16).next_power_of_two().min(256);
-    for bound in [max_entries, max_weight].into_iter().flatten() {
-        while shards > 1 && bound / (shards as u64) < 64 {
+    let least_weight = if in_bytes { MIN_SHARD_BYTES } else { 64 };
+    for (bound, least) in [(max_entries, 64), (max_weight, least_weight)] {
+        let Some(bound) = bound else { continue };
+        while shards > 1 && bound / (shards as u64) < least {
             shards /= 2;
         }
     }
     shards
 }
+
+/// The smallest share of a byte bound a shard gets by default, which is also the heaviest
+/// entry a cache of at least this many bytes is sure to admit.
+pub const MIN_SHARD_BYTES: u64 = 1 << 20;

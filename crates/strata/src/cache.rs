@@ -339,7 +339,8 @@ where
 
     /// Stores `value` under `key` with the cache's default TTL, replacing any previous value.
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError> {
-        self.insert_inner(key, value, None, false).map(|_| ())
+        self.insert_inner(key, value, None, false, |_| false)
+            .map(|_| ())
     }
 
     /// Stores `value` under `key`, expiring after `ttl` whatever the cache's default.
@@ -348,7 +349,8 @@ where
         if ttl.is_zero() {
             return Err(InsertError::ZeroTtl);
         }
-        self.insert_inner(key, value, Some(ttl), false).map(|_| ())
+        self.insert_inner(key, value, Some(ttl), false, |_| false)
+            .map(|_| ())
     }
 
     /// Stores `value` only if `key` has no live entry. Atomic with respect to every other
@@ -358,7 +360,7 @@ where
     /// caller win again). The existing value is cloned under the shard's lock; the caller's
     /// rejected key and value are dropped after it is released.
     pub fn insert_if_absent(&self, key: K, value: V) -> Result<Inserted<V>, InsertError> {
-        match self.insert_inner(key, value, None, true)? {
+        match self.insert_inner(key, value, None, true, |_| false)? {
             None => Ok(Inserted::Inserted),
             Some(v) => Ok(Inserted::Existing(v)),
         }
@@ -374,7 +376,7 @@ where
         if ttl.is_zero() {
             return Err(InsertError::ZeroTtl);
         }
-        match self.insert_inner(key, value, Some(ttl), true)? {
+        match self.insert_inner(key, value, Some(ttl), true, |_| false)? {
             None => Ok(Inserted::Inserted),
             Some(v) => Ok(Inserted::Existing(v)),
         }
@@ -394,6 +396,25 @@ where
         Ok(weight as u32)
     }
 
+    /// The inserts of the layers above the engine: `gone(value)` says that an unexpired
+    /// entry's value counts as absent (its tag was invalidated, say). Judged under the
+    /// shard's lock, so it is atomic with the insert: a gone entry is replaced, counted as
+    /// an insert and a removal (cause [`RemovalCause::Invalidated`]), and never returned by
+    /// `if_absent`.
+    pub(crate) fn insert_unless(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        if_absent: bool,
+        gone: impl FnOnce(&V) -> bool,
+    ) -> Result<Option<V>, InsertError> {
+        if ttl.is_some_and(|t| t.is_zero()) {
+            return Err(InsertError::ZeroTtl);
+        }
+        self.insert_inner(key, value, ttl, if_absent, gone)
+    }
+
     /// Inserts (or, with `if_absent`, leaves a live entry alone and returns its value).
     fn insert_inner(
         &self,
@@ -401,6 +422,7 @@ where
         value: V,
         ttl: Option<Duration>,
         if_absent: bool,
+        gone: impl FnOnce(&V) -> bool,
     ) -> Result<Option<V>, InsertError> {
         let weight = self.weigh(&key, &value)?;
         let hash = self.hash(&key);
@@ -427,6 +449,7 @@ where
             deadline,
             hard,
             if_absent,
+            gone,
             upper,
             || inner.clock.upper_nanos(),
             &hasher,
@@ -569,7 +592,11 @@ where
             .inner
             .shards
             .iter()
-            .map(|cell| cell.lock.write().take())
+            .filter_map(|cell| {
+                let mut shard = cell.lock.write();
+                // An empty shard stays: swapping it would only allocate.
+                (shard.len() > 0).then(|| shard.take())
+            })
             .collect();
         Cleared {
             len: shards.iter().map(Shard::len).sum(),

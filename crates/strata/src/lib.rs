@@ -84,7 +84,7 @@ pub mod store;
 mod sync;
 mod weigher;
 
-pub use builder::CacheBuilder;
+pub use builder::{CacheBuilder, MIN_SHARD_BYTES};
 pub use cache::{Cache, Cleared, Inserted, Keys};
 pub use clock::{Clock, MockClock};
 pub use error::{BuildError, InsertError};

@@ -1078,3 +1078,29 @@ fn remove_where_removes_every_doomed_entry_despite_concurrent_writes() {
     assert_eq!(removed, 50_000);
     assert!(cache.keys().all(|k| k % 2 == 0));
 }
+
+/// With a bound in bytes, the default shard count leaves every shard at least
+/// `MIN_SHARD_BYTES`, so a cache admits entries up to that size on any machine, however many
+/// cores split it (or up to its whole bound, when that is smaller).
+#[test]
+fn byte_bounded_caches_admit_entries_up_to_a_mebibyte_on_any_machine() {
+    for bound in [512 << 10, 2 << 20, 64 << 20, 1 << 30] {
+        let cache: Cache<u64, Vec<u8>> = Cache::builder().max_bytes(bound).build().unwrap();
+        let big = (bound.min(strata::MIN_SHARD_BYTES) - 1024) as usize;
+        cache
+            .insert(1, vec![0; big])
+            .unwrap_or_else(|e| panic!("bound {bound}: {e}"));
+        assert_eq!(cache.get(&1).map(|v| v.len()), Some(big));
+    }
+    // A custom weigher's units are its own: the 64-unit floor applies, not the byte one.
+    let counted: Cache<u64, u64> = Cache::builder()
+        .max_weight(1 << 20)
+        .weigher(|_: &u64, _: &u64| 1)
+        .build()
+        .unwrap();
+    let shown = format!("{counted:?}");
+    assert!(
+        !shown.contains("shards: 1,"),
+        "one shard for 2^20 units: {shown}"
+    );
+}

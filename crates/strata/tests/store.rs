@@ -1914,3 +1914,117 @@ fn hot_keys_surface_among_many_cold_ones() {
     ns.clear();
     assert_eq!(store.hot_keys("n", 3).unwrap(), []);
 }
+
+// Regressions from the review of the store (each failed before its fix).
+
+/// A value whose weighing runs a hook once: the weigher runs before the shard's lock, so the
+/// hook lands an invalidation exactly between an insert's start and its critical section.
+#[derive(Clone, Debug, PartialEq)]
+struct Hooked(u64);
+
+type Hook = Box<dyn FnOnce() + Send>;
+static HOOK: Mutex<Option<Hook>> = Mutex::new(None);
+
+impl HeapSize for Hooked {
+    fn heap_size(&self) -> usize {
+        let hook = HOOK.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        0
+    }
+}
+
+#[test]
+fn insert_if_absent_never_loses_to_an_entry_killed_mid_insert() {
+    let (store, _clock) = store("");
+    let ns = store.namespace::<Hooked>("default").unwrap();
+    ns.insert_with("k", Hooked(1), Put::new().tag("t")).unwrap();
+    let killer = store.clone();
+    *HOOK.lock().unwrap() = Some(Box::new(move || {
+        killer.invalidate_tag("t");
+    }));
+    let outcome = ns.insert_if_absent("k", Hooked(2)).unwrap();
+    assert_eq!(outcome, Inserted::Inserted);
+    assert_eq!(ns.get("k"), Some(Hooked(2)));
+}
+
+#[test]
+fn replacing_a_dead_entry_counts_as_an_insert_and_a_removal() {
+    let (store, _clock) = store("");
+    let ns = store.namespace::<u64>("default").unwrap();
+    ns.insert_with("k", 1, Put::new().tag("t")).unwrap();
+    store.invalidate_tag("t");
+    ns.insert("k", 2).unwrap();
+    let s = ns.stats();
+    assert_eq!((s.inserts, s.updates, s.removals), (2, 0, 1));
+    assert_eq!(s.entries, s.inserts - s.removals);
+    assert_eq!(ns.get("k"), Some(2));
+}
+
+#[test]
+fn namespaces_outliving_their_store_free_inline() {
+    let live = Arc::new(AtomicI64::new(0));
+    let store = Store::new();
+    let ns = store.namespace::<Counted>("default").unwrap();
+    drop(store);
+    // The janitor notices within a tick or two.
+    std::thread::sleep(Duration::from_millis(100));
+    ns.insert("k", Counted::new(&live)).unwrap();
+    assert_eq!(ns.clear(), 1);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "the cleared value was never freed"
+    );
+}
+
+#[test]
+fn a_maintenance_interval_of_forever_keeps_the_janitor_alive() {
+    let live = Arc::new(AtomicI64::new(0));
+    let store = Store::builder(Config::default())
+        .maintenance_interval(Duration::MAX)
+        .build()
+        .unwrap();
+    let ns = store.namespace::<Counted>("default").unwrap();
+    ns.insert("k", Counted::new(&live)).unwrap();
+    assert_eq!(ns.clear(), 1);
+    store.run_pending_tasks();
+    assert_eq!(
+        live.load(Ordering::SeqCst),
+        0,
+        "the cleared value was not freed"
+    );
+}
+
+/// Each level cascades twice into the next: 2^40 paths, one run per event.
+#[test]
+fn a_chain_of_diamonds_runs_each_event_once() {
+    let mut toml = String::from("[namespaces.a]\n");
+    for i in 0..40 {
+        toml.push_str(&format!(
+            "[events.\"e{i}\"]\nkeys = [\"k{i}::{{id}}\"]\ncascade = [\"e{next}\", \"e{next}\"]\n",
+            next = i + 1
+        ));
+    }
+    toml.push_str("[events.\"e40\"]\ntags = [\"last:{id}\"]\n");
+    let (store, _clock) = store(&toml);
+    let ns = store.namespace::<u64>("a").unwrap();
+    ns.insert("k39::7", 1).unwrap();
+    ns.insert_with("x", 2, Put::new().tag("last:7")).unwrap();
+    assert_eq!(store.emit("e0", [("id", "7")]).unwrap(), 2);
+    assert_eq!(ns.get("x"), None);
+}
+
+/// A long cascade chain loads (no recursion as deep as the chain).
+#[test]
+fn a_long_cascade_chain_loads() {
+    let mut toml = String::new();
+    for i in 0..20_000 {
+        toml.push_str(&format!("[events.\"e{i}\"]\ncascade = [\"e{}\"]\n", i + 1));
+    }
+    toml.push_str("[events.\"e20000\"]\ntags = [\"end:{id}\"]\n");
+    let config = Config::from_sources(Some(&toml), []).unwrap();
+    assert_eq!(config.events.len(), 20_001);
+}

@@ -340,6 +340,7 @@ where
         deadline: u64,
         hard: u64,
         if_absent: bool,
+        gone: impl FnOnce(&V) -> bool,
         now: u64,
         fresh_now: impl FnOnce() -> u64,
         hasher: &impl Fn(&K) -> u64,
@@ -361,7 +362,9 @@ where
             return Outcome::Stored;
         };
         let expired = self.slab[idx].is_expired(fresh_now);
-        if if_absent && !expired {
+        // Gone: unexpired, but the layer above says its value counts as absent.
+        let gone = !expired && gone(&self.slab[idx].value);
+        if if_absent && !expired && !gone {
             let existing = self.slab[idx].value.clone();
             self.slab[idx].touch();
             return Outcome::Present {
@@ -373,6 +376,10 @@ where
             self.counters.expirations += 1;
             self.counters.inserts += 1;
             RemovalCause::Expired
+        } else if gone {
+            self.counters.removals += 1;
+            self.counters.inserts += 1;
+            RemovalCause::Invalidated
         } else {
             self.counters.updates += 1;
             RemovalCause::Replaced

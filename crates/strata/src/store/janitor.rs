@@ -10,7 +10,8 @@
 //! low-priority thread preempted while holding a shard's lock stalls that shard's readers.
 //! Only [`Store::run_pending_tasks`](super::Store::run_pending_tasks) wakes it, to wait for it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -29,6 +30,28 @@ struct Work {
     disposals: Mutex<Vec<Box<dyn Send>>>,
     /// Entries with invalidated tags are waiting to be removed.
     purge: AtomicBool,
+    /// Entries the thread's purges removed, for `run_pending_tasks` to report.
+    purged: AtomicU64,
+    /// The thread has ended (its store was dropped): callers do the work themselves.
+    exited: AtomicBool,
+}
+
+impl Work {
+    fn drain(&self) {
+        let disposals = std::mem::take(&mut *self.disposals.lock());
+        drop(disposals);
+    }
+}
+
+/// Marks the thread as ended however it ends (a user's `Drop` may panic on it) and frees
+/// what was left.
+struct ExitGuard<'a>(&'a Work);
+
+impl Drop for ExitGuard<'_> {
+    fn drop(&mut self) {
+        self.0.exited.store(true, Ordering::SeqCst);
+        self.0.drain();
+    }
 }
 
 /// The callers' side, held by the store's core.
@@ -61,16 +84,26 @@ impl Janitor {
     }
 
     fn running(&self) -> bool {
-        self.wake.lock().is_some()
+        self.wake.lock().is_some() && !self.work.exited.load(Ordering::SeqCst)
     }
 
     /// Drops `thing` on the thread, or here if there is none.
     pub(crate) fn dispose(&self, thing: Box<dyn Send>) {
-        if self.running() {
-            self.work.disposals.lock().push(thing);
-        } else {
+        if !self.running() {
             drop(thing);
+            return;
         }
+        self.work.disposals.lock().push(thing);
+        // The thread may have ended after the check: then it drained before this push (the
+        // list's lock orders the two), and its exit flag is visible here.
+        if self.work.exited.load(Ordering::SeqCst) {
+            self.work.drain();
+        }
+    }
+
+    /// Entries the thread's purges have removed so far.
+    pub(crate) fn purged(&self) -> u64 {
+        self.work.purged.load(Ordering::Acquire)
     }
 
     /// Asks for a purge; false if there is no thread to run it.
@@ -81,6 +114,9 @@ impl Janitor {
 
     /// Waits until the thread has done everything left for it before this call.
     pub(crate) fn barrier(&self) {
+        if !self.running() {
+            return;
+        }
         let Some(wake) = self.wake.lock().clone() else {
             return;
         };
@@ -97,28 +133,31 @@ fn run(
     work: &Work,
     maintenance: Duration,
 ) {
-    let mut next_maintenance = Instant::now() + maintenance;
+    let _exit = ExitGuard(work);
+    // An interval too long to add to a time means never.
+    let mut next_maintenance = Instant::now().checked_add(maintenance);
     loop {
         let barrier = match rx.recv_timeout(TICK) {
             Ok(done) => Some(done),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
-        let disposals = std::mem::take(&mut *work.disposals.lock());
-        drop(disposals);
-        if store.strong_count() == 0 {
-            // The store is gone (namespace handles may live on; they free inline then).
+        // A panic in a user's `Drop` (of a cleared value, say) must not end the thread.
+        let _ = catch_unwind(AssertUnwindSafe(|| work.drain()));
+        let Some(store) = store.upgrade() else {
+            // The store is gone (namespace handles may live on; they free inline now).
             return;
-        }
+        };
         if work.purge.swap(false, Ordering::AcqRel) {
-            let Some(store) = store.upgrade() else { return };
-            store.purge_dead();
+            if let Ok(n) = catch_unwind(AssertUnwindSafe(|| store.purge_dead())) {
+                work.purged.fetch_add(n, Ordering::AcqRel);
+            }
         }
-        if Instant::now() >= next_maintenance {
-            let Some(store) = store.upgrade() else { return };
-            store.maintain();
-            next_maintenance = Instant::now() + maintenance;
+        if next_maintenance.is_some_and(|at| Instant::now() >= at) {
+            let _ = catch_unwind(AssertUnwindSafe(|| store.maintain()));
+            next_maintenance = Instant::now().checked_add(maintenance);
         }
+        drop(store);
         if let Some(done) = barrier {
             let _ = done.send(());
         }

@@ -482,8 +482,9 @@ impl Store {
     }
 
     /// Applies `invalidation` here and hands it to the publisher. Returns how many live
-    /// entries it dropped: exact for keys, prefixes and patterns; for a tag, the entries that
-    /// carried it; for a clear, the entries held (expired ones included).
+    /// entries it dropped: exact for keys, prefixes and patterns; for a tag, the count of
+    /// [`tag_count`](Self::tag_count) (an upper bound); for a clear, the entries held; for
+    /// an event, the sum of its parts (so an entry dropped by two of them counts twice).
     pub fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, StoreError> {
         let n = self.apply(invalidation)?;
         self.inner.core.publish(invalidation);
@@ -550,10 +551,15 @@ impl Store {
             });
         }
         let mut dropped = 0;
-        // Cascades are acyclic (checked at load), so this walk ends; an event reached twice
-        // through a diamond runs twice, which drops nothing more.
+        // Cascades are acyclic (checked at load), so this walk ends. Every event runs once
+        // however many paths reach it (all run with the same parameters, so a second run
+        // would drop nothing; without this, a chain of diamonds runs exponentially often).
         let mut pending = vec![event];
+        let mut seen = std::collections::BTreeSet::new();
         while let Some(name) = pending.pop() {
+            if !seen.insert(name) {
+                continue;
+            }
             let rule = &rules.events[name];
             let render = |t: &rules::Template, escape| {
                 t.render(params, escape)
@@ -599,9 +605,10 @@ impl Store {
         Ok(dropped)
     }
 
-    /// Drops every entry carrying `tag`, in every namespace, and returns how many carried it.
-    /// O(1) for the caller however many that is: readers miss on them from now on, and they
-    /// are removed from memory by the background thread soon after.
+    /// Drops every entry carrying `tag`, in every namespace, and returns how many carried it
+    /// (as [`tag_count`](Self::tag_count) counts them). O(1) for the caller however many
+    /// that is: readers miss on them from now on, and they are removed from memory by the
+    /// background thread soon after.
     pub fn invalidate_tag(&self, tag: &str) -> u64 {
         let invalidation = Invalidation::Tag {
             tag: tag.to_owned(),
@@ -611,8 +618,10 @@ impl Store {
         n
     }
 
-    /// How many live entries carry `tag` now (entries whose TTL ran out count until they are
-    /// reclaimed).
+    /// How many entries carry `tag` now, counted in O(1): an upper bound of the live ones.
+    /// Until the background thread has caught up it also counts entries that are already
+    /// dead another way (expired, killed through another of their tags, or cleared) but not
+    /// yet freed; after [`run_pending_tasks`](Self::run_pending_tasks) it is exact.
     pub fn tag_count(&self, tag: &str) -> u64 {
         self.inner.core.tags.count(tag)
     }
@@ -690,9 +699,10 @@ impl Store {
     /// unused tags. Returns how many entries it removed. For tests, and for callers who want
     /// the memory back at a moment of their choosing.
     pub fn run_pending_tasks(&self) -> u64 {
+        let before = self.inner.core.janitor.purged();
         self.inner.core.janitor.barrier();
+        let mut n = self.inner.core.janitor.purged().saturating_sub(before);
         // Expired entries first: the purge would remove them too, without counting them.
-        let mut n = 0;
         for (_, ns) in self.inner.opened() {
             n += ns.reclaim_expired() as u64;
         }

@@ -238,11 +238,7 @@ where
 
     /// Stores `value` under `key` with a TTL and tags of its own.
     pub fn insert_with(&self, key: impl Into<Key>, value: V, put: Put) -> Result<(), InsertError> {
-        let slot = self.slot(value, &put);
-        match put.ttl {
-            Some(ttl) => self.inner.cache.insert_with_ttl(key.into(), slot, ttl),
-            None => self.inner.cache.insert(key.into(), slot),
-        }
+        self.store(key.into(), value, put, false).map(|_| ())
     }
 
     /// Stores `value` only if no live entry holds `key`; of concurrent callers exactly one
@@ -263,20 +259,28 @@ where
         value: V,
         put: Put,
     ) -> Result<Inserted<V>, InsertError> {
-        let key = key.into();
-        // A dead entry must not win: take it out first, atomically with checking it is dead.
-        self.inner
-            .cache
-            .remove_if(key.as_bytes(), |slot| !slot.is_live(&self.inner.core.tags));
-        let slot = self.slot(value, &put);
-        let outcome = match put.ttl {
-            Some(ttl) => self.inner.cache.insert_if_absent_with_ttl(key, slot, ttl),
-            None => self.inner.cache.insert_if_absent(key, slot),
-        }?;
-        Ok(match outcome {
-            Inserted::Inserted => Inserted::Inserted,
-            Inserted::Existing(slot) => Inserted::Existing(slot.value),
+        Ok(match self.store(key.into(), value, put, true)? {
+            None => Inserted::Inserted,
+            Some(existing) => Inserted::Existing(existing),
         })
+    }
+
+    /// Inserts; an entry whose tag was invalidated counts as absent, judged under the
+    /// shard's lock together with the insert.
+    fn store(
+        &self,
+        key: Key,
+        value: V,
+        put: Put,
+        if_absent: bool,
+    ) -> Result<Option<V>, InsertError> {
+        let slot = self.slot(value, &put);
+        let tags = &self.inner.core.tags;
+        let existing = self
+            .inner
+            .cache
+            .insert_unless(key, slot, put.ttl, if_absent, |old| !old.is_live(tags))?;
+        Ok(existing.map(|slot| slot.value))
     }
 
     fn slot(&self, value: V, put: &Put) -> Slot<V> {

@@ -192,19 +192,21 @@ impl Rules {
             rules.insert(name.clone(), rule);
         }
         let mut rules = Rules { events: rules };
-        rules.check_cycles()?;
-        rules.resolve_params(events)?;
+        let order = rules.check_cycles()?;
+        rules.resolve_params(events, &order)?;
         Ok(rules)
     }
 
     /// Depth-first search over cascades; a back edge is a cycle, reported with its path.
-    fn check_cycles(&self) -> Result<(), ConfigError> {
+    /// Returns the events in post-order: every event after all it cascades into.
+    fn check_cycles(&self) -> Result<Vec<String>, ConfigError> {
         #[derive(Clone, Copy, PartialEq)]
         enum Mark {
             New,
             OnPath,
             Done,
         }
+        let mut order = Vec::with_capacity(self.events.len());
         let mut marks: BTreeMap<&str, Mark> = self
             .events
             .keys()
@@ -222,6 +224,7 @@ impl Rules {
                 let cascade = &self.events[*event].cascade;
                 if *next == cascade.len() {
                     marks.insert(event, Mark::Done);
+                    order.push(event.to_string());
                     path.pop();
                     continue;
                 }
@@ -247,21 +250,19 @@ impl Rules {
                 }
             }
         }
-        Ok(())
+        Ok(order)
     }
 
-    /// Computes each event's parameters (its placeholders and its cascades') and checks them
-    /// against what the event declares. Cascades are acyclic by now, so this terminates.
-    fn resolve_params(&mut self, raw: &BTreeMap<String, EventRule>) -> Result<(), ConfigError> {
-        fn needed(
-            rules: &Rules,
-            event: &str,
-            memo: &mut BTreeMap<String, BTreeSet<String>>,
-        ) -> BTreeSet<String> {
-            if let Some(done) = memo.get(event) {
-                return done.clone();
-            }
-            let rule = &rules.events[event];
+    /// Computes each event's parameters (declared, used by its templates, and its cascades')
+    /// in `order` (cascade targets first, so no recursion), then checks them against what
+    /// each event declares.
+    fn resolve_params(
+        &mut self,
+        raw: &BTreeMap<String, EventRule>,
+        order: &[String],
+    ) -> Result<(), ConfigError> {
+        for name in order {
+            let rule = &self.events[name];
             let mut params: BTreeSet<String> =
                 [&rule.keys, &rule.prefixes, &rule.patterns, &rule.tags]
                     .into_iter()
@@ -272,26 +273,21 @@ impl Rules {
             // Declared parameters are the event's signature: required even if unused.
             params.extend(rule.declared.iter().flatten().cloned());
             for target in &rule.cascade {
-                params.extend(needed(rules, target, memo));
+                params.extend(self.events[target].params.iter().cloned());
             }
-            memo.insert(event.to_owned(), params.clone());
-            params
+            if let Some(rule) = self.events.get_mut(name) {
+                rule.params = params;
+            }
         }
-        let mut memo = BTreeMap::new();
-        let names: Vec<String> = self.events.keys().cloned().collect();
-        for name in names {
-            let params = needed(self, &name, &mut memo);
-            if let Some(declared) = &raw[&name].params {
-                if let Some(missing) = params.iter().find(|p| !declared.contains(p)) {
+        for (name, rule) in &self.events {
+            if let Some(declared) = &raw[name].params {
+                if let Some(missing) = rule.params.iter().find(|p| !declared.contains(p)) {
                     return Err(invalid(
-                        field(&name, "params"),
+                        field(name, "params"),
                         declared.join(", "),
                         format!("does not declare {missing:?}, which the event's rules use"),
                     ));
                 }
-            }
-            if let Some(rule) = self.events.get_mut(&name) {
-                rule.params = params;
             }
         }
         Ok(())
