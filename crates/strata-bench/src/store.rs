@@ -500,7 +500,18 @@ pub fn part_a(p: &Params, out: &mut Output) -> anyhow::Result<()> {
         "Namespace, 0 tags",
         "Namespace, 1 tag",
         "Namespace, 2 tags",
+        "get_or_load_blocking, 0 tags",
+        "get_or_load (async, polled once), 0 tags",
     ];
+    let unused = |_: &Key| -> Result<u64, std::io::Error> { Err(std::io::Error::other("a miss")) };
+    let load_blocking = |k: &RawKey| ns[0].get_or_load_blocking(k, unused).ok().map(|l| l.value);
+    let load_async = |k: &RawKey| {
+        poll_once(ns[0].get_or_load(k, |_| async {
+            Err::<u64, _>(std::io::Error::other("a miss"))
+        }))
+        .and_then(Result::ok)
+        .map(|l| l.value)
+    };
     let draws = p.gets.max(1 << 20).next_power_of_two();
     let mut json_runs = Vec::new();
     for &s in &p.zipf {
@@ -513,7 +524,9 @@ pub fn part_a(p: &Params, out: &mut Output) -> anyhow::Result<()> {
                 0 => time_gets(&keys, threads, at, gets, &|k: &RawKey| cache.get(&k[..])),
                 1 => time_gets(&keys, threads, at, gets, &|k: &RawKey| ns[0].get(k)),
                 2 => time_gets(&keys, threads, at, gets, &|k: &RawKey| ns[1].get(k)),
-                _ => time_gets(&keys, threads, at, gets, &|k: &RawKey| ns[2].get(k)),
+                3 => time_gets(&keys, threads, at, gets, &|k: &RawKey| ns[2].get(k)),
+                4 => time_gets(&keys, threads, at, gets, &load_blocking),
+                _ => time_gets(&keys, threads, at, gets, &load_async),
             })?;
             let ns_hit: Vec<Vec<f64>> = passes
                 .iter()
@@ -1330,4 +1343,15 @@ pub fn run(p: &Params, json: bool) -> anyhow::Result<()> {
     eprintln!("# store: {:.1}s in all", t0.elapsed().as_secs_f64());
     out.finish();
     Ok(())
+}
+
+/// Polls `future` once with a no-op waker: a hit through `get_or_load` is ready at once, and
+/// this measures it without a runtime's scheduling (`None` if it was not ready).
+fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
 }

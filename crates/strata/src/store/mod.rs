@@ -62,6 +62,7 @@
 
 mod hot;
 mod janitor;
+mod load;
 mod namespace;
 pub(crate) mod rules;
 mod tags;
@@ -77,6 +78,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use hot::{HotKey, SAMPLE_EVERY};
+pub use load::{LoadError, LoadStats, Loaded, OriginError, Source};
 pub use namespace::{Limits, Namespace, Put};
 
 use crate::config::{Config, ConfigError};

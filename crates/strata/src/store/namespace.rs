@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::hot::{HotKey, HotKeys};
+use super::load::{Flights, LoadCounters};
 use super::tags::{TagRegistry, TagSet};
 use super::{Core, Invalidation};
 use crate::config::NamespaceConfig;
@@ -109,6 +110,8 @@ pub(crate) struct NsInner<V> {
     core: Arc<Core>,
     hot: HotKeys,
     pub(crate) limits: Limits,
+    pub(crate) flights: Flights<V>,
+    pub(crate) loads: LoadCounters,
 }
 
 /// A namespace of a [`Store`](super::Store): its own engine, TTL, limits and statistics,
@@ -175,6 +178,8 @@ where
                 core,
                 hot: HotKeys::default(),
                 limits,
+                flights: Flights::new(),
+                loads: LoadCounters::default(),
             }),
         })
     }

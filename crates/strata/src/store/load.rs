@@ -1,0 +1,379 @@
+//! Read-through loading with single flight: [`Namespace::get_or_load`] and its blocking twin.
+//!
+//! On a miss, the first caller for a key (the leader) starts the load and registers a
+//! *flight* for the key; callers that miss on the key while it is in the air wait for that
+//! flight instead of calling the origin again. When the load ends, its value is stored, then
+//! the flight is taken out of the table, then every waiter is woken with the outcome. A caller
+//! that arrives after the flight left finds the value in the cache.
+//!
+//! The async load runs as a tokio task of its own, so dropping the leader's future (a client
+//! that went away, a `select!` that chose another branch) does not strand the waiters: the
+//! load completes and stores its value regardless. A loader that returns an error or panics
+//! wakes every waiter with [`LoadError::Origin`] or [`LoadError::Panicked`]; nothing is
+//! cached and the next caller tries again.
+//!
+//! The blocking twin runs its loader on the leader's own thread (it cannot be cancelled), with
+//! the panic caught. Blocking and async callers of one key share the same flight.
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+use thiserror::Error as ThisError;
+
+use super::namespace::Namespace;
+use crate::key::Key;
+use crate::HeapSize;
+
+/// An origin's error, shared by every caller the load served.
+pub type OriginError = Arc<dyn Error + Send + Sync + 'static>;
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A hit: no origin call.
+    Cache,
+    /// Loaded from the origin, by this caller or by the load it waited for.
+    Origin,
+}
+
+/// A value and where it came from (the `fromCache` flag of the services strata replaces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded<V> {
+    /// The value.
+    pub value: V,
+    /// Where it came from.
+    pub source: Source,
+}
+
+impl<V> Loaded<V> {
+    /// Whether the value came from the cache.
+    pub fn from_cache(&self) -> bool {
+        self.source == Source::Cache
+    }
+}
+
+/// Why a load gave no value. Every caller waiting on the load gets the same error.
+#[derive(Debug, Clone, ThisError)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The loader returned an error.
+    #[error("the origin failed: {0}")]
+    Origin(OriginError),
+    /// The loader panicked (the panic was caught; the cache is unharmed).
+    #[error("the loader panicked")]
+    Panicked,
+    /// The load's task was dropped before it finished (its runtime shut down).
+    #[error("the load was cancelled: its runtime shut down")]
+    Cancelled,
+    /// `get_or_load` was called outside a tokio runtime, which it needs to run the load.
+    #[error("get_or_load needs a tokio runtime (use get_or_load_blocking outside one)")]
+    NoRuntime,
+}
+
+/// Loads counted per namespace.
+#[derive(Debug, Default)]
+pub(crate) struct LoadCounters {
+    pub(crate) loads: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+/// A namespace's load figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LoadStats {
+    /// Origin calls made (one per flight, however many callers it served).
+    pub loads: u64,
+    /// Those that failed or panicked.
+    pub errors: u64,
+}
+
+impl LoadCounters {
+    pub(crate) fn snapshot(&self) -> LoadStats {
+        LoadStats {
+            loads: self.loads.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+enum Outcome<V> {
+    Value(V),
+    Failed(OriginError),
+    Panicked,
+    Cancelled,
+}
+
+impl<V: Clone> Outcome<V> {
+    fn result(&self) -> Result<Loaded<V>, LoadError> {
+        match self {
+            Outcome::Value(v) => Ok(Loaded {
+                value: v.clone(),
+                source: Source::Origin,
+            }),
+            Outcome::Failed(e) => Err(LoadError::Origin(Arc::clone(e))),
+            Outcome::Panicked => Err(LoadError::Panicked),
+            Outcome::Cancelled => Err(LoadError::Cancelled),
+        }
+    }
+}
+
+/// One load in the air and the callers waiting for it.
+struct Flight<V> {
+    outcome: Mutex<Option<Outcome<V>>>,
+    /// Wakes blocking waiters.
+    landed: Condvar,
+    /// Wakes async waiters.
+    notify: tokio::sync::Notify,
+}
+
+impl<V: Clone> Flight<V> {
+    fn new() -> Self {
+        Self {
+            outcome: Mutex::new(None),
+            landed: Condvar::new(),
+            notify: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn wait_blocking(&self) -> Result<Loaded<V>, LoadError> {
+        let mut outcome = self.outcome.lock();
+        loop {
+            if let Some(done) = outcome.as_ref() {
+                return done.result();
+            }
+            self.landed.wait(&mut outcome);
+        }
+    }
+
+    async fn wait(&self) -> Result<Loaded<V>, LoadError> {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a landing in between is not missed.
+            notified.as_mut().enable();
+            if let Some(done) = self.outcome.lock().as_ref() {
+                return done.result();
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Lands an async flight once, when its task ends or is dropped.
+struct Landing<V>
+where
+    V: Clone + HeapSize + Send + Sync + 'static,
+{
+    ns: Namespace<V>,
+    key: Key,
+    flight: Arc<Flight<V>>,
+    landed: bool,
+}
+
+impl<V> Landing<V>
+where
+    V: Clone + HeapSize + Send + Sync + 'static,
+{
+    fn land(&mut self, outcome: Outcome<V>) {
+        self.landed = true;
+        self.ns.land(&self.key, &self.flight, outcome);
+    }
+}
+
+impl<V> Drop for Landing<V>
+where
+    V: Clone + HeapSize + Send + Sync + 'static,
+{
+    fn drop(&mut self) {
+        if !self.landed {
+            self.land(Outcome::Cancelled);
+        }
+    }
+}
+
+const FLIGHT_SHARDS: usize = 16;
+
+type FlightShard<V> = Mutex<HashMap<Key, Arc<Flight<V>>>>;
+
+/// The flights of one namespace, by key.
+pub(crate) struct Flights<V> {
+    shards: Box<[FlightShard<V>]>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl<V: Clone> Flights<V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            shards: (0..FLIGHT_SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+
+    fn shard(&self, key: &[u8]) -> &FlightShard<V> {
+        &self.shards[self.hasher.hash_one(key) as usize % FLIGHT_SHARDS]
+    }
+
+    /// The flight for `key` and whether this caller leads it (started it).
+    fn join(&self, key: &Key) -> (Arc<Flight<V>>, bool) {
+        let mut shard = self.shard(key.as_bytes()).lock();
+        if let Some(flight) = shard.get(key) {
+            return (Arc::clone(flight), false);
+        }
+        let flight = Arc::new(Flight::new());
+        shard.insert(key.clone(), Arc::clone(&flight));
+        (flight, true)
+    }
+
+    /// Takes `flight` out of the table (if it is still the one for `key`).
+    fn leave(&self, key: &Key, flight: &Arc<Flight<V>>) {
+        let mut shard = self.shard(key.as_bytes()).lock();
+        if shard.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
+            shard.remove(key);
+        }
+    }
+}
+
+impl<V> Namespace<V>
+where
+    V: Clone + HeapSize + Send + Sync + 'static,
+{
+    /// The value for `key`: from the cache on a hit; on a miss from `loader`, called once
+    /// however many callers miss on the key together, stored with the namespace's TTL.
+    /// Needs a tokio runtime: the load runs as a task, so it completes (and serves the other
+    /// waiters) even if this caller's future is dropped.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use strata::store::{Source, Store};
+    /// let store = Store::new();
+    /// let users = store.namespace::<String>("default").unwrap();
+    /// let load = |key: strata::Key| async move {
+    ///     Ok::<_, std::io::Error>(format!("profile of {key}"))   // the database, say
+    /// };
+    /// let first = users.get_or_load("user::42", load).await.unwrap();
+    /// assert_eq!(first.source, Source::Origin);
+    /// let again = users.get_or_load("user::42", load).await.unwrap();
+    /// assert!(again.from_cache());
+    /// assert_eq!(again.value, "profile of user::42");
+    /// # }
+    /// ```
+    pub async fn get_or_load<F, Fut, E>(
+        &self,
+        key: impl AsRef<[u8]>,
+        loader: F,
+    ) -> Result<Loaded<V>, LoadError>
+    where
+        F: FnOnce(Key) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
+    {
+        let key = key.as_ref();
+        if let Some(value) = self.get(key) {
+            return Ok(Loaded {
+                value,
+                source: Source::Cache,
+            });
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return Err(LoadError::NoRuntime);
+        };
+        let key = Key::from(key);
+        let (flight, leader) = self.inner.flights.join(&key);
+        if leader {
+            let load = runtime.spawn(loader(key.clone()));
+            // A second task awaits the first, so a panic in the loader (which ends its task)
+            // still lands the flight, and neither depends on this caller staying around. If
+            // the runtime drops the tasks unfinished, the guard lands the flight as cancelled,
+            // so no waiter (a blocking one on another thread, say) waits forever.
+            let mut landing = Landing {
+                ns: self.clone(),
+                key,
+                flight: Arc::clone(&flight),
+                landed: false,
+            };
+            runtime.spawn(async move {
+                let outcome = match load.await {
+                    Ok(Ok(value)) => Outcome::Value(value),
+                    Ok(Err(e)) => Outcome::Failed(Arc::from(e.into())),
+                    Err(e) if e.is_panic() => Outcome::Panicked,
+                    Err(_) => Outcome::Cancelled,
+                };
+                landing.land(outcome);
+            });
+        }
+        flight.wait().await
+    }
+
+    /// [`get_or_load`](Self::get_or_load) for synchronous code: a leader calls `loader` on
+    /// its own thread (a panic in it is caught and reported as [`LoadError::Panicked`]);
+    /// other callers block until it is done.
+    ///
+    /// ```
+    /// use strata::store::Store;
+    /// let store = Store::new();
+    /// let balances = store.namespace::<i64>("default").unwrap();
+    /// let loaded = balances
+    ///     .get_or_load_blocking("wallet::42", |_key| Ok::<_, std::io::Error>(1_250))
+    ///     .unwrap();
+    /// assert_eq!((loaded.value, loaded.from_cache()), (1_250, false));
+    /// ```
+    pub fn get_or_load_blocking<F, E>(
+        &self,
+        key: impl AsRef<[u8]>,
+        loader: F,
+    ) -> Result<Loaded<V>, LoadError>
+    where
+        F: FnOnce(&Key) -> Result<V, E>,
+        E: Into<Box<dyn Error + Send + Sync + 'static>>,
+    {
+        let key = key.as_ref();
+        if let Some(value) = self.get(key) {
+            return Ok(Loaded {
+                value,
+                source: Source::Cache,
+            });
+        }
+        let key = Key::from(key);
+        let (flight, leader) = self.inner.flights.join(&key);
+        if leader {
+            let outcome = match catch_unwind(AssertUnwindSafe(|| loader(&key))) {
+                Ok(Ok(value)) => Outcome::Value(value),
+                Ok(Err(e)) => Outcome::Failed(Arc::from(e.into())),
+                Err(_) => Outcome::Panicked,
+            };
+            self.land(&key, &flight, outcome);
+        }
+        flight.wait_blocking()
+    }
+
+    /// Ends a flight: stores a loaded value, records the outcome, takes the flight out of the
+    /// table and wakes its waiters, in that order (see the module docs).
+    fn land(&self, key: &Key, flight: &Arc<Flight<V>>, outcome: Outcome<V>) {
+        let counters = &self.inner.loads;
+        counters.loads.fetch_add(1, Ordering::Relaxed);
+        match &outcome {
+            Outcome::Value(value) => {
+                // A value too heavy to cache is still handed to the callers.
+                let _ = self.insert(key.clone(), value.clone());
+            }
+            Outcome::Failed(_) | Outcome::Panicked | Outcome::Cancelled => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        *flight.outcome.lock() = Some(outcome);
+        self.inner.flights.leave(key, flight);
+        flight.notify.notify_waiters();
+        flight.landed.notify_all();
+    }
+
+    /// The namespace's load figures.
+    pub fn load_stats(&self) -> LoadStats {
+        self.inner.loads.snapshot()
+    }
+}
