@@ -149,6 +149,19 @@ pub struct NamespaceConfig {
     pub max_entries: Option<u64>,
     /// At most this many bytes (within the global budget).
     pub max_bytes: Option<u64>,
+    /// Fail-safe: how long after its TTL an entry may still be served by `get_or_load` when
+    /// the origin fails or is too slow. Plain reads never see it once its TTL has passed.
+    pub max_stale: Option<Duration>,
+    /// How long `get_or_load` waits for a load before answering with a stale value (when
+    /// it has one); the load goes on in the background and refreshes the entry.
+    pub soft_timeout: Option<Duration>,
+    /// How long a load may take at all: then waiters get the stale value if there is one,
+    /// and an error otherwise.
+    pub hard_timeout: Option<Duration>,
+    /// Refresh ahead, in percent of the TTL (1 to 99): an entry read by `get_or_load` after
+    /// this share of its TTL is reloaded in the background, so a hot key never expires under
+    /// its readers. Written `0.8` or `"80%"`.
+    pub refresh_ahead: Option<u8>,
 }
 
 /// Why a configuration was refused.
@@ -294,6 +307,7 @@ impl Config {
 #[serde(untagged)]
 enum Raw {
     Int(u64),
+    Float(f64),
     Text(String),
 }
 
@@ -301,6 +315,7 @@ impl Raw {
     fn text(&self) -> String {
         match self {
             Raw::Int(n) => n.to_string(),
+            Raw::Float(x) => x.to_string(),
             Raw::Text(s) => s.clone(),
         }
     }
@@ -325,6 +340,10 @@ struct RawNamespace {
     time_to_idle: Option<Raw>,
     max_entries: Option<Raw>,
     max_bytes: Option<Raw>,
+    max_stale: Option<Raw>,
+    soft_timeout: Option<Raw>,
+    hard_timeout: Option<Raw>,
+    refresh_ahead: Option<Raw>,
 }
 
 fn invalid(field: &str, raw: &Raw, reason: impl Into<String>) -> ConfigError {
@@ -360,6 +379,29 @@ fn size(field: &str, raw: &Raw) -> Result<u64, ConfigError> {
     })
 }
 
+/// Parses a share of the TTL written `0.8` or `"80%"` into whole percent, 1 to 99.
+fn fraction(field: &str, raw: &Raw) -> Result<u8, ConfigError> {
+    let share = match raw {
+        Raw::Float(x) => Some(*x),
+        Raw::Int(_) => None,
+        Raw::Text(text) => {
+            let text = text.trim();
+            match text.strip_suffix('%') {
+                Some(percent) => percent.trim().parse::<f64>().ok().map(|p| p / 100.0),
+                None => text.parse::<f64>().ok(),
+            }
+        }
+    };
+    match share {
+        Some(x) if x > 0.0 && x < 1.0 => Ok(((x * 100.0).round() as u8).clamp(1, 99)),
+        _ => Err(invalid(
+            field,
+            raw,
+            "a share of the TTL between 0 and 1, like 0.8 or \"80%\"",
+        )),
+    }
+}
+
 /// Parses a count such as `100000`; zero is refused.
 fn count(field: &str, raw: &Raw) -> Result<u64, ConfigError> {
     positive(field, raw, "1", |text| {
@@ -376,6 +418,7 @@ fn positive(
 ) -> Result<u64, ConfigError> {
     let n = match raw {
         Raw::Int(n) => *n,
+        Raw::Float(_) => return Err(invalid(field, raw, "must be a whole number")),
         Raw::Text(text) => parse(text.trim()).map_err(|reason| invalid(field, raw, reason))?,
     };
     if n == 0 {
@@ -385,8 +428,41 @@ fn positive(
 }
 
 impl RawNamespace {
-    /// Parses every field, each one falling back to `base` when absent.
+    /// Parses every field, each one falling back to `base` when absent, and checks that they
+    /// make sense together.
     fn resolve(&self, path: &str, base: &NamespaceConfig) -> Result<NamespaceConfig, ConfigError> {
+        let ns = self.parse(path, base)?;
+        let field = |name: &str| format!("{path}.{name}");
+        let text = |d: Duration| humantime::format_duration(d).to_string();
+        if let (Some(soft), Some(hard)) = (ns.soft_timeout, ns.hard_timeout) {
+            if soft >= hard {
+                return Err(ConfigError::Invalid {
+                    field: field("soft_timeout"),
+                    value: text(soft),
+                    reason: format!("must be shorter than hard_timeout ({})", text(hard)),
+                });
+            }
+        }
+        if ns.ttl.is_none() {
+            if let Some(stale) = ns.max_stale {
+                return Err(ConfigError::Invalid {
+                    field: field("max_stale"),
+                    value: text(stale),
+                    reason: "needs a ttl: without one nothing goes stale".into(),
+                });
+            }
+            if let Some(share) = ns.refresh_ahead {
+                return Err(ConfigError::Invalid {
+                    field: field("refresh_ahead"),
+                    value: format!("{share}%"),
+                    reason: "needs a ttl: without one nothing expires".into(),
+                });
+            }
+        }
+        Ok(ns)
+    }
+
+    fn parse(&self, path: &str, base: &NamespaceConfig) -> Result<NamespaceConfig, ConfigError> {
         let field = |name: &str| format!("{path}.{name}");
         Ok(NamespaceConfig {
             ttl: match &self.ttl {
@@ -404,6 +480,22 @@ impl RawNamespace {
             max_bytes: match &self.max_bytes {
                 Some(raw) => Some(size(&field("max_bytes"), raw)?),
                 None => base.max_bytes,
+            },
+            max_stale: match &self.max_stale {
+                Some(raw) => Some(duration(&field("max_stale"), raw)?),
+                None => base.max_stale,
+            },
+            soft_timeout: match &self.soft_timeout {
+                Some(raw) => Some(duration(&field("soft_timeout"), raw)?),
+                None => base.soft_timeout,
+            },
+            hard_timeout: match &self.hard_timeout {
+                Some(raw) => Some(duration(&field("hard_timeout"), raw)?),
+                None => base.hard_timeout,
+            },
+            refresh_ahead: match &self.refresh_ahead {
+                Some(raw) => Some(fraction(&field("refresh_ahead"), raw)?),
+                None => base.refresh_ahead,
             },
         })
     }

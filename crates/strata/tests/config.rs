@@ -53,6 +53,7 @@ fn a_file_with_defaults_applied_to_every_namespace() {
             time_to_idle: None,
             max_entries: Some(100_000),
             max_bytes: Some(64 << 20),
+            ..NamespaceConfig::default()
         }
     );
     assert_eq!(
@@ -62,6 +63,7 @@ fn a_file_with_defaults_applied_to_every_namespace() {
             time_to_idle: Some(Duration::from_secs(300)),
             max_entries: Some(50_000),
             max_bytes: None,
+            ..NamespaceConfig::default()
         }
     );
     assert_eq!(
@@ -100,6 +102,7 @@ fn the_environment_overrides_the_file_and_can_add_namespaces() {
             time_to_idle: Some(Duration::from_secs(900)),
             max_entries: Some(100_000),
             max_bytes: None,
+            ..NamespaceConfig::default()
         }
     );
 }

@@ -278,3 +278,212 @@ fn futures_lite_block_on<F: std::future::Future>(future: F) -> F::Output {
         }
     }
 }
+
+// Fail-safe, timeouts and refresh ahead. The cache's TTLs run on a MockClock; loader delays
+// and timeouts on tokio's paused clock.
+
+use strata::config::Config;
+use strata::MockClock;
+
+const LOADING: &str = r#"
+[namespaces.q]
+ttl = "1m"
+max_stale = "10m"
+soft_timeout = "100ms"
+hard_timeout = "2s"
+refresh_ahead = "80%"
+
+[namespaces.plain]
+ttl = "1m"
+hard_timeout = "2s"
+"#;
+
+fn loading_store() -> (Store, MockClock) {
+    let clock = MockClock::new();
+    let config = Config::from_sources(Some(LOADING), []).unwrap();
+    let store = Store::builder(config).clock(clock.clone()).build().unwrap();
+    (store, clock)
+}
+
+async fn failing(_: Key) -> Result<u64, std::io::Error> {
+    Err(std::io::Error::other("database down"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn fail_safe_serves_a_stale_value_while_the_origin_fails() {
+    let (store, clock) = loading_store();
+    let ns = store.namespace::<u64>("q").unwrap();
+    let first = ns
+        .get_or_load("k", |_| async { Ok::<_, std::io::Error>(1) })
+        .await
+        .unwrap();
+    assert_eq!(first.source, Source::Origin);
+    clock.advance(Duration::from_secs(61));
+    // Past its TTL: plain reads don't see it...
+    assert_eq!(ns.get("k"), None);
+    assert!(!ns.contains_key("k"));
+    // ...but a failing load falls back on it.
+    let served = ns.get_or_load("k", failing).await.unwrap();
+    assert_eq!((served.value, served.source), (1, Source::Stale));
+    let stats = ns.load_stats();
+    assert_eq!((stats.errors, stats.stale_served), (1, 1));
+    // Beyond the stale window there is nothing to fall back on.
+    clock.advance(Duration::from_secs(10 * 60));
+    assert!(matches!(
+        ns.get_or_load("k", failing).await,
+        Err(LoadError::Origin(_))
+    ));
+}
+
+#[test]
+fn the_blocking_twin_is_fail_safe_too() {
+    let (store, clock) = loading_store();
+    let ns = store.namespace::<u64>("q").unwrap();
+    ns.insert("k", 1).unwrap();
+    clock.advance(Duration::from_secs(61));
+    let served = ns
+        .get_or_load_blocking("k", |_| Err::<u64, _>(std::io::Error::other("down")))
+        .unwrap();
+    assert_eq!((served.value, served.source), (1, Source::Stale));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_origin_gets_the_stale_value_at_the_soft_timeout_and_refreshes_later() {
+    let (store, clock) = loading_store();
+    let ns = store.namespace::<u64>("q").unwrap();
+    ns.insert("k", 1).unwrap();
+    clock.advance(Duration::from_secs(61));
+    let started = tokio::time::Instant::now();
+    let served = ns
+        .get_or_load("k", |_| async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, std::io::Error>(2)
+        })
+        .await
+        .unwrap();
+    assert_eq!((served.value, served.source), (1, Source::Stale));
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(100),
+        "answered at the soft timeout"
+    );
+    // The load went on in the background and stored its value.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(ns.get("k"), Some(2));
+    assert_eq!(ns.load_stats().loads, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_hard_timeout_abandons_a_load_with_nothing_to_fall_back_on() {
+    let (store, _clock) = loading_store();
+    let ns = store.namespace::<u64>("plain").unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&calls);
+    let started = tokio::time::Instant::now();
+    let result = ns
+        .get_or_load("k", move |_| async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            c.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(2)
+        })
+        .await;
+    assert!(matches!(result, Err(LoadError::TimedOut(d)) if d == Duration::from_secs(2)));
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    // The load was aborted: it never finishes, and nothing is cached.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(ns.get("k"), None);
+    let stats = ns.load_stats();
+    assert_eq!((stats.loads, stats.errors, stats.timeouts), (1, 1, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn refresh_ahead_reloads_a_hot_key_before_it_expires() {
+    let (store, clock) = loading_store();
+    let ns = store.namespace::<u64>("q").unwrap();
+    let version = Arc::new(AtomicUsize::new(0));
+    let load = |version: Arc<AtomicUsize>| {
+        move |_: Key| async move {
+            Ok::<_, std::io::Error>(version.fetch_add(1, Ordering::SeqCst) as u64)
+        }
+    };
+    assert_eq!(
+        ns.get_or_load("k", load(Arc::clone(&version)))
+            .await
+            .unwrap()
+            .value,
+        0
+    );
+    // Before 80% of the TTL: a plain hit.
+    clock.advance(Duration::from_secs(40));
+    let hit = ns
+        .get_or_load("k", load(Arc::clone(&version)))
+        .await
+        .unwrap();
+    assert_eq!((hit.value, hit.source), (0, Source::Cache));
+    tokio::task::yield_now().await;
+    assert_eq!(version.load(Ordering::SeqCst), 1, "no refresh before 80%");
+    // Past it: still a hit, and a reload in the background.
+    clock.advance(Duration::from_secs(10));
+    let hit = ns
+        .get_or_load("k", load(Arc::clone(&version)))
+        .await
+        .unwrap();
+    assert_eq!((hit.value, hit.source), (0, Source::Cache));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(ns.get("k"), Some(1), "the refresh stored the new value");
+    assert_eq!(ns.load_stats().refreshes, 1);
+    // The refreshed entry lives a TTL from the refresh: past the first one's expiry, a hit.
+    clock.advance(Duration::from_secs(20));
+    assert_eq!(ns.get("k"), Some(1));
+}
+
+#[test]
+fn loading_settings_are_checked_at_load() {
+    let cases = [
+        (
+            "[namespaces.a]\nttl = \"1m\"\nsoft_timeout = \"2s\"\nhard_timeout = \"1s\"\n",
+            "namespaces.a.soft_timeout",
+        ),
+        (
+            "[namespaces.a]\nmax_stale = \"1m\"\n",
+            "namespaces.a.max_stale",
+        ),
+        (
+            "[namespaces.a]\nrefresh_ahead = 0.5\n",
+            "namespaces.a.refresh_ahead",
+        ),
+        (
+            "[namespaces.a]\nttl = \"1m\"\nrefresh_ahead = 1.5\n",
+            "namespaces.a.refresh_ahead",
+        ),
+        (
+            "[namespaces.a]\nttl = \"1m\"\nrefresh_ahead = \"eighty\"\n",
+            "namespaces.a.refresh_ahead",
+        ),
+    ];
+    for (toml, field) in cases {
+        let err = Config::from_sources(Some(toml), [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(field), "{toml:?}: {err}");
+    }
+    for (written, percent) in [("0.8", 80), ("\"80%\"", 80), ("\"0.25\"", 25)] {
+        let toml = format!("[namespaces.a]\nttl = \"1m\"\nrefresh_ahead = {written}\n");
+        let config = Config::from_sources(Some(&toml), []).unwrap();
+        assert_eq!(
+            config.namespaces["a"].refresh_ahead,
+            Some(percent),
+            "{written}"
+        );
+    }
+    let env = [(
+        "STRATA_NAMESPACES__A__MAX_STALE".to_string(),
+        "5m".to_string(),
+    )];
+    let config = Config::from_sources(Some("[namespaces.a]\nttl = \"1m\"\n"), env).unwrap();
+    assert_eq!(
+        config.namespaces["a"].max_stale,
+        Some(Duration::from_secs(300))
+    );
+}

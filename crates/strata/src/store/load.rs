@@ -22,6 +22,7 @@ use std::hash::BuildHasher;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use thiserror::Error as ThisError;
@@ -41,6 +42,9 @@ pub enum Source {
     Cache,
     /// Loaded from the origin, by this caller or by the load it waited for.
     Origin,
+    /// Past its TTL but within `max_stale`, served because the origin failed or was slower
+    /// than the soft timeout (fail-safe).
+    Stale,
 }
 
 /// A value and where it came from (the `fromCache` flag of the services strata replaces).
@@ -69,6 +73,9 @@ pub enum LoadError {
     /// The loader panicked (the panic was caught; the cache is unharmed).
     #[error("the loader panicked")]
     Panicked,
+    /// The load took longer than the namespace's `hard_timeout` and was abandoned.
+    #[error("the load took longer than its hard timeout of {0:?}")]
+    TimedOut(Duration),
     /// The load's task was dropped before it finished (its runtime shut down).
     #[error("the load was cancelled: its runtime shut down")]
     Cancelled,
@@ -82,6 +89,9 @@ pub enum LoadError {
 pub(crate) struct LoadCounters {
     pub(crate) loads: AtomicU64,
     pub(crate) errors: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+    pub(crate) refreshes: AtomicU64,
 }
 
 /// A namespace's load figures.
@@ -89,8 +99,14 @@ pub(crate) struct LoadCounters {
 pub struct LoadStats {
     /// Origin calls made (one per flight, however many callers it served).
     pub loads: u64,
-    /// Those that failed or panicked.
+    /// Those that failed, panicked, timed out or were cancelled.
     pub errors: u64,
+    /// Those abandoned at the hard timeout (also counted in `errors`).
+    pub timeouts: u64,
+    /// Answers served stale by the fail-safe.
+    pub stale_served: u64,
+    /// Loads started ahead of expiry by refresh ahead (also counted in `loads`).
+    pub refreshes: u64,
 }
 
 impl LoadCounters {
@@ -98,6 +114,9 @@ impl LoadCounters {
         LoadStats {
             loads: self.loads.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
+            timeouts: self.timeouts.load(Ordering::Relaxed),
+            stale_served: self.stale_served.load(Ordering::Relaxed),
+            refreshes: self.refreshes.load(Ordering::Relaxed),
         }
     }
 }
@@ -107,6 +126,7 @@ enum Outcome<V> {
     Failed(OriginError),
     Panicked,
     Cancelled,
+    TimedOut(Duration),
 }
 
 impl<V: Clone> Outcome<V> {
@@ -119,6 +139,7 @@ impl<V: Clone> Outcome<V> {
             Outcome::Failed(e) => Err(LoadError::Origin(Arc::clone(e))),
             Outcome::Panicked => Err(LoadError::Panicked),
             Outcome::Cancelled => Err(LoadError::Cancelled),
+            Outcome::TimedOut(d) => Err(LoadError::TimedOut(*d)),
         }
     }
 }
@@ -141,13 +162,22 @@ impl<V: Clone> Flight<V> {
         }
     }
 
-    fn wait_blocking(&self) -> Result<Loaded<V>, LoadError> {
+    /// Waits for the landing, up to `limit` if given (`None` when that passed first).
+    fn wait_blocking(&self, limit: Option<Duration>) -> Option<Result<Loaded<V>, LoadError>> {
+        let deadline = limit.and_then(|d| Instant::now().checked_add(d));
         let mut outcome = self.outcome.lock();
         loop {
             if let Some(done) = outcome.as_ref() {
-                return done.result();
+                return Some(done.result());
             }
-            self.landed.wait(&mut outcome);
+            match deadline {
+                Some(at) => {
+                    if self.landed.wait_until(&mut outcome, at).timed_out() && outcome.is_none() {
+                        return None;
+                    }
+                }
+                None => self.landed.wait(&mut outcome),
+            }
         }
     }
 
@@ -274,45 +304,94 @@ where
         E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
     {
         let key = key.as_ref();
-        if let Some(value) = self.get(key) {
+        if let Some((value, fresh_until)) = self.lookup(key) {
+            if self.refresh_due(fresh_until) {
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    let (_, led) = self.start_load(&runtime, Key::from(key), loader);
+                    if led {
+                        self.inner.loads.refreshes.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
             return Ok(Loaded {
                 value,
                 source: Source::Cache,
             });
         }
+        let stale = self.stale(key);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(LoadError::NoRuntime);
         };
-        let key = Key::from(key);
+        let (flight, _) = self.start_load(&runtime, Key::from(key), loader);
+        let soft = self.inner.limits.soft_timeout.filter(|_| stale.is_some());
+        let result = match soft {
+            Some(soft) => match tokio::time::timeout(soft, flight.wait()).await {
+                Ok(result) => result,
+                // The load goes on and will refresh the entry; answer with what we have.
+                Err(_) => Err(LoadError::TimedOut(soft)),
+            },
+            None => flight.wait().await,
+        };
+        self.fail_safe(result, stale)
+    }
+
+    /// Joins the flight for `key`, or starts it (as two tasks on `runtime`, see the module
+    /// docs) if there is none; returns it and whether this call started it.
+    fn start_load<F, Fut, E>(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        key: Key,
+        loader: F,
+    ) -> (Arc<Flight<V>>, bool)
+    where
+        F: FnOnce(Key) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
+    {
         let (flight, leader) = self.inner.flights.join(&key);
-        if leader {
-            let load = runtime.spawn(loader(key.clone()));
-            // A second task awaits the first, so a panic in the loader (which ends its task)
-            // still lands the flight, and neither depends on this caller staying around. If
-            // the runtime drops the tasks unfinished, the guard lands the flight as cancelled,
-            // so no waiter (a blocking one on another thread, say) waits forever.
-            let mut landing = Landing {
-                ns: self.clone(),
-                key,
-                flight: Arc::clone(&flight),
-                landed: false,
-            };
-            runtime.spawn(async move {
-                let outcome = match load.await {
-                    Ok(Ok(value)) => Outcome::Value(value),
-                    Ok(Err(e)) => Outcome::Failed(Arc::from(e.into())),
-                    Err(e) if e.is_panic() => Outcome::Panicked,
-                    Err(_) => Outcome::Cancelled,
-                };
-                landing.land(outcome);
-            });
+        if !leader {
+            return (flight, false);
         }
-        flight.wait().await
+        let mut load = runtime.spawn(loader(key.clone()));
+        // A second task awaits the first, so a panic in the loader (which ends its task)
+        // still lands the flight, and neither depends on the caller staying around. If the
+        // runtime drops the tasks unfinished, the guard lands the flight as cancelled, so no
+        // waiter (a blocking one on another thread, say) waits forever.
+        let mut landing = Landing {
+            ns: self.clone(),
+            key,
+            flight: Arc::clone(&flight),
+            landed: false,
+        };
+        let hard = self.inner.limits.hard_timeout;
+        runtime.spawn(async move {
+            let joined = match hard {
+                Some(hard) => match tokio::time::timeout(hard, &mut load).await {
+                    Ok(joined) => Ok(joined),
+                    Err(_) => {
+                        load.abort();
+                        Err(hard)
+                    }
+                },
+                None => Ok((&mut load).await),
+            };
+            let outcome = match joined {
+                Ok(Ok(Ok(value))) => Outcome::Value(value),
+                Ok(Ok(Err(e))) => Outcome::Failed(Arc::from(e.into())),
+                Ok(Err(e)) if e.is_panic() => Outcome::Panicked,
+                Ok(Err(_)) => Outcome::Cancelled,
+                Err(hard) => Outcome::TimedOut(hard),
+            };
+            landing.land(outcome);
+        });
+        (flight, true)
     }
 
     /// [`get_or_load`](Self::get_or_load) for synchronous code: a leader calls `loader` on
     /// its own thread (a panic in it is caught and reported as [`LoadError::Panicked`]);
-    /// other callers block until it is done.
+    /// other callers block until it is done. Fail-safe applies; the soft timeout applies to
+    /// the callers that wait (the leader's own call cannot be interrupted), and refresh
+    /// ahead is left to `get_or_load`, which can load in the background.
     ///
     /// ```
     /// use strata::store::Store;
@@ -333,12 +412,13 @@ where
         E: Into<Box<dyn Error + Send + Sync + 'static>>,
     {
         let key = key.as_ref();
-        if let Some(value) = self.get(key) {
+        if let Some((value, _)) = self.lookup(key) {
             return Ok(Loaded {
                 value,
                 source: Source::Cache,
             });
         }
+        let stale = self.stale(key);
         let key = Key::from(key);
         let (flight, leader) = self.inner.flights.join(&key);
         if leader {
@@ -349,7 +429,59 @@ where
             };
             self.land(&key, &flight, outcome);
         }
-        flight.wait_blocking()
+        let soft = self.inner.limits.soft_timeout.filter(|_| stale.is_some());
+        let result = match flight.wait_blocking(soft) {
+            Some(result) => result,
+            None => Err(LoadError::TimedOut(soft.unwrap_or_default())),
+        };
+        self.fail_safe(result, stale)
+    }
+
+    /// A value past its TTL but within the stale window, for the fail-safe (none when the
+    /// namespace has no `max_stale`). Counts nothing.
+    fn stale(&self, key: &[u8]) -> Option<V> {
+        let inner = &*self.inner;
+        inner.limits.max_stale?;
+        inner.cache.peek_with(key, |slot| {
+            slot.is_live(&inner.core.tags).then(|| slot.value.clone())
+        })
+    }
+
+    /// Whether a hit whose freshness ends at `fresh_until` is past the refresh point.
+    #[inline]
+    fn refresh_due(&self, fresh_until: u64) -> bool {
+        let limits = &self.inner.limits;
+        let (Some(share), Some(ttl)) = (limits.refresh_ahead, limits.ttl) else {
+            return false;
+        };
+        if fresh_until == crate::engine::NEVER {
+            return false;
+        }
+        let ttl = u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX);
+        let ahead = ttl / 100 * u64::from(100 - share);
+        self.inner.core.clock.now_nanos() >= fresh_until.saturating_sub(ahead)
+    }
+
+    /// A load's result, or the stale value in place of its error.
+    fn fail_safe(
+        &self,
+        result: Result<Loaded<V>, LoadError>,
+        stale: Option<V>,
+    ) -> Result<Loaded<V>, LoadError> {
+        match (result, stale) {
+            (Ok(loaded), _) => Ok(loaded),
+            (Err(_), Some(value)) => {
+                self.inner
+                    .loads
+                    .stale_served
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(Loaded {
+                    value,
+                    source: Source::Stale,
+                })
+            }
+            (Err(e), None) => Err(e),
+        }
     }
 
     /// Ends a flight: stores a loaded value, records the outcome, takes the flight out of the
@@ -361,6 +493,10 @@ where
             Outcome::Value(value) => {
                 // A value too heavy to cache is still handed to the callers.
                 let _ = self.insert(key.clone(), value.clone());
+            }
+            Outcome::TimedOut(_) => {
+                counters.errors.fetch_add(1, Ordering::Relaxed);
+                counters.timeouts.fetch_add(1, Ordering::Relaxed);
             }
             Outcome::Failed(_) | Outcome::Panicked | Outcome::Cancelled => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,7 @@
 //! One namespace: a typed handle over its own engine.
 
 use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,19 +10,24 @@ use super::load::{Flights, LoadCounters};
 use super::tags::{TagRegistry, TagSet};
 use super::{Core, Invalidation};
 use crate::config::NamespaceConfig;
+use crate::engine::NEVER;
 use crate::key::Key;
 use crate::{Cache, CacheStats, HeapSize, InsertError, Inserted, Pattern};
 
-/// What a namespace stores for a key: the value and the tags it was inserted with.
+/// What a namespace stores for a key: the value, the tags it was inserted with, and when it
+/// stops being fresh (its TTL, on the namespace's clock; `NEVER` for none). With fail-safe
+/// on, the engine keeps the entry `max_stale` longer than that, for `get_or_load` to serve
+/// when the origin fails; plain reads treat it as gone.
 pub(crate) struct Slot<V> {
-    value: V,
+    pub(crate) value: V,
     tags: Option<Arc<TagSet>>,
+    pub(crate) fresh_until: AtomicU64,
 }
 
 impl<V> Slot<V> {
     /// Whether no tag of the entry was invalidated since it was inserted.
     #[inline]
-    fn is_live(&self, tags: &TagRegistry) -> bool {
+    pub(crate) fn is_live(&self, tags: &TagRegistry) -> bool {
         self.tags.as_ref().is_none_or(|t| t.is_live(tags))
     }
 }
@@ -31,6 +37,7 @@ impl<V: Clone> Clone for Slot<V> {
         Self {
             value: self.value.clone(),
             tags: self.tags.clone(),
+            fresh_until: AtomicU64::new(self.fresh_until.load(Ordering::Relaxed)),
         }
     }
 }
@@ -80,9 +87,17 @@ impl Put {
     }
 }
 
-/// The limits a namespace runs with, after the budget was divided.
+/// The limits a namespace runs with, after the budget was divided, and its loading settings.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Limits {
+    /// Fail-safe: how long past its TTL an entry may still be served by `get_or_load`.
+    pub max_stale: Option<Duration>,
+    /// How long `get_or_load` waits before answering with a stale value.
+    pub soft_timeout: Option<Duration>,
+    /// How long a load may take at all.
+    pub hard_timeout: Option<Duration>,
+    /// Refresh ahead, in percent of the TTL.
+    pub refresh_ahead: Option<u8>,
     /// Default TTL.
     pub ttl: Option<Duration>,
     /// Time-to-idle.
@@ -96,6 +111,10 @@ pub struct Limits {
 impl Limits {
     pub(crate) fn new(config: &NamespaceConfig, max_bytes: u64) -> Self {
         Self {
+            max_stale: config.max_stale,
+            soft_timeout: config.soft_timeout,
+            hard_timeout: config.hard_timeout,
+            refresh_ahead: config.refresh_ahead,
             ttl: config.ttl,
             time_to_idle: config.time_to_idle,
             max_entries: config.max_entries,
@@ -106,9 +125,9 @@ impl Limits {
 
 pub(crate) struct NsInner<V> {
     pub(crate) name: Arc<str>,
-    cache: Cache<Key, Slot<V>>,
-    core: Arc<Core>,
-    hot: HotKeys,
+    pub(crate) cache: Cache<Key, Slot<V>>,
+    pub(crate) core: Arc<Core>,
+    pub(crate) hot: HotKeys,
     pub(crate) limits: Limits,
     pub(crate) flights: Flights<V>,
     pub(crate) loads: LoadCounters,
@@ -166,7 +185,9 @@ where
             builder = builder.max_entries(n);
         }
         if let Some(ttl) = limits.ttl {
-            builder = builder.default_ttl(ttl);
+            // The engine keeps entries through the stale window; `fresh_until` says when
+            // their TTL proper ends.
+            builder = builder.default_ttl(ttl.saturating_add(limits.max_stale.unwrap_or_default()));
         }
         if let Some(tti) = limits.time_to_idle {
             builder = builder.time_to_idle(tti);
@@ -198,24 +219,29 @@ where
     /// Counts a hit or a miss.
     #[inline]
     pub fn get(&self, key: impl AsRef<[u8]>) -> Option<V> {
-        let key = key.as_ref();
-        let value = self.inner.cache.get_with(key, |slot| {
-            slot.is_live(&self.inner.core.tags)
-                .then(|| slot.value.clone())
+        self.lookup(key.as_ref()).map(|(value, _)| value)
+    }
+
+    /// A fresh hit: the value and when it stops being fresh. Counts a hit or a miss.
+    #[inline]
+    pub(crate) fn lookup(&self, key: &[u8]) -> Option<(V, u64)> {
+        let inner = &*self.inner;
+        let found = inner.cache.get_with(key, |slot| {
+            inner
+                .is_current(slot)
+                .then(|| (slot.value.clone(), slot.fresh_until.load(Ordering::Relaxed)))
         });
-        if value.is_some() && HotKeys::should_sample() {
-            self.inner.hot.record(key);
+        if found.is_some() && HotKeys::should_sample() {
+            inner.hot.record(key);
         }
-        value
+        found
     }
 
     /// Whether a live entry holds `key`. Counts nothing.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
         self.inner
             .cache
-            .peek_with(key.as_ref(), |slot| {
-                slot.is_live(&self.inner.core.tags).then_some(())
-            })
+            .peek_with(key.as_ref(), |slot| self.is_current(slot).then_some(()))
             .is_some()
     }
 
@@ -223,17 +249,63 @@ where
     /// expires. Counts nothing.
     pub fn ttl(&self, key: impl AsRef<[u8]>) -> Option<Option<Duration>> {
         let key = key.as_ref();
-        if !self.contains_key(key) {
-            return None;
+        let fresh_until = self.inner.cache.peek_with(key, |slot| {
+            self.is_current(slot)
+                .then(|| slot.fresh_until.load(Ordering::Relaxed))
+        })?;
+        if self.inner.limits.max_stale.is_none() {
+            // The engine's deadline is the TTL (and sees time-to-idle too).
+            return self.inner.cache.ttl(key);
         }
-        self.inner.cache.ttl(key)
+        if fresh_until == NEVER {
+            return Some(None);
+        }
+        let now = self.inner.core.clock.now_nanos();
+        Some(Some(Duration::from_nanos(fresh_until.saturating_sub(now))))
     }
 
     /// Makes `key` expire `ttl` from now, or never with `None`; returns whether a live entry
     /// held it.
     pub fn set_ttl(&self, key: impl AsRef<[u8]>, ttl: Option<Duration>) -> bool {
         let key = key.as_ref();
-        self.contains_key(key) && self.inner.cache.set_ttl(key, ttl)
+        let fresh_until = self.fresh_until(ttl);
+        let found = self
+            .inner
+            .cache
+            .peek_with(key, |slot| {
+                self.is_current(slot).then(|| {
+                    slot.fresh_until.store(fresh_until, Ordering::Relaxed);
+                })
+            })
+            .is_some();
+        found && self.inner.cache.set_ttl(key, self.engine_ttl(ttl))
+    }
+
+    /// Whether `slot` is good for readers: no tag invalidated, and (with fail-safe on, where
+    /// the engine keeps entries past their TTL) still fresh.
+    #[inline]
+    fn is_current(&self, slot: &Slot<V>) -> bool {
+        self.inner.is_current(slot)
+    }
+
+    /// When an entry given `ttl` (or the namespace's, for `None` from a plain insert) stops
+    /// being fresh, on the namespace's clock.
+    fn fresh_until(&self, ttl: Option<Duration>) -> u64 {
+        match ttl.or(self.inner.limits.ttl) {
+            Some(ttl) => self
+                .inner
+                .core
+                .clock
+                .now_nanos()
+                .saturating_add(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX))
+                .min(NEVER - 1),
+            None => NEVER,
+        }
+    }
+
+    /// The engine's TTL for an entry whose own TTL is `ttl`: longer by the stale window.
+    fn engine_ttl(&self, ttl: Option<Duration>) -> Option<Duration> {
+        ttl.map(|t| t.saturating_add(self.inner.limits.max_stale.unwrap_or_default()))
     }
 
     /// Stores `value` under `key` with the namespace's TTL and no tags.
@@ -280,11 +352,13 @@ where
         if_absent: bool,
     ) -> Result<Option<V>, InsertError> {
         let slot = self.slot(value, &put);
-        let tags = &self.inner.core.tags;
-        let existing = self
-            .inner
-            .cache
-            .insert_unless(key, slot, put.ttl, if_absent, |old| !old.is_live(tags))?;
+        let existing = self.inner.cache.insert_unless(
+            key,
+            slot,
+            self.engine_ttl(put.ttl),
+            if_absent,
+            |old| !self.is_current(old),
+        )?;
         Ok(existing.map(|slot| slot.value))
     }
 
@@ -292,6 +366,7 @@ where
         Slot {
             value,
             tags: self.inner.core.tags.stamp(&put.tags),
+            fresh_until: AtomicU64::new(self.fresh_until(put.ttl)),
         }
     }
 
@@ -303,7 +378,7 @@ where
             namespace: Some(self.name().to_owned()),
             key: Key::from(key),
         });
-        removed.and_then(|slot| slot.is_live(&self.inner.core.tags).then_some(slot.value))
+        removed.and_then(|slot| self.is_current(&slot).then_some(slot.value))
     }
 
     /// Removes every key starting with `prefix`; returns how many live entries went.
@@ -374,6 +449,18 @@ pub(crate) trait AnyNamespace: Send + Sync {
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
+impl<V> NsInner<V> {
+    /// Whether `slot` is good for readers: no tag invalidated, and (with fail-safe on, where
+    /// the engine keeps entries past their TTL) still fresh. The clock is read the way the
+    /// engine reads it, so an entry is never called fresh after its TTL.
+    #[inline]
+    pub(crate) fn is_current(&self, slot: &Slot<V>) -> bool {
+        slot.is_live(&self.core.tags)
+            && (self.limits.max_stale.is_none()
+                || slot.fresh_until.load(Ordering::Relaxed) > self.core.clock.upper_nanos())
+    }
+}
+
 impl<V> AnyNamespace for NsInner<V>
 where
     V: Clone + HeapSize + Send + Sync + 'static,
@@ -381,20 +468,20 @@ where
     fn remove_key(&self, key: &[u8]) -> u64 {
         self.cache
             .remove(key)
-            .map_or(0, |slot| u64::from(slot.is_live(&self.core.tags)))
+            .map_or(0, |slot| u64::from(self.is_current(&slot)))
     }
 
     fn remove_prefix(&self, prefix: &[u8]) -> u64 {
-        self.cache.remove_where(|key, slot| {
-            key.as_bytes().starts_with(prefix) && slot.is_live(&self.core.tags)
-        }) as u64
+        self.cache
+            .remove_where(|key, slot| key.as_bytes().starts_with(prefix) && self.is_current(slot))
+            as u64
     }
 
     fn remove_pattern(&self, pattern: &Pattern) -> u64 {
         let literal = pattern.literal_prefix();
         self.cache.remove_where(|key, slot| {
             let key = key.as_bytes();
-            key.starts_with(literal) && pattern.matches(key) && slot.is_live(&self.core.tags)
+            key.starts_with(literal) && pattern.matches(key) && self.is_current(slot)
         }) as u64
     }
 
