@@ -16,6 +16,10 @@
 //! [namespaces.user]
 //! ttl = "10m"
 //! time_to_idle = "5m"
+//! max_stale = "1h"          # get_or_load: serve up to 1 h past the TTL if the origin fails
+//! soft_timeout = "100ms"    # ... or is slower than this (the load goes on)
+//! hard_timeout = "2s"       # a load is abandoned after this
+//! refresh_ahead = 0.8       # a get_or_load hit after 80% of the TTL reloads in the background
 //! ```
 //!
 //! Event rules say what an event invalidates; `{param}` placeholders take the event's
@@ -563,9 +567,16 @@ mod tests {
     #[test]
     fn the_readme_configuration_is_valid() {
         let readme = include_str!("../../../README.md");
-        let start = readme.find("```toml\n").expect("README has a toml block") + 8;
-        let end = start + readme[start..].find("```").expect("the block ends");
-        let config = Config::from_sources(Some(&readme[start..end]), []).unwrap();
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|rest| &rest[..rest.find("```").expect("the block ends")])
+            .collect();
+        assert!(blocks.len() >= 2, "README's toml blocks went missing");
+        for block in &blocks[1..] {
+            Config::from_sources(Some(block), []).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        }
+        let config = Config::from_sources(Some(blocks[0]), []).unwrap();
         assert_eq!(config.max_bytes, 1 << 30);
         assert_eq!(
             config.namespaces["wallet"].ttl,
