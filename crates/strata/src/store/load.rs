@@ -20,8 +20,10 @@ use std::error::Error;
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
@@ -82,6 +84,56 @@ pub enum LoadError {
     /// `get_or_load` was called outside a tokio runtime, which it needs to run the load.
     #[error("get_or_load needs a tokio runtime (use get_or_load_blocking outside one)")]
     NoRuntime,
+}
+
+/// What [`Namespace::get_or_load`] returns: ready at once on a hit, otherwise waiting for
+/// the load. It is `'static` and `Send`, so it can be spawned.
+#[must_use = "a future does nothing until awaited"]
+pub struct LoadFuture<V> {
+    state: LoadState<V>,
+}
+
+type Waiting<V> = Pin<Box<dyn Future<Output = Result<Loaded<V>, LoadError>> + Send + 'static>>;
+
+enum LoadState<V> {
+    Ready(Option<Result<Loaded<V>, LoadError>>),
+    Waiting(Waiting<V>),
+}
+
+impl<V> LoadFuture<V> {
+    fn ready(result: Result<Loaded<V>, LoadError>) -> Self {
+        Self {
+            state: LoadState::Ready(Some(result)),
+        }
+    }
+}
+
+// Nothing is ever pinned in place inside: the ready value is moved out by `take`, and the
+// waiting future is pinned in its own box.
+impl<V> Unpin for LoadFuture<V> {}
+
+impl<V> Future for LoadFuture<V> {
+    type Output = Result<Loaded<V>, LoadError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            LoadState::Ready(result) => match result.take() {
+                Some(result) => Poll::Ready(result),
+                None => panic!("LoadFuture polled after it completed"),
+            },
+            LoadState::Waiting(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for LoadFuture<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            LoadState::Ready(_) => "ready",
+            LoadState::Waiting(_) => "waiting",
+        };
+        f.debug_struct("LoadFuture").field("state", &state).finish()
+    }
 }
 
 /// Loads counted per namespace.
@@ -293,17 +345,15 @@ where
     /// assert_eq!(again.value, "profile of user::42");
     /// # }
     /// ```
-    pub async fn get_or_load<F, Fut, E>(
-        &self,
-        key: impl AsRef<[u8]>,
-        loader: F,
-    ) -> Result<Loaded<V>, LoadError>
+    pub fn get_or_load<F, Fut, E>(&self, key: impl AsRef<[u8]>, loader: F) -> LoadFuture<V>
     where
         F: FnOnce(Key) -> Fut + Send + 'static,
         Fut: Future<Output = Result<V, E>> + Send + 'static,
         E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
     {
         let key = key.as_ref();
+        // The hit path runs here, before any future exists, so a hit costs a plain `get`
+        // and the returned future is ready at once (measured: docs/benchmarks.md).
         if let Some((value, fresh_until)) = self.lookup(key) {
             if self.refresh_due(fresh_until) {
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -313,26 +363,32 @@ where
                     }
                 }
             }
-            return Ok(Loaded {
+            return LoadFuture::ready(Ok(Loaded {
                 value,
                 source: Source::Cache,
-            });
+            }));
         }
         let stale = self.stale(key);
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return Err(LoadError::NoRuntime);
+            return LoadFuture::ready(Err(LoadError::NoRuntime));
         };
         let (flight, _) = self.start_load(&runtime, Key::from(key), loader);
         let soft = self.inner.limits.soft_timeout.filter(|_| stale.is_some());
-        let result = match soft {
-            Some(soft) => match tokio::time::timeout(soft, flight.wait()).await {
-                Ok(result) => result,
-                // The load goes on and will refresh the entry; answer with what we have.
-                Err(_) => Err(LoadError::TimedOut(soft)),
-            },
-            None => flight.wait().await,
-        };
-        self.fail_safe(result, stale)
+        let ns = self.clone();
+        LoadFuture {
+            state: LoadState::Waiting(Box::pin(async move {
+                let result = match soft {
+                    Some(soft) => match tokio::time::timeout(soft, flight.wait()).await {
+                        Ok(result) => result,
+                        // The load goes on and will refresh the entry; answer with what we
+                        // have.
+                        Err(_) => Err(LoadError::TimedOut(soft)),
+                    },
+                    None => flight.wait().await,
+                };
+                ns.fail_safe(result, stale)
+            })),
+        }
     }
 
     /// Joins the flight for `key`, or starts it (as two tasks on `runtime`, see the module

@@ -78,7 +78,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use hot::{HotKey, SAMPLE_EVERY};
-pub use load::{LoadError, LoadStats, Loaded, OriginError, Source};
+pub use load::{LoadError, LoadFuture, LoadStats, Loaded, OriginError, Source};
 pub use namespace::{Limits, Namespace, Put};
 
 use crate::config::{Config, ConfigError};
