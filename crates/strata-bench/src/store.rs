@@ -1015,7 +1015,7 @@ fn empty_namespace_memory(out: &mut Output) -> anyhow::Result<Json> {
         let live = alloc::live_bytes() - live0;
         let allocs = alloc::alloc_count() - allocs0;
         let configured = if body.is_empty() { "nothing" } else { body };
-        let share = ns.limits().max_bytes;
+        let share = ns.limits().max_bytes.unwrap_or_default();
         t.row(vec![
             format!("`{configured}`"),
             format!("{:.1} MiB", share as f64 / 1048576.0),

@@ -143,7 +143,7 @@ pub struct EventRule {
 }
 
 /// The settings of one namespace. `None` means "no such limit" (or no expiry).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct NamespaceConfig {
     /// How long an entry lives unless inserted with a TTL of its own.
     pub ttl: Option<Duration>,

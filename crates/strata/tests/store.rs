@@ -1427,7 +1427,7 @@ fn the_default_store_has_one_namespace_with_the_whole_budget() {
         [DEFAULT_NAMESPACE]
     );
     let ns = store.namespace::<String>(DEFAULT_NAMESPACE).unwrap();
-    assert_eq!(ns.limits().max_bytes, DEFAULT_MAX_BYTES);
+    assert_eq!(ns.limits().max_bytes, Some(DEFAULT_MAX_BYTES));
     assert_eq!(ns.limits().ttl, None);
     assert_eq!(ns.limits().max_entries, None);
     ns.insert("k", "v".into()).unwrap();
@@ -1459,11 +1459,11 @@ fn the_environment_reaches_the_namespaces() {
     let wallet = store.namespace::<u64>("wallet").unwrap();
     assert_eq!(wallet.limits().ttl, Some(Duration::from_secs(90)));
     assert_eq!(wallet.limits().max_entries, Some(500));
-    assert_eq!(wallet.limits().max_bytes, 8 << 20);
+    assert_eq!(wallet.limits().max_bytes, Some(8 << 20));
     let user = store.namespace::<u64>("user").unwrap();
     assert_eq!(user.limits().ttl, Some(Duration::from_secs(600)));
     // user and default share what wallet leaves.
-    assert_eq!(user.limits().max_bytes, (56 << 20) / 2);
+    assert_eq!(user.limits().max_bytes, Some((56 << 20) / 2));
 
     // A configuration built by hand is checked when the store is built.
     let mut over = Config {
@@ -1520,12 +1520,12 @@ fn namespaces_hold_their_limits_and_the_store_its_budget() {
     let default = store.namespace::<Vec<u8>>(DEFAULT_NAMESPACE).unwrap();
     // The budget as divided: fixed shares as configured, the rest split evenly.
     let elastic = (budget - (3 << 20)) / 3;
-    assert_eq!(small.limits().max_bytes, 1 << 20);
-    assert_eq!(blobs.limits().max_bytes, 2 << 20);
+    assert_eq!(small.limits().max_bytes, Some(1 << 20));
+    assert_eq!(blobs.limits().max_bytes, Some(2 << 20));
     for limits in [wallet.limits(), user.limits()] {
-        assert_eq!(limits.max_bytes, elastic);
+        assert_eq!(limits.max_bytes, Some(elastic));
     }
-    assert_eq!(default.limits().max_bytes, elastic);
+    assert_eq!(default.limits().max_bytes, Some(elastic));
     assert_eq!(small.limits().max_entries, Some(300));
     assert_eq!(wallet.limits().max_entries, Some(2000));
 
@@ -1567,11 +1567,11 @@ fn namespaces_hold_their_limits_and_the_store_its_budget() {
         let mut held = 0;
         for (name, ns) in &stats.namespaces {
             let s = ns.stats;
+            let max_bytes = ns.limits.max_bytes.expect("a store sets every share");
             assert!(
-                s.weighted_size <= ns.limits.max_bytes,
-                "batch {batch}: {name} holds {} of {}",
+                s.weighted_size <= max_bytes,
+                "batch {batch}: {name} holds {} of {max_bytes}",
                 s.weighted_size,
-                ns.limits.max_bytes
             );
             if let Some(max) = ns.limits.max_entries {
                 assert!(
@@ -1598,7 +1598,7 @@ fn namespaces_hold_their_limits_and_the_store_its_budget() {
     for (name, ns) in &stats.namespaces {
         let s = ns.stats;
         assert!(s.evictions > 0, "{name} never reached a limit: {s:?}");
-        let near_bytes = s.weighted_size > ns.limits.max_bytes / 2;
+        let near_bytes = ns.limits.max_bytes.is_some_and(|m| s.weighted_size > m / 2);
         let near_entries = ns.limits.max_entries.is_some_and(|m| s.entries > m / 2);
         assert!(
             near_bytes || near_entries,

@@ -79,9 +79,9 @@ use thiserror::Error;
 
 pub use hot::{HotKey, SAMPLE_EVERY};
 pub use load::{LoadError, LoadFuture, LoadStats, Loaded, OriginError, Source};
-pub use namespace::{Limits, Namespace, Put};
+pub use namespace::{Namespace, Put};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, NamespaceConfig};
 use crate::key::Key;
 use crate::{BuildError, CacheStats, Clock, HeapSize, Pattern};
 use janitor::Janitor;
@@ -214,7 +214,8 @@ struct Opened {
 }
 
 struct NamespaceSlot {
-    limits: Limits,
+    /// Its settings, with `max_bytes` set to its share of the budget.
+    limits: NamespaceConfig,
     opened: RwLock<Option<Opened>>,
 }
 
@@ -312,7 +313,10 @@ impl StoreBuilder {
         let namespaces = shares
             .into_iter()
             .map(|(name, bytes)| {
-                let limits = Limits::new(self.config.namespace(&name), bytes);
+                let limits = NamespaceConfig {
+                    max_bytes: Some(bytes),
+                    ..self.config.namespace(&name).clone()
+                };
                 let slot = NamespaceSlot {
                     limits,
                     opened: RwLock::new(None),
@@ -354,8 +358,8 @@ pub struct NamespaceStats {
     /// The namespace's counters (zero until it is first opened).
     #[serde(serialize_with = "serialize_stats")]
     pub stats: CacheStats,
-    /// The limits it runs with.
-    pub limits: Limits,
+    /// The settings it runs with; `max_bytes` is its share of the budget.
+    pub limits: NamespaceConfig,
     /// Whether it was opened (has an engine).
     pub opened: bool,
 }

@@ -87,48 +87,13 @@ impl Put {
     }
 }
 
-/// The limits a namespace runs with, after the budget was divided, and its loading settings.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Limits {
-    /// Fail-safe: how long past its TTL an entry may still be served by `get_or_load`.
-    pub max_stale: Option<Duration>,
-    /// How long `get_or_load` waits before answering with a stale value.
-    pub soft_timeout: Option<Duration>,
-    /// How long a load may take at all.
-    pub hard_timeout: Option<Duration>,
-    /// Refresh ahead, in percent of the TTL.
-    pub refresh_ahead: Option<u8>,
-    /// Default TTL.
-    pub ttl: Option<Duration>,
-    /// Time-to-idle.
-    pub time_to_idle: Option<Duration>,
-    /// Entry bound.
-    pub max_entries: Option<u64>,
-    /// Byte bound: the namespace's share of the store's budget.
-    pub max_bytes: u64,
-}
-
-impl Limits {
-    pub(crate) fn new(config: &NamespaceConfig, max_bytes: u64) -> Self {
-        Self {
-            max_stale: config.max_stale,
-            soft_timeout: config.soft_timeout,
-            hard_timeout: config.hard_timeout,
-            refresh_ahead: config.refresh_ahead,
-            ttl: config.ttl,
-            time_to_idle: config.time_to_idle,
-            max_entries: config.max_entries,
-            max_bytes,
-        }
-    }
-}
-
 pub(crate) struct NsInner<V> {
     pub(crate) name: Arc<str>,
     pub(crate) cache: Cache<Key, Slot<V>>,
     pub(crate) core: Arc<Core>,
     pub(crate) hot: HotKeys,
-    pub(crate) limits: Limits,
+    /// Its settings, with `max_bytes` set to its share of the budget.
+    pub(crate) limits: NamespaceConfig,
     pub(crate) flights: Flights<V>,
     pub(crate) loads: LoadCounters,
 }
@@ -175,12 +140,13 @@ where
 {
     pub(crate) fn build(
         name: &str,
-        limits: Limits,
+        limits: NamespaceConfig,
         core: Arc<Core>,
     ) -> Result<Self, crate::BuildError> {
-        let mut builder = Cache::<Key, Slot<V>>::builder()
-            .max_bytes(limits.max_bytes)
-            .clock(core.clock.clone());
+        let mut builder = Cache::<Key, Slot<V>>::builder().clock(core.clock.clone());
+        if let Some(bytes) = limits.max_bytes {
+            builder = builder.max_bytes(bytes);
+        }
         if let Some(n) = limits.max_entries {
             builder = builder.max_entries(n);
         }
@@ -210,8 +176,8 @@ where
         &self.inner.name
     }
 
-    /// The limits it runs with.
-    pub fn limits(&self) -> &Limits {
+    /// The settings it runs with; `max_bytes` is its share of the store's budget.
+    pub fn limits(&self) -> &NamespaceConfig {
         &self.inner.limits
     }
 
