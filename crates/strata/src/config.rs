@@ -467,40 +467,58 @@ impl RawNamespace {
     }
 
     fn parse(&self, path: &str, base: &NamespaceConfig) -> Result<NamespaceConfig, ConfigError> {
-        let field = |name: &str| format!("{path}.{name}");
+        // A field as written, parsed by `parse` under its dotted name, or `base`'s value.
+        fn or<T>(
+            raw: &Option<Raw>,
+            base: Option<T>,
+            path: &str,
+            name: &str,
+            parse: fn(&str, &Raw) -> Result<T, ConfigError>,
+        ) -> Result<Option<T>, ConfigError> {
+            match raw {
+                Some(raw) => parse(&format!("{path}.{name}"), raw).map(Some),
+                None => Ok(base),
+            }
+        }
         Ok(NamespaceConfig {
-            ttl: match &self.ttl {
-                Some(raw) => Some(duration(&field("ttl"), raw)?),
-                None => base.ttl,
-            },
-            time_to_idle: match &self.time_to_idle {
-                Some(raw) => Some(duration(&field("time_to_idle"), raw)?),
-                None => base.time_to_idle,
-            },
-            max_entries: match &self.max_entries {
-                Some(raw) => Some(count(&field("max_entries"), raw)?),
-                None => base.max_entries,
-            },
-            max_bytes: match &self.max_bytes {
-                Some(raw) => Some(size(&field("max_bytes"), raw)?),
-                None => base.max_bytes,
-            },
-            max_stale: match &self.max_stale {
-                Some(raw) => Some(duration(&field("max_stale"), raw)?),
-                None => base.max_stale,
-            },
-            soft_timeout: match &self.soft_timeout {
-                Some(raw) => Some(duration(&field("soft_timeout"), raw)?),
-                None => base.soft_timeout,
-            },
-            hard_timeout: match &self.hard_timeout {
-                Some(raw) => Some(duration(&field("hard_timeout"), raw)?),
-                None => base.hard_timeout,
-            },
-            refresh_ahead: match &self.refresh_ahead {
-                Some(raw) => Some(fraction(&field("refresh_ahead"), raw)?),
-                None => base.refresh_ahead,
-            },
+            ttl: or(&self.ttl, base.ttl, path, "ttl", duration)?,
+            time_to_idle: or(
+                &self.time_to_idle,
+                base.time_to_idle,
+                path,
+                "time_to_idle",
+                duration,
+            )?,
+            max_entries: or(
+                &self.max_entries,
+                base.max_entries,
+                path,
+                "max_entries",
+                count,
+            )?,
+            max_bytes: or(&self.max_bytes, base.max_bytes, path, "max_bytes", size)?,
+            max_stale: or(&self.max_stale, base.max_stale, path, "max_stale", duration)?,
+            soft_timeout: or(
+                &self.soft_timeout,
+                base.soft_timeout,
+                path,
+                "soft_timeout",
+                duration,
+            )?,
+            hard_timeout: or(
+                &self.hard_timeout,
+                base.hard_timeout,
+                path,
+                "hard_timeout",
+                duration,
+            )?,
+            refresh_ahead: or(
+                &self.refresh_ahead,
+                base.refresh_ahead,
+                path,
+                "refresh_ahead",
+                fraction,
+            )?,
         })
     }
 }
