@@ -200,17 +200,29 @@ impl Core {
             publisher(invalidation);
         }
     }
-
-    /// Drops `thing` on the janitor's thread (or here if there is none).
-    fn dispose(&self, thing: Box<dyn Send>) {
-        self.janitor.dispose(thing);
-    }
 }
 
 struct Opened {
     ns: Arc<dyn AnyNamespace>,
     typed: Arc<dyn Any + Send + Sync>,
     type_name: &'static str,
+}
+
+impl Opened {
+    /// A typed handle to the namespace `name`, if it holds values of type `V`.
+    fn handle<V>(&self, name: &str) -> Result<Namespace<V>, StoreError>
+    where
+        V: Clone + HeapSize + Send + Sync + 'static,
+    {
+        Arc::clone(&self.typed)
+            .downcast::<NsInner<V>>()
+            .map(|inner| Namespace { inner })
+            .map_err(|_| StoreError::WrongType {
+                namespace: name.to_owned(),
+                holds: self.type_name,
+                asked: std::any::type_name::<V>(),
+            })
+    }
 }
 
 struct NamespaceSlot {
@@ -456,23 +468,12 @@ impl Store {
             .namespaces
             .get(name)
             .ok_or_else(|| StoreError::UnknownNamespace(name.to_owned()))?;
-        let wrong_type = |holds: &'static str| StoreError::WrongType {
-            namespace: name.to_owned(),
-            holds,
-            asked: std::any::type_name::<V>(),
-        };
         if let Some(opened) = slot.opened.read().as_ref() {
-            return Arc::clone(&opened.typed)
-                .downcast::<NsInner<V>>()
-                .map(|inner| Namespace { inner })
-                .map_err(|_| wrong_type(opened.type_name));
+            return opened.handle(name);
         }
         let mut opened = slot.opened.write();
         if let Some(opened) = opened.as_ref() {
-            return Arc::clone(&opened.typed)
-                .downcast::<NsInner<V>>()
-                .map(|inner| Namespace { inner })
-                .map_err(|_| wrong_type(opened.type_name));
+            return opened.handle(name);
         }
         let ns = Namespace::<V>::build(name, slot.limits.clone(), Arc::clone(&self.inner.core))
             .map_err(|source| StoreError::Build {
@@ -619,9 +620,8 @@ impl Store {
         let invalidation = Invalidation::Tag {
             tag: tag.to_owned(),
         };
-        let n = self.kill_tag(tag);
-        self.inner.core.publish(&invalidation);
-        n
+        // A tag names no namespace, so applying it cannot fail.
+        self.invalidate(&invalidation).unwrap_or(0)
     }
 
     /// How many entries carry `tag` now, counted in O(1): an upper bound of the live ones.

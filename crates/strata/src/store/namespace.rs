@@ -207,7 +207,9 @@ where
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
         self.inner
             .cache
-            .peek_with(key.as_ref(), |slot| self.is_current(slot).then_some(()))
+            .peek_with(key.as_ref(), |slot| {
+                self.inner.is_current(slot).then_some(())
+            })
             .is_some()
     }
 
@@ -216,7 +218,8 @@ where
     pub fn ttl(&self, key: impl AsRef<[u8]>) -> Option<Option<Duration>> {
         let key = key.as_ref();
         let fresh_until = self.inner.cache.peek_with(key, |slot| {
-            self.is_current(slot)
+            self.inner
+                .is_current(slot)
                 .then(|| slot.fresh_until.load(Ordering::Relaxed))
         })?;
         if self.inner.limits.max_stale.is_none() {
@@ -239,19 +242,12 @@ where
             .inner
             .cache
             .peek_with(key, |slot| {
-                self.is_current(slot).then(|| {
+                self.inner.is_current(slot).then(|| {
                     slot.fresh_until.store(fresh_until, Ordering::Relaxed);
                 })
             })
             .is_some();
         found && self.inner.cache.set_ttl(key, self.engine_ttl(ttl))
-    }
-
-    /// Whether `slot` is good for readers: no tag invalidated, and (with fail-safe on, where
-    /// the engine keeps entries past their TTL) still fresh.
-    #[inline]
-    fn is_current(&self, slot: &Slot<V>) -> bool {
-        self.inner.is_current(slot)
     }
 
     /// When an entry given `ttl` (or the namespace's, for `None` from a plain insert) stops
@@ -323,7 +319,7 @@ where
             slot,
             self.engine_ttl(put.ttl),
             if_absent,
-            |old| !self.is_current(old),
+            |old| !self.inner.is_current(old),
         )?;
         Ok(existing.map(|slot| slot.value))
     }
@@ -344,7 +340,7 @@ where
             namespace: Some(self.name().to_owned()),
             key: Key::from(key),
         });
-        removed.and_then(|slot| self.is_current(&slot).then_some(slot.value))
+        removed.and_then(|slot| self.inner.is_current(&slot).then_some(slot.value))
     }
 
     /// Removes every key starting with `prefix`; returns how many live entries went.
@@ -455,7 +451,7 @@ where
         let cleared = self.cache.clear_deferred();
         self.hot.reset();
         let n = cleared.len() as u64;
-        self.core.dispose(Box::new(cleared));
+        self.core.janitor.dispose(Box::new(cleared));
         n
     }
 
