@@ -181,6 +181,19 @@ enum Outcome<V> {
     TimedOut(Duration),
 }
 
+impl<V> Outcome<V> {
+    /// What a loader that returned (rather than panicked) gave.
+    fn loaded<E>(loaded: Result<V, E>) -> Self
+    where
+        E: Into<Box<dyn Error + Send + Sync + 'static>>,
+    {
+        match loaded {
+            Ok(value) => Outcome::Value(value),
+            Err(e) => Outcome::Failed(Arc::from(e.into())),
+        }
+    }
+}
+
 impl<V: Clone> Outcome<V> {
     fn result(&self) -> Result<Loaded<V>, LoadError> {
         match self {
@@ -432,8 +445,7 @@ where
                 None => Ok((&mut load).await),
             };
             let outcome = match joined {
-                Ok(Ok(Ok(value))) => Outcome::Value(value),
-                Ok(Ok(Err(e))) => Outcome::Failed(Arc::from(e.into())),
+                Ok(Ok(loaded)) => Outcome::loaded(loaded),
                 Ok(Err(e)) if e.is_panic() => Outcome::Panicked,
                 Ok(Err(_)) => Outcome::Cancelled,
                 Err(hard) => Outcome::TimedOut(hard),
@@ -479,8 +491,7 @@ where
         let (flight, leader) = self.inner.flights.join(&key);
         if leader {
             let outcome = match catch_unwind(AssertUnwindSafe(|| loader(&key))) {
-                Ok(Ok(value)) => Outcome::Value(value),
-                Ok(Err(e)) => Outcome::Failed(Arc::from(e.into())),
+                Ok(loaded) => Outcome::loaded(loaded),
                 Err(_) => Outcome::Panicked,
             };
             self.land(&key, &flight, outcome);
