@@ -20,6 +20,7 @@
 //! soft_timeout = "100ms"    # ... or is slower than this (the load goes on)
 //! hard_timeout = "2s"       # a load is abandoned after this
 //! refresh_ahead = 0.8       # a get_or_load hit after 80% of the TTL reloads in the background
+//! negative_ttl = "30s"      # remember the origin's "not found" this long
 //! ```
 //!
 //! Event rules say what an event invalidates; `{param}` placeholders take the event's
@@ -166,6 +167,11 @@ pub struct NamespaceConfig {
     /// this share of its TTL is reloaded in the background, so a hot key never expires under
     /// its readers. Written `0.8` or `"80%"`.
     pub refresh_ahead: Option<u8>,
+    /// Negative caching: how long the origin's "not found" (a `None` from the loader of
+    /// `get_or_load_optional`, a key missing from a `get_many_or_load` answer) is
+    /// remembered, so a key that does not exist does not reach the origin on every read.
+    /// Without it "not found" is not cached.
+    pub negative_ttl: Option<Duration>,
 }
 
 /// Why a configuration was refused.
@@ -348,6 +354,7 @@ struct RawNamespace {
     soft_timeout: Option<Raw>,
     hard_timeout: Option<Raw>,
     refresh_ahead: Option<Raw>,
+    negative_ttl: Option<Raw>,
 }
 
 fn invalid(field: &str, raw: &Raw, reason: impl Into<String>) -> ConfigError {
@@ -518,6 +525,13 @@ impl RawNamespace {
                 path,
                 "refresh_ahead",
                 fraction,
+            )?,
+            negative_ttl: or(
+                &self.negative_ttl,
+                base.negative_ttl,
+                path,
+                "negative_ttl",
+                duration,
             )?,
         })
     }

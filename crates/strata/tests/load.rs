@@ -487,3 +487,334 @@ fn loading_settings_are_checked_at_load() {
         Some(Duration::from_secs(300))
     );
 }
+
+// Negative caching and batch loading.
+
+const NEGATIVE: &str = r#"
+[namespaces.n]
+ttl = "1m"
+negative_ttl = "30s"
+
+[namespaces.s]
+ttl = "1m"
+max_stale = "10m"
+hard_timeout = "2s"
+"#;
+
+fn negative_store() -> (Store, MockClock) {
+    let clock = MockClock::new();
+    let config = Config::from_sources(Some(NEGATIVE), []).unwrap();
+    let store = Store::builder(config).clock(clock.clone()).build().unwrap();
+    (store, clock)
+}
+
+/// A loader answering "not found" that counts its calls.
+type NotFound = std::future::Ready<Result<Option<u64>, std::io::Error>>;
+
+fn nothing(calls: &Arc<AtomicUsize>) -> impl FnOnce(Key) -> NotFound + Send + 'static {
+    let calls = Arc::clone(calls);
+    move |_| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(None))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn not_found_is_remembered_for_the_negative_ttl() {
+    let (store, clock) = negative_store();
+    let ns = store.namespace::<u64>("n").unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let first = ns.get_or_load_optional("k", nothing(&calls)).await.unwrap();
+    assert_eq!((first.value, first.source), (None, Source::Origin));
+    let again = ns.get_or_load_optional("k", nothing(&calls)).await.unwrap();
+    assert_eq!((again.value, again.source), (None, Source::Cache));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the second read did not reach the origin"
+    );
+    // To everything but the loads that can answer "not found", the key is absent.
+    assert_eq!(ns.get("k"), None);
+    assert!(!ns.contains_key("k"));
+    assert_eq!(ns.ttl("k"), None);
+    // Past the negative TTL the origin is asked again.
+    clock.advance(Duration::from_secs(31));
+    ns.get_or_load_optional("k", nothing(&calls)).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    // An insert replaces "not found" at once.
+    ns.insert("k", 5).unwrap();
+    let found = ns.get_or_load_optional("k", nothing(&calls)).await.unwrap();
+    assert_eq!((found.value, found.source), (Some(5), Source::Cache));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_remembered_not_found_does_not_stop_a_loader_that_has_a_value() {
+    let (store, _clock) = negative_store();
+    let ns = store.namespace::<u64>("n").unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    ns.get_or_load_optional("k", nothing(&calls)).await.unwrap();
+    // get_or_load's loader always has a value, so a negative entry is a miss to it...
+    let loaded = ns
+        .get_or_load("k", |_| async { Ok::<_, std::io::Error>(9) })
+        .await
+        .unwrap();
+    assert_eq!((loaded.value, loaded.source), (9, Source::Origin));
+    // ...and its value replaces the negative entry for everyone.
+    assert_eq!(ns.get("k"), Some(9));
+    let optional = ns.get_or_load_optional("k", nothing(&calls)).await.unwrap();
+    assert_eq!(optional.value, Some(9));
+    // insert_if_absent treats a negative entry as absent too.
+    ns.get_or_load_optional("other", nothing(&calls))
+        .await
+        .unwrap();
+    assert!(matches!(
+        ns.insert_if_absent("other", 1).unwrap(),
+        strata::Inserted::Inserted
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_negative_ttl_not_found_is_not_cached_and_drops_the_stale_value() {
+    let (store, clock) = negative_store();
+    let ns = store.namespace::<u64>("s").unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    for expected in 1..=2 {
+        let answer = ns
+            .get_or_load_optional("gone", nothing(&calls))
+            .await
+            .unwrap();
+        assert_eq!(answer.value, None);
+        assert_eq!(calls.load(Ordering::SeqCst), expected);
+    }
+    // A value past its TTL, then the origin says it no longer exists: the fail-safe must
+    // not bring it back later.
+    ns.insert("k", 1).unwrap();
+    clock.advance(Duration::from_secs(61));
+    let answer = ns.get_or_load_optional("k", nothing(&calls)).await.unwrap();
+    assert_eq!((answer.value, answer.source), (None, Source::Origin));
+    let result = ns.get_or_load("k", failing).await;
+    assert!(matches!(result, Err(LoadError::Origin(_))), "{result:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_that_needs_a_value_gets_not_found_from_a_shared_load_that_found_none() {
+    let (store, _clock) = negative_store();
+    let ns = store.namespace::<u64>("s").unwrap();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let optional = {
+        let (ns, started) = (ns.clone(), Arc::clone(&started));
+        tokio::spawn(async move {
+            ns.get_or_load_optional("k", move |_| async move {
+                started.notify_one();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<Option<u64>, std::io::Error>(None)
+            })
+            .await
+        })
+    };
+    started.notified().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let required = ns
+        .get_or_load("k", move |_| async move {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, std::io::Error>(1)
+        })
+        .await;
+    assert!(matches!(required, Err(LoadError::NotFound)), "{required:?}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "it joined the load in the air"
+    );
+    assert_eq!(optional.await.unwrap().unwrap().value, None);
+}
+
+type Found = std::future::Ready<Result<Vec<(Key, u64)>, std::io::Error>>;
+
+/// A batch loader that records each call's keys and answers every key but those in `absent`,
+/// with the key's length as its value.
+fn batch_loader(
+    calls: &Arc<parking_lot::Mutex<Vec<Vec<Key>>>>,
+    absent: &'static [&'static str],
+) -> impl FnOnce(Vec<Key>) -> Found + Send {
+    let calls = Arc::clone(calls);
+    move |keys: Vec<Key>| {
+        calls.lock().push(keys.clone());
+        let found = keys
+            .into_iter()
+            .filter(|k| !absent.iter().any(|a| k.as_bytes() == a.as_bytes()))
+            .map(|k| {
+                let len = k.as_bytes().len() as u64;
+                (k, len)
+            })
+            .collect();
+        std::future::ready(Ok(found))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_asks_the_origin_once_for_the_missing_keys_only() {
+    let (store, _clock) = negative_store();
+    let ns = store.namespace::<u64>("n").unwrap();
+    ns.insert("a", 100).unwrap();
+    ns.insert("bb", 200).unwrap();
+    let calls = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let keys = ["a", "ccc", "bb", "dddd", "ccc", "missing"];
+    let found = ns
+        .get_many_or_load(keys, batch_loader(&calls, &["missing"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        *calls.lock(),
+        [vec![
+            Key::from("ccc"),
+            Key::from("dddd"),
+            Key::from("missing")
+        ]],
+        "one call, with each missing key once, in the order asked"
+    );
+    let got = |k: &str| found.get(&Key::from(k)).map(|l| (l.value, l.source));
+    assert_eq!(got("a"), Some((100, Source::Cache)));
+    assert_eq!(got("bb"), Some((200, Source::Cache)));
+    assert_eq!(got("ccc"), Some((3, Source::Origin)));
+    assert_eq!(got("dddd"), Some((4, Source::Origin)));
+    assert_eq!(got("missing"), None);
+    assert_eq!(found.len(), 4);
+    assert_eq!(ns.load_stats().loads, 3, "one per key loaded");
+    // Everything is known now, the absent key as "not found": no second call.
+    let again = ns
+        .get_many_or_load(keys, batch_loader(&calls, &[]))
+        .await
+        .unwrap();
+    assert_eq!(calls.lock().len(), 1);
+    assert_eq!(again.len(), 4);
+    assert!(again.values().all(|l| l.source == Source::Cache));
+}
+
+#[tokio::test(start_paused = true)]
+async fn single_flight_holds_per_key_between_batches_and_single_loads() {
+    let (store, _clock) = negative_store();
+    let ns = store.namespace::<u64>("n").unwrap();
+    let started = Arc::new(tokio::sync::Notify::new());
+    let single = {
+        let (ns, started) = (ns.clone(), Arc::clone(&started));
+        tokio::spawn(async move {
+            ns.get_or_load("b", move |_| async move {
+                started.notify_one();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok::<_, std::io::Error>(42)
+            })
+            .await
+        })
+    };
+    started.notified().await;
+    let calls = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let found = ns
+        .get_many_or_load(["a", "b", "c"], batch_loader(&calls, &[]))
+        .await
+        .unwrap();
+    assert_eq!(*calls.lock(), [vec![Key::from("a"), Key::from("c")]]);
+    let b = &found[&Key::from("b")];
+    assert_eq!(
+        (b.value, b.source),
+        (42, Source::Origin),
+        "waited for the single load"
+    );
+    assert_eq!(single.await.unwrap().unwrap().value, 42);
+    // And the other way round: a single load joins a batch in the air.
+    let slow = {
+        let ns = ns.clone();
+        tokio::spawn(async move {
+            ns.get_many_or_load(["x", "y"], |keys: Vec<Key>| async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, 7)).collect::<Vec<_>>())
+            })
+            .await
+        })
+    };
+    tokio::task::yield_now().await;
+    let calls_before = ns.load_stats().loads;
+    let y = ns
+        .get_or_load("y", |_| async { Ok::<_, std::io::Error>(0) })
+        .await
+        .unwrap();
+    assert_eq!((y.value, y.source), (7, Source::Origin));
+    assert_eq!(slow.await.unwrap().unwrap().len(), 2);
+    assert_eq!(
+        ns.load_stats().loads - calls_before,
+        2,
+        "x and y, by the batch alone"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_batch_fails_unless_stale_values_cover_every_key() {
+    let (store, clock) = negative_store();
+    let ns = store.namespace::<u64>("s").unwrap();
+    ns.insert("a", 1).unwrap();
+    ns.insert("b", 2).unwrap();
+    clock.advance(Duration::from_secs(61));
+    let down =
+        |_: Vec<Key>| async { Err::<Vec<(Key, u64)>, _>(std::io::Error::other("database down")) };
+    let found = ns.get_many_or_load(["a", "b"], down).await.unwrap();
+    let a = &found[&Key::from("a")];
+    assert_eq!((a.value, a.source), (1, Source::Stale));
+    assert_eq!(found[&Key::from("b")].source, Source::Stale);
+    assert_eq!(ns.load_stats().stale_served, 2);
+    let result = ns.get_many_or_load(["a", "b", "c"], down).await;
+    match result {
+        Err(LoadError::Origin(e)) => assert_eq!(e.to_string(), "database down"),
+        other => panic!("expected the origin's error, got {other:?}"),
+    }
+    // A panicking batch loader is an error too, and leaves no flight behind.
+    let result = ns
+        .get_many_or_load(["c"], |_: Vec<Key>| async {
+            if true {
+                panic!("bug in the loader");
+            }
+            Ok::<Vec<(Key, u64)>, std::io::Error>(Vec::new())
+        })
+        .await;
+    assert!(matches!(result, Err(LoadError::Panicked)), "{result:?}");
+    let calls = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let found = ns
+        .get_many_or_load(["c"], batch_loader(&calls, &[]))
+        .await
+        .unwrap();
+    assert_eq!(found[&Key::from("c")].value, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_hard_timeout_abandons_a_slow_batch() {
+    let (store, _clock) = negative_store();
+    let ns = store.namespace::<u64>("s").unwrap();
+    let started = tokio::time::Instant::now();
+    let result = ns
+        .get_many_or_load(["a", "b"], |keys: Vec<Key>| async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<_, std::io::Error>(keys.into_iter().map(|k| (k, 1)).collect::<Vec<_>>())
+        })
+        .await;
+    assert!(
+        matches!(result, Err(LoadError::TimedOut(d)) if d == Duration::from_secs(2)),
+        "{result:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_secs(2));
+    let stats = ns.load_stats();
+    assert_eq!((stats.loads, stats.timeouts), (2, 2));
+}
+
+#[test]
+fn a_batch_outside_a_runtime_needs_one_only_to_load() {
+    let (store, _clock) = negative_store();
+    let ns = store.namespace::<u64>("n").unwrap();
+    ns.insert("a", 1).unwrap();
+    let calls = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let hits = futures_lite_block_on(ns.get_many_or_load(["a"], batch_loader(&calls, &[])));
+    assert_eq!(hits.unwrap().len(), 1);
+    let result = futures_lite_block_on(ns.get_many_or_load(["a", "b"], batch_loader(&calls, &[])));
+    assert!(matches!(result, Err(LoadError::NoRuntime)), "{result:?}");
+    assert!(calls.lock().is_empty());
+}

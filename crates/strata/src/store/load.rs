@@ -81,6 +81,10 @@ pub enum LoadError {
     /// The load's task was dropped before it finished (its runtime shut down).
     #[error("the load was cancelled: its runtime shut down")]
     Cancelled,
+    /// The origin has no value for the key (its loader answered `None`, or a batch's
+    /// answer left the key out) and the caller asked for a value.
+    #[error("the origin has no value for the key")]
+    NotFound,
     /// `get_or_load` was called outside a tokio runtime, which it needs to run the load.
     #[error("get_or_load needs a tokio runtime (use get_or_load_blocking outside one)")]
     NoRuntime,
@@ -149,7 +153,8 @@ pub(crate) struct LoadCounters {
 /// A namespace's load figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct LoadStats {
-    /// Origin calls made (one per flight, however many callers it served).
+    /// Keys loaded from the origin: one per flight, however many callers it served (a
+    /// batch call for n keys counts n).
     pub loads: u64,
     /// Those that failed, panicked, timed out or were cancelled.
     pub errors: u64,
@@ -173,8 +178,9 @@ impl LoadCounters {
     }
 }
 
+/// How a flight ended. `Value(None)` is the origin's "not found".
 enum Outcome<V> {
-    Value(V),
+    Value(Option<V>),
     Failed(OriginError),
     Panicked,
     Cancelled,
@@ -183,7 +189,7 @@ enum Outcome<V> {
 
 impl<V> Outcome<V> {
     /// What a loader that returned (rather than panicked) gave.
-    fn loaded<E>(loaded: Result<V, E>) -> Self
+    fn loaded<E>(loaded: Result<Option<V>, E>) -> Self
     where
         E: Into<Box<dyn Error + Send + Sync + 'static>>,
     {
@@ -195,7 +201,7 @@ impl<V> Outcome<V> {
 }
 
 impl<V: Clone> Outcome<V> {
-    fn result(&self) -> Result<Loaded<V>, LoadError> {
+    fn result(&self) -> Result<Loaded<Option<V>>, LoadError> {
         match self {
             Outcome::Value(v) => Ok(Loaded {
                 value: v.clone(),
@@ -228,7 +234,10 @@ impl<V: Clone> Flight<V> {
     }
 
     /// Waits for the landing, up to `limit` if given (`None` when that passed first).
-    fn wait_blocking(&self, limit: Option<Duration>) -> Option<Result<Loaded<V>, LoadError>> {
+    fn wait_blocking(
+        &self,
+        limit: Option<Duration>,
+    ) -> Option<Result<Loaded<Option<V>>, LoadError>> {
         let deadline = limit.and_then(|d| Instant::now().checked_add(d));
         let mut outcome = self.outcome.lock();
         loop {
@@ -246,7 +255,7 @@ impl<V: Clone> Flight<V> {
         }
     }
 
-    async fn wait(&self) -> Result<Loaded<V>, LoadError> {
+    async fn wait(&self) -> Result<Loaded<Option<V>>, LoadError> {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -260,14 +269,14 @@ impl<V: Clone> Flight<V> {
     }
 }
 
-/// Lands an async flight once, when its task ends or is dropped.
+/// Lands a load's flights (one, or one per key of a batch) once, when its task ends or is
+/// dropped.
 struct Landing<V>
 where
     V: Clone + HeapSize + Send + Sync + 'static,
 {
     ns: Namespace<V>,
-    key: Key,
-    flight: Arc<Flight<V>>,
+    flights: Vec<(Key, Arc<Flight<V>>)>,
     landed: bool,
 }
 
@@ -275,9 +284,17 @@ impl<V> Landing<V>
 where
     V: Clone + HeapSize + Send + Sync + 'static,
 {
-    fn land(&mut self, outcome: Outcome<V>) {
+    /// Lands each flight with its outcome, in order.
+    fn land(&mut self, outcomes: impl IntoIterator<Item = Outcome<V>>) {
         self.landed = true;
-        self.ns.land(&self.key, &self.flight, outcome);
+        for ((key, flight), outcome) in self.flights.iter().zip(outcomes) {
+            self.ns.land(key, flight, outcome);
+        }
+    }
+
+    /// Lands every flight with a copy of one failure.
+    fn fail(&mut self, failure: impl Fn() -> Outcome<V>) {
+        self.land(std::iter::repeat_with(failure));
     }
 }
 
@@ -287,7 +304,7 @@ where
 {
     fn drop(&mut self) {
         if !self.landed {
-            self.land(Outcome::Cancelled);
+            self.fail(|| Outcome::Cancelled);
         }
     }
 }
@@ -334,6 +351,44 @@ impl<V: Clone> Flights<V> {
     }
 }
 
+/// What a caller asks of a load: the value, where the origin's "not found" is an error
+/// ([`Required`]), or whether there is one ([`Optional`]).
+trait Want<V>: 'static {
+    type Out: Send + 'static;
+    /// Whether a negative entry answers this caller (otherwise it is a miss).
+    const NEGATIVE: bool;
+    fn out(found: Option<V>) -> Result<Self::Out, LoadError>;
+}
+
+/// `get_or_load`: a value, or [`LoadError::NotFound`].
+struct Required;
+
+/// `get_or_load_optional`: `Some(value)` or `None`.
+struct Optional;
+
+impl<V: Send + 'static> Want<V> for Required {
+    type Out = V;
+    const NEGATIVE: bool = false;
+    #[inline]
+    fn out(found: Option<V>) -> Result<V, LoadError> {
+        found.ok_or(LoadError::NotFound)
+    }
+}
+
+impl<V: Send + 'static> Want<V> for Optional {
+    type Out = Option<V>;
+    const NEGATIVE: bool = true;
+    #[inline]
+    fn out(found: Option<V>) -> Result<Option<V>, LoadError> {
+        Ok(found)
+    }
+}
+
+/// The runtime a load would run on, or the error for a caller outside one.
+fn runtime() -> Result<tokio::runtime::Handle, LoadError> {
+    tokio::runtime::Handle::try_current().map_err(|_| LoadError::NoRuntime)
+}
+
 impl<V> Namespace<V>
 where
     V: Clone + HeapSize + Send + Sync + 'static,
@@ -364,26 +419,74 @@ where
         Fut: Future<Output = Result<V, E>> + Send + 'static,
         E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
     {
-        let key = key.as_ref();
+        self.load::<Required, _, _, _>(key.as_ref(), move |key| {
+            let load = loader(key);
+            async move { load.await.map(Some) }
+        })
+    }
+
+    /// [`get_or_load`](Self::get_or_load) for keys the origin may not have: the loader
+    /// answers `Ok(None)` for "not found", and so does this. With the namespace's
+    /// `negative_ttl` set, "not found" is remembered that long, so a key that does not exist
+    /// reaches the origin once per `negative_ttl` however often it is read (a remembered
+    /// "not found" counts as a hit). An insert of the key replaces it at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use strata::config::Config;
+    /// use strata::store::{Source, Store};
+    /// let config = Config::from_sources(Some("[defaults]\nnegative_ttl = \"30s\""), []).unwrap();
+    /// let store = Store::from_config(&config).unwrap();
+    /// let users = store.namespace::<String>("default").unwrap();
+    /// let load = |_key: strata::Key| async move { Ok::<Option<String>, std::io::Error>(None) };
+    /// let first = users.get_or_load_optional("user::404", load).await.unwrap();
+    /// assert_eq!((first.value, first.source), (None, Source::Origin));
+    /// let again = users.get_or_load_optional("user::404", load).await.unwrap();
+    /// assert_eq!((again.value, again.source), (None, Source::Cache));
+    /// # }
+    /// ```
+    pub fn get_or_load_optional<F, Fut, E>(
+        &self,
+        key: impl AsRef<[u8]>,
+        loader: F,
+    ) -> LoadFuture<Option<V>>
+    where
+        F: FnOnce(Key) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<V>, E>> + Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
+    {
+        self.load::<Optional, _, _, _>(key.as_ref(), loader)
+    }
+
+    /// A hit (in the shape `W` asks for), or the load of `key`.
+    #[inline]
+    fn load<W, F, Fut, E>(&self, key: &[u8], loader: F) -> LoadFuture<W::Out>
+    where
+        W: Want<V>,
+        F: FnOnce(Key) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Option<V>, E>> + Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
+    {
         // The hit path runs here, before any future exists, so a hit costs a plain `get`
         // and the returned future is ready at once (measured: docs/benchmarks.md).
-        if let Some((value, fresh_until)) = self.lookup(key) {
-            if self.refresh_due(fresh_until) {
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        if let Some((found, fresh_until)) = self.find::<W>(key) {
+            if found.is_some() && self.refresh_due(fresh_until) {
+                if let Ok(runtime) = runtime() {
                     let (_, led) = self.start_load(&runtime, Key::from(key), loader);
                     if led {
                         self.inner.loads.refreshes.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
-            return LoadFuture::ready(Ok(Loaded {
+            return LoadFuture::ready(W::out(found).map(|value| Loaded {
                 value,
                 source: Source::Cache,
             }));
         }
-        let stale = self.stale(key);
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return LoadFuture::ready(Err(LoadError::NoRuntime));
+        let stale = self.stale::<W>(key);
+        let runtime = match runtime() {
+            Ok(runtime) => runtime,
+            Err(e) => return LoadFuture::ready(Err(e)),
         };
         let (flight, _) = self.start_load(&runtime, Key::from(key), loader);
         let soft = self.inner.limits.soft_timeout.filter(|_| stale.is_some());
@@ -399,8 +502,20 @@ where
                     },
                     None => flight.wait().await,
                 };
-                ns.fail_safe(result, stale)
+                ns.fail_safe::<W>(result, stale)
             })),
+        }
+    }
+
+    /// A fresh hit in the shape `W` asks for: a negative entry answers only callers that can
+    /// take "not found". Counts a hit or a miss.
+    #[inline]
+    fn find<W: Want<V>>(&self, key: &[u8]) -> Option<(Option<V>, u64)> {
+        if W::NEGATIVE {
+            self.lookup_known(key)
+        } else {
+            self.lookup(key)
+                .map(|(value, fresh_until)| (Some(value), fresh_until))
         }
     }
 
@@ -414,22 +529,40 @@ where
     ) -> (Arc<Flight<V>>, bool)
     where
         F: FnOnce(Key) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        Fut: Future<Output = Result<Option<V>, E>> + Send + 'static,
         E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
     {
         let (flight, leader) = self.inner.flights.join(&key);
-        if !leader {
-            return (flight, false);
+        if leader {
+            let led = vec![(key.clone(), Arc::clone(&flight))];
+            self.spawn_load(runtime, led, loader(key), |loaded, _| {
+                vec![Outcome::loaded(loaded)]
+            });
         }
-        let mut load = runtime.spawn(loader(key.clone()));
+        (flight, leader)
+    }
+
+    /// Runs `load` for the flights `led` (one, or a batch's) as a task on `runtime`, under
+    /// the namespace's hard timeout, and lands them: `outcomes` turns what the loader
+    /// returned into one outcome per flight, in order.
+    fn spawn_load<Fut, T>(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        led: Vec<(Key, Arc<Flight<V>>)>,
+        load: Fut,
+        outcomes: impl FnOnce(T, &[(Key, Arc<Flight<V>>)]) -> Vec<Outcome<V>> + Send + 'static,
+    ) where
+        Fut: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut load = runtime.spawn(load);
         // A second task awaits the first, so a panic in the loader (which ends its task)
-        // still lands the flight, and neither depends on the caller staying around. If the
-        // runtime drops the tasks unfinished, the guard lands the flight as cancelled, so no
+        // still lands the flights, and neither depends on the caller staying around. If the
+        // runtime drops the tasks unfinished, the guard lands the flights as cancelled, so no
         // waiter (a blocking one on another thread, say) waits forever.
         let mut landing = Landing {
             ns: self.clone(),
-            key,
-            flight: Arc::clone(&flight),
+            flights: led,
             landed: false,
         };
         let hard = self.inner.limits.hard_timeout;
@@ -444,15 +577,144 @@ where
                 },
                 None => Ok((&mut load).await),
             };
-            let outcome = match joined {
-                Ok(Ok(loaded)) => Outcome::loaded(loaded),
-                Ok(Err(e)) if e.is_panic() => Outcome::Panicked,
-                Ok(Err(_)) => Outcome::Cancelled,
-                Err(hard) => Outcome::TimedOut(hard),
-            };
-            landing.land(outcome);
+            match joined {
+                Ok(Ok(loaded)) => {
+                    let outcomes = outcomes(loaded, &landing.flights);
+                    landing.land(outcomes);
+                }
+                Ok(Err(e)) if e.is_panic() => landing.fail(|| Outcome::Panicked),
+                Ok(Err(_)) => landing.fail(|| Outcome::Cancelled),
+                Err(hard) => landing.fail(|| Outcome::TimedOut(hard)),
+            }
         });
-        (flight, true)
+    }
+
+    /// The values of many keys, with one origin call for all the missing ones: `loader` gets
+    /// the keys that missed (each once, however often `keys` names it) and answers with the
+    /// pairs it found, in any order. Single flight holds per key: a key already being loaded
+    /// by another caller (single or batch) is waited for, not asked again.
+    ///
+    /// The answer maps each key that has a value to it and where it came from; a key the
+    /// origin did not return is absent (and remembered as "not found" for `negative_ttl`,
+    /// when the namespace has one). Fail-safe and the timeouts apply per key; if a key's
+    /// load fails with no stale value to fall back on, the whole call fails with that
+    /// error, and the values that did load stay cached for the next try. Keys past the
+    /// refresh point are reloaded in the background by the same origin call. Pairs for keys
+    /// that were not asked for are ignored.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use strata::store::{Source, Store};
+    /// use strata::Key;
+    /// let store = Store::new();
+    /// let users = store.namespace::<String>("default").unwrap();
+    /// users.insert("user::1", "Ada".to_string()).unwrap();
+    /// let found = users
+    ///     .get_many_or_load(["user::1", "user::2", "user::3"], |missing: Vec<Key>| async move {
+    ///         assert_eq!(missing, [Key::from("user::2"), Key::from("user::3")]);
+    ///         // SELECT ... WHERE id IN (...): user 3 does not exist.
+    ///         Ok::<_, std::io::Error>(vec![(Key::from("user::2"), "Grace".to_string())])
+    ///     })
+    ///     .await
+    ///     .unwrap();
+    /// assert_eq!(found.len(), 2);
+    /// assert_eq!(found[&Key::from("user::1")].source, Source::Cache);
+    /// assert_eq!(found[&Key::from("user::2")].value, "Grace");
+    /// assert!(!found.contains_key(&Key::from("user::3")));
+    /// # }
+    /// ```
+    pub fn get_many_or_load<K, F, Fut, R, E>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+        loader: F,
+    ) -> impl Future<Output = Result<HashMap<Key, Loaded<V>>, LoadError>> + Send + 'static
+    where
+        K: AsRef<[u8]>,
+        F: FnOnce(Vec<Key>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+        R: IntoIterator<Item = (Key, V)> + Send + 'static,
+        E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
+    {
+        let runtime = runtime();
+        let mut found = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut misses = Vec::new();
+        let mut led = Vec::new();
+        for key in keys {
+            let key = key.as_ref();
+            if seen.contains(key) {
+                continue;
+            }
+            let key = Key::from(key);
+            seen.insert(key.clone());
+            match self.find::<Optional>(key.as_bytes()) {
+                Some((Some(value), fresh_until)) => {
+                    if runtime.is_ok() && self.refresh_due(fresh_until) {
+                        let (flight, leader) = self.inner.flights.join(&key);
+                        if leader {
+                            self.inner.loads.refreshes.fetch_add(1, Ordering::Relaxed);
+                            led.push((key.clone(), flight));
+                        }
+                    }
+                    let source = Source::Cache;
+                    found.insert(key, Loaded { value, source });
+                }
+                // The origin's "not found", remembered.
+                Some((None, _)) => {}
+                None => misses.push(key),
+            }
+        }
+        let mut waiting = Vec::with_capacity(misses.len());
+        let started = match &runtime {
+            Err(e) if !misses.is_empty() => Err(e.clone()),
+            _ => Ok(()),
+        };
+        if started.is_ok() {
+            for key in misses {
+                let stale = self.stale::<Optional>(key.as_bytes());
+                let (flight, leader) = self.inner.flights.join(&key);
+                if leader {
+                    led.push((key.clone(), Arc::clone(&flight)));
+                }
+                waiting.push((key, flight, stale));
+            }
+        }
+        if let (false, Ok(runtime)) = (led.is_empty(), &runtime) {
+            let keys = led.iter().map(|(key, _)| key.clone()).collect();
+            self.spawn_load(runtime, led, loader(keys), |loaded, flights| match loaded {
+                Ok(pairs) => {
+                    let mut pairs: HashMap<Key, V> = pairs.into_iter().collect();
+                    let found = |(key, _): &(Key, _)| Outcome::Value(pairs.remove(key));
+                    flights.iter().map(found).collect()
+                }
+                Err(e) => {
+                    let e: OriginError = Arc::from(e.into());
+                    let failed = |_: &(Key, _)| Outcome::Failed(Arc::clone(&e));
+                    flights.iter().map(failed).collect()
+                }
+            });
+        }
+        let soft = self.inner.limits.soft_timeout;
+        let ns = self.clone();
+        async move {
+            started?;
+            // Every flight is in the air already; one deadline serves them all.
+            let soft_deadline = soft.map(|soft| (tokio::time::Instant::now() + soft, soft));
+            for (key, flight, stale) in waiting {
+                let result = match soft_deadline.filter(|_| stale.is_some()) {
+                    Some((at, soft)) => tokio::time::timeout_at(at, flight.wait())
+                        .await
+                        .unwrap_or(Err(LoadError::TimedOut(soft))),
+                    None => flight.wait().await,
+                };
+                let loaded = ns.fail_safe::<Optional>(result, stale)?;
+                if let Some(value) = loaded.value {
+                    let source = loaded.source;
+                    found.insert(key, Loaded { value, source });
+                }
+            }
+            Ok(found)
+        }
     }
 
     /// [`get_or_load`](Self::get_or_load) for synchronous code: a leader calls `loader` on
@@ -486,12 +748,12 @@ where
                 source: Source::Cache,
             });
         }
-        let stale = self.stale(key);
+        let stale = self.stale::<Required>(key);
         let key = Key::from(key);
         let (flight, leader) = self.inner.flights.join(&key);
         if leader {
             let outcome = match catch_unwind(AssertUnwindSafe(|| loader(&key))) {
-                Ok(loaded) => Outcome::loaded(loaded),
+                Ok(loaded) => Outcome::loaded(loaded.map(Some)),
                 Err(_) => Outcome::Panicked,
             };
             self.land(&key, &flight, outcome);
@@ -501,16 +763,18 @@ where
             Some(result) => result,
             None => Err(LoadError::TimedOut(soft.unwrap_or_default())),
         };
-        self.fail_safe(result, stale)
+        self.fail_safe::<Required>(result, stale)
     }
 
-    /// A value past its TTL but within the stale window, for the fail-safe (none when the
-    /// namespace has no `max_stale`). Counts nothing.
-    fn stale(&self, key: &[u8]) -> Option<V> {
+    /// What the fail-safe can fall back on for `key`: an entry past its TTL but within the
+    /// stale window, in the shape `W` takes (none when the namespace has no `max_stale`).
+    /// Counts nothing.
+    fn stale<W: Want<V>>(&self, key: &[u8]) -> Option<Option<V>> {
         let inner = &*self.inner;
         inner.limits.max_stale?;
         inner.cache.peek_with(key, |slot| {
-            slot.is_live(&inner.core.tags).then(|| slot.value.clone())
+            let usable = slot.is_live(&inner.core.tags) && (W::NEGATIVE || slot.value.is_some());
+            usable.then(|| slot.value.clone())
         })
     }
 
@@ -529,38 +793,42 @@ where
         self.inner.core.clock.now_nanos() >= fresh_until.saturating_sub(ahead)
     }
 
-    /// A load's result, or the stale value in place of its error.
-    fn fail_safe(
+    /// A load's result in the shape `W` asks for, or the stale value in place of its error.
+    fn fail_safe<W: Want<V>>(
         &self,
-        result: Result<Loaded<V>, LoadError>,
-        stale: Option<V>,
-    ) -> Result<Loaded<V>, LoadError> {
-        match (result, stale) {
-            (Ok(loaded), _) => Ok(loaded),
+        result: Result<Loaded<Option<V>>, LoadError>,
+        stale: Option<Option<V>>,
+    ) -> Result<Loaded<W::Out>, LoadError> {
+        let loaded = match (result, stale) {
+            (Ok(loaded), _) => loaded,
             (Err(_), Some(value)) => {
-                self.inner
-                    .loads
-                    .stale_served
-                    .fetch_add(1, Ordering::Relaxed);
-                Ok(Loaded {
+                let counters = &self.inner.loads;
+                counters.stale_served.fetch_add(1, Ordering::Relaxed);
+                Loaded {
                     value,
                     source: Source::Stale,
-                })
+                }
             }
-            (Err(e), None) => Err(e),
-        }
+            (Err(e), None) => return Err(e),
+        };
+        Ok(Loaded {
+            value: W::out(loaded.value)?,
+            source: loaded.source,
+        })
     }
 
-    /// Ends a flight: stores a loaded value, records the outcome, takes the flight out of the
-    /// table and wakes its waiters, in that order (see the module docs).
+    /// Ends a flight: stores a loaded value (or the origin's "not found"), records the
+    /// outcome, takes the flight out of the table and wakes its waiters, in that order (see
+    /// the module docs).
     fn land(&self, key: &Key, flight: &Arc<Flight<V>>, outcome: Outcome<V>) {
         let counters = &self.inner.loads;
         counters.loads.fetch_add(1, Ordering::Relaxed);
         match &outcome {
-            Outcome::Value(value) => {
+            Outcome::Value(Some(value)) => {
                 // A value too heavy to cache is still handed to the callers.
                 let _ = self.insert(key.clone(), value.clone());
             }
+            Outcome::Value(None) => self.store_not_found(key.clone()),
             Outcome::TimedOut(_) => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
                 counters.timeouts.fetch_add(1, Ordering::Relaxed);

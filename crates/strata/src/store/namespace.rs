@@ -18,8 +18,13 @@ use crate::{Cache, CacheStats, HeapSize, InsertError, Inserted, Pattern};
 /// stops being fresh (its TTL, on the namespace's clock; `NEVER` for none). With fail-safe
 /// on, the engine keeps the entry `max_stale` longer than that, for `get_or_load` to serve
 /// when the origin fails; plain reads treat it as gone.
+///
+/// A slot without a value is a *negative* entry: the origin said it has nothing for the key,
+/// remembered for `negative_ttl`. Only the loads that can answer "not found"
+/// ([`Namespace::get_or_load_optional`], [`Namespace::get_many_or_load`]) see it; to
+/// everything else it is absent.
 pub(crate) struct Slot<V> {
-    pub(crate) value: V,
+    pub(crate) value: Option<V>,
     tags: Option<Arc<TagSet>>,
     pub(crate) fresh_until: AtomicU64,
 }
@@ -44,7 +49,8 @@ impl<V: Clone> Clone for Slot<V> {
 
 impl<V: HeapSize> HeapSize for Slot<V> {
     fn heap_size(&self) -> usize {
-        self.value.heap_size() + self.tags.as_ref().map_or(0, |t| t.heap_size())
+        self.value.as_ref().map_or(0, V::heap_size)
+            + self.tags.as_ref().map_or(0, |t| t.heap_size())
     }
 }
 
@@ -188,13 +194,30 @@ where
         self.lookup(key.as_ref()).map(|(value, _)| value)
     }
 
-    /// A fresh hit: the value and when it stops being fresh. Counts a hit or a miss.
+    /// A fresh hit: the value and when it stops being fresh. Counts a hit or a miss (a
+    /// negative entry is a miss here).
     #[inline]
     pub(crate) fn lookup(&self, key: &[u8]) -> Option<(V, u64)> {
         let inner = &*self.inner;
+        let found = inner.cache.get_with(key, |slot| match &slot.value {
+            Some(value) if inner.is_fresh(slot) => {
+                Some((value.clone(), slot.fresh_until.load(Ordering::Relaxed)))
+            }
+            _ => None,
+        });
+        if found.is_some() && HotKeys::should_sample() {
+            inner.hot.record(key);
+        }
+        found
+    }
+
+    /// [`lookup`](Self::lookup) that also sees negative entries: `Some((None, _))` when the
+    /// origin's "not found" is remembered. Counts a hit or a miss.
+    pub(crate) fn lookup_known(&self, key: &[u8]) -> Option<(Option<V>, u64)> {
+        let inner = &*self.inner;
         let found = inner.cache.get_with(key, |slot| {
             inner
-                .is_current(slot)
+                .is_fresh(slot)
                 .then(|| (slot.value.clone(), slot.fresh_until.load(Ordering::Relaxed)))
         });
         if found.is_some() && HotKeys::should_sample() {
@@ -321,12 +344,35 @@ where
             if_absent,
             |old| !self.inner.is_current(old),
         )?;
-        Ok(existing.map(|slot| slot.value))
+        // `insert_unless` hands back only a current entry, which holds a value.
+        Ok(existing.and_then(|slot| slot.value))
+    }
+
+    /// Records the origin's "not found" for `key`: a negative entry for the namespace's
+    /// `negative_ttl`, or without one just the removal of whatever entry the key had (so the
+    /// fail-safe cannot serve a value the origin no longer has). Not published: each
+    /// instance learns it from the origin.
+    pub(crate) fn store_not_found(&self, key: Key) {
+        let Some(ttl) = self.inner.limits.negative_ttl else {
+            self.inner.cache.remove(key.as_bytes());
+            return;
+        };
+        let slot = Slot {
+            value: None,
+            tags: None,
+            fresh_until: AtomicU64::new(self.fresh_until(Some(ttl))),
+        };
+        // A negative entry weighs its key alone, so it is refused only by a namespace too
+        // small to hold the key, and then there is nothing to remember it in.
+        let _ =
+            self.inner
+                .cache
+                .insert_unless(key, slot, self.engine_ttl(Some(ttl)), false, |_| true);
     }
 
     fn slot(&self, value: V, put: &Put) -> Slot<V> {
         Slot {
-            value,
+            value: Some(value),
             tags: self.inner.core.tags.stamp(&put.tags),
             fresh_until: AtomicU64::new(self.fresh_until(put.ttl)),
         }
@@ -340,7 +386,7 @@ where
             namespace: Some(self.name().to_owned()),
             key: Key::from(key),
         });
-        removed.and_then(|slot| self.inner.is_current(&slot).then_some(slot.value))
+        removed.and_then(|slot| self.inner.is_current(&slot).then_some(slot.value)?)
     }
 
     /// Removes every key starting with `prefix`; returns how many live entries went.
@@ -412,11 +458,18 @@ pub(crate) trait AnyNamespace: Send + Sync {
 }
 
 impl<V> NsInner<V> {
-    /// Whether `slot` is good for readers: no tag invalidated, and (with fail-safe on, where
-    /// the engine keeps entries past their TTL) still fresh. The clock is read the way the
-    /// engine reads it, so an entry is never called fresh after its TTL.
+    /// Whether `slot` is good for readers: it holds a value (it is not a negative entry) and
+    /// is fresh (see [`is_fresh`](Self::is_fresh)).
     #[inline]
     pub(crate) fn is_current(&self, slot: &Slot<V>) -> bool {
+        slot.value.is_some() && self.is_fresh(slot)
+    }
+
+    /// Whether no tag of `slot` was invalidated and (with fail-safe on, where the engine
+    /// keeps entries past their TTL) its TTL has not passed. The clock is read the way the
+    /// engine reads it, so an entry is never called fresh after its TTL.
+    #[inline]
+    pub(crate) fn is_fresh(&self, slot: &Slot<V>) -> bool {
         slot.is_live(&self.core.tags)
             && (self.limits.max_stale.is_none()
                 || slot.fresh_until.load(Ordering::Relaxed) > self.core.clock.upper_nanos())
