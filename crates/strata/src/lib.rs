@@ -72,6 +72,7 @@ struct ReadmeDoctests;
 
 mod builder;
 mod cache;
+pub mod cached;
 mod clock;
 pub mod config;
 mod engine;

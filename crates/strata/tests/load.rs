@@ -43,7 +43,15 @@ async fn a_thousand_callers_on_one_missing_key_make_one_origin_call() {
         );
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
-    assert_eq!(ns.load_stats().loads, 1);
+    let stats = ns.load_stats();
+    assert_eq!(stats.loads, 1);
+    // The one load took 200 ms of virtual time, from the first miss to its landing.
+    assert_eq!(stats.latency.count(), 1);
+    assert_eq!(stats.latency.sum_nanos, 200_000_000);
+    assert_eq!(
+        stats.latency.quantile(0.99),
+        Some(Duration::from_millis(250))
+    );
     let again = ns
         .get_or_load("user::42", |_| async {
             Err::<String, _>(std::io::Error::other("unused"))
@@ -804,6 +812,15 @@ async fn the_hard_timeout_abandons_a_slow_batch() {
     assert_eq!(started.elapsed(), Duration::from_secs(2));
     let stats = ns.load_stats();
     assert_eq!((stats.loads, stats.timeouts), (2, 2));
+    assert_eq!(
+        stats.latency.quantile(0.5),
+        Some(Duration::from_millis(2_500))
+    );
+    assert_eq!(
+        store.stats().namespaces["s"].loads,
+        stats,
+        "the store's figures carry the namespace's loads"
+    );
 }
 
 #[test]

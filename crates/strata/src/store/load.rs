@@ -29,7 +29,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use thiserror::Error as ThisError;
 
-use super::namespace::Namespace;
+use super::latency::{Latency, LatencyRecorder};
+use super::namespace::{Namespace, Put};
 use crate::key::Key;
 use crate::HeapSize;
 
@@ -148,10 +149,12 @@ pub(crate) struct LoadCounters {
     pub(crate) timeouts: AtomicU64,
     pub(crate) stale_served: AtomicU64,
     pub(crate) refreshes: AtomicU64,
+    pub(crate) latency: LatencyRecorder,
 }
 
 /// A namespace's load figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct LoadStats {
     /// Keys loaded from the origin: one per flight, however many callers it served (a
     /// batch call for n keys counts n).
@@ -164,6 +167,8 @@ pub struct LoadStats {
     pub stale_served: u64,
     /// Loads started ahead of expiry by refresh ahead (also counted in `loads`).
     pub refreshes: u64,
+    /// How long the loads took.
+    pub latency: Latency,
 }
 
 impl LoadCounters {
@@ -174,12 +179,13 @@ impl LoadCounters {
             timeouts: self.timeouts.load(Ordering::Relaxed),
             stale_served: self.stale_served.load(Ordering::Relaxed),
             refreshes: self.refreshes.load(Ordering::Relaxed),
+            latency: self.latency.snapshot(),
         }
     }
 }
 
 /// How a flight ended. `Value(None)` is the origin's "not found".
-enum Outcome<V> {
+pub(super) enum Outcome<V> {
     Value(Option<V>),
     Failed(OriginError),
     Panicked,
@@ -216,7 +222,9 @@ impl<V: Clone> Outcome<V> {
 }
 
 /// One load in the air and the callers waiting for it.
-struct Flight<V> {
+pub(super) struct Flight<V> {
+    /// When the load started (tokio's clock, so a paused test clock times it exactly).
+    started: tokio::time::Instant,
     outcome: Mutex<Option<Outcome<V>>>,
     /// Wakes blocking waiters.
     landed: Condvar,
@@ -227,6 +235,7 @@ struct Flight<V> {
 impl<V: Clone> Flight<V> {
     fn new() -> Self {
         Self {
+            started: tokio::time::Instant::now(),
             outcome: Mutex::new(None),
             landed: Condvar::new(),
             notify: tokio::sync::Notify::new(),
@@ -234,7 +243,7 @@ impl<V: Clone> Flight<V> {
     }
 
     /// Waits for the landing, up to `limit` if given (`None` when that passed first).
-    fn wait_blocking(
+    pub(super) fn wait_blocking(
         &self,
         limit: Option<Duration>,
     ) -> Option<Result<Loaded<Option<V>>, LoadError>> {
@@ -255,7 +264,7 @@ impl<V: Clone> Flight<V> {
         }
     }
 
-    async fn wait(&self) -> Result<Loaded<Option<V>>, LoadError> {
+    pub(super) async fn wait(&self) -> Result<Loaded<Option<V>>, LoadError> {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -332,7 +341,7 @@ impl<V: Clone> Flights<V> {
     }
 
     /// The flight for `key` and whether this caller leads it (started it).
-    fn join(&self, key: &Key) -> (Arc<Flight<V>>, bool) {
+    pub(super) fn join(&self, key: &Key) -> (Arc<Flight<V>>, bool) {
         let mut shard = self.shard(key.as_bytes()).lock();
         if let Some(flight) = shard.get(key) {
             return (Arc::clone(flight), false);
@@ -353,7 +362,7 @@ impl<V: Clone> Flights<V> {
 
 /// What a caller asks of a load: the value, where the origin's "not found" is an error
 /// ([`Required`]), or whether there is one ([`Optional`]).
-trait Want<V>: 'static {
+pub(super) trait Want<V>: 'static {
     type Out: Send + 'static;
     /// Whether a negative entry answers this caller (otherwise it is a miss).
     const NEGATIVE: bool;
@@ -361,7 +370,7 @@ trait Want<V>: 'static {
 }
 
 /// `get_or_load`: a value, or [`LoadError::NotFound`].
-struct Required;
+pub(super) struct Required;
 
 /// `get_or_load_optional`: `Some(value)` or `None`.
 struct Optional;
@@ -769,7 +778,7 @@ where
     /// What the fail-safe can fall back on for `key`: an entry past its TTL but within the
     /// stale window, in the shape `W` takes (none when the namespace has no `max_stale`).
     /// Counts nothing.
-    fn stale<W: Want<V>>(&self, key: &[u8]) -> Option<Option<V>> {
+    pub(super) fn stale<W: Want<V>>(&self, key: &[u8]) -> Option<Option<V>> {
         let inner = &*self.inner;
         inner.limits.max_stale?;
         inner.cache.peek_with(key, |slot| {
@@ -802,8 +811,7 @@ where
         let loaded = match (result, stale) {
             (Ok(loaded), _) => loaded,
             (Err(_), Some(value)) => {
-                let counters = &self.inner.loads;
-                counters.stale_served.fetch_add(1, Ordering::Relaxed);
+                self.count_stale_served();
                 Loaded {
                     value,
                     source: Source::Stale,
@@ -821,12 +829,24 @@ where
     /// outcome, takes the flight out of the table and wakes its waiters, in that order (see
     /// the module docs).
     fn land(&self, key: &Key, flight: &Arc<Flight<V>>, outcome: Outcome<V>) {
+        self.land_with(key, flight, outcome, Put::new());
+    }
+
+    /// [`land`](Self::land), storing a loaded value as `put` says.
+    pub(super) fn land_with(
+        &self,
+        key: &Key,
+        flight: &Arc<Flight<V>>,
+        outcome: Outcome<V>,
+        put: Put,
+    ) {
         let counters = &self.inner.loads;
         counters.loads.fetch_add(1, Ordering::Relaxed);
+        counters.latency.record(flight.started.elapsed());
         match &outcome {
             Outcome::Value(Some(value)) => {
                 // A value too heavy to cache is still handed to the callers.
-                let _ = self.insert(key.clone(), value.clone());
+                let _ = self.insert_with(key.clone(), value.clone(), put);
             }
             Outcome::Value(None) => self.store_not_found(key.clone()),
             Outcome::TimedOut(_) => {
@@ -841,6 +861,20 @@ where
         self.inner.flights.leave(key, flight);
         flight.notify.notify_waiters();
         flight.landed.notify_all();
+    }
+
+    pub(super) fn count_stale_served(&self) {
+        let counters = &self.inner.loads;
+        counters.stale_served.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a load made outside any flight (see [`super::inline`]).
+    pub(super) fn count_load(&self, failed: bool) {
+        let counters = &self.inner.loads;
+        counters.loads.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            counters.errors.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The namespace's load figures.

@@ -61,7 +61,9 @@
 //! instance without publishing it again.
 
 mod hot;
+mod inline;
 mod janitor;
+mod latency;
 mod load;
 mod namespace;
 pub(crate) mod rules;
@@ -78,6 +80,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use hot::{HotKey, SAMPLE_EVERY};
+pub use latency::{Latency, LATENCY_BOUNDS};
 pub use load::{LoadError, LoadFuture, LoadStats, Loaded, OriginError, Source};
 pub use namespace::{Namespace, Put};
 
@@ -370,6 +373,8 @@ pub struct NamespaceStats {
     /// The namespace's counters (zero until it is first opened).
     #[serde(serialize_with = "serialize_stats")]
     pub stats: CacheStats,
+    /// Its loads through `get_or_load` and the like.
+    pub loads: LoadStats,
     /// The settings it runs with; `max_bytes` is its share of the budget.
     pub limits: NamespaceConfig,
     /// Whether it was opened (has an engine).
@@ -674,9 +679,14 @@ impl Store {
             .map(|(name, slot)| {
                 let opened = slot.opened.read();
                 let stats = opened.as_ref().map(|o| o.ns.stats()).unwrap_or_default();
+                let loads = opened
+                    .as_ref()
+                    .map(|o| o.ns.load_stats())
+                    .unwrap_or_default();
                 total += stats;
                 let figures = NamespaceStats {
                     stats,
+                    loads,
                     limits: slot.limits.clone(),
                     opened: opened.is_some(),
                 };

@@ -198,9 +198,15 @@ where
     /// negative entry is a miss here).
     #[inline]
     pub(crate) fn lookup(&self, key: &[u8]) -> Option<(V, u64)> {
+        self.lookup_where(key, |_| true)
+    }
+
+    /// [`lookup`](Self::lookup) of a value that `fits`; one that does not is a miss.
+    #[inline]
+    pub(crate) fn lookup_where(&self, key: &[u8], fits: impl Fn(&V) -> bool) -> Option<(V, u64)> {
         let inner = &*self.inner;
         let found = inner.cache.get_with(key, |slot| match &slot.value {
-            Some(value) if inner.is_fresh(slot) => {
+            Some(value) if fits(value) && inner.is_fresh(slot) => {
                 Some((value.clone(), slot.fresh_until.load(Ordering::Relaxed)))
             }
             _ => None,
@@ -452,6 +458,7 @@ pub(crate) trait AnyNamespace: Send + Sync {
     fn purge_dead(&self) -> u64;
     fn reclaim_expired(&self) -> usize;
     fn stats(&self) -> CacheStats;
+    fn load_stats(&self) -> super::LoadStats;
     fn hot_keys(&self, n: usize) -> Vec<HotKey>;
     fn engine_heap_bytes(&self) -> usize;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
@@ -519,6 +526,10 @@ where
 
     fn stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    fn load_stats(&self) -> super::LoadStats {
+        self.loads.snapshot()
     }
 
     fn hot_keys(&self, n: usize) -> Vec<HotKey> {
