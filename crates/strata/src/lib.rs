@@ -85,6 +85,12 @@ pub mod store;
 mod sync;
 mod weigher;
 
+/// The caching macros: `#[cached]` keeps a function's values in a namespace of
+/// [`cached::global()`], `#[invalidates]` drops keys, patterns and tags once a function has
+/// succeeded.
+#[cfg(feature = "macros")]
+pub use strata_macros::{cached, invalidates};
+
 pub use builder::{CacheBuilder, MIN_SHARD_BYTES};
 pub use cache::{Cache, Cleared, Inserted, Keys};
 pub use clock::{Clock, MockClock};

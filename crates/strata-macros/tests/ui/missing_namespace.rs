@@ -1,0 +1,8 @@
+use strata::cached;
+
+#[cached(key = "user::{id}")]
+fn get_user(id: u64) -> String {
+    format!("user {id}")
+}
+
+fn main() {}
