@@ -835,3 +835,72 @@ fn a_batch_outside_a_runtime_needs_one_only_to_load() {
     assert!(matches!(result, Err(LoadError::NoRuntime)), "{result:?}");
     assert!(calls.lock().is_empty());
 }
+
+/// Starts a load of `key` whose loader reads "old" from the origin and takes 1 s to answer.
+fn slow_old_read(
+    ns: &strata::Namespace<String>,
+    key: &'static str,
+) -> tokio::task::JoinHandle<String> {
+    let ns = ns.clone();
+    tokio::spawn(async move {
+        ns.get_or_load(key, |_| async {
+            let read = "old".to_string(); // the row as it was when the load read it
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok::<_, std::io::Error>(read)
+        })
+        .await
+        .unwrap()
+        .value
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_invalidation_during_a_load_wins_over_what_the_load_read() {
+    let store = store();
+    let ns = store.namespace::<String>("default").unwrap();
+    let cases: [(&str, &dyn Fn()); 5] = [
+        ("user::1", &|| drop(ns.remove("user::1"))),
+        ("user::2", &|| {
+            let key = strata::store::Invalidation::Key {
+                namespace: None,
+                key: Key::from("user::2"),
+            };
+            store.invalidate(&key).unwrap();
+        }),
+        ("user::3", &|| {
+            ns.invalidate_prefix("user::");
+        }),
+        ("user::4", &|| {
+            ns.invalidate_pattern("user::[4]");
+        }),
+        ("user::5", &|| {
+            ns.clear();
+        }),
+    ];
+    for (key, invalidate) in cases {
+        let load = slow_old_read(&ns, key);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The row is updated and the cache invalidated while the load is in the air.
+        invalidate();
+        assert_eq!(
+            load.await.unwrap(),
+            "old",
+            "{key}: the caller still gets its answer"
+        );
+        assert_eq!(
+            ns.get(key),
+            None,
+            "{key}: but the value read before the invalidation is not kept"
+        );
+    }
+    // A load that no invalidation overtook keeps its value, and one on another key is not
+    // disturbed by an invalidation of this one.
+    let kept = slow_old_read(&ns, "user::6");
+    let other = slow_old_read(&ns, "other::1");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ns.invalidate_prefix("user::7");
+    assert_eq!(kept.await.unwrap(), "old");
+    assert_eq!(other.await.unwrap(), "old");
+    assert_eq!(ns.get("user::6").as_deref(), Some("old"));
+    assert_eq!(ns.get("other::1").as_deref(), Some("old"));
+}

@@ -21,7 +21,7 @@ use std::future::Future;
 use std::hash::BuildHasher;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -225,6 +225,9 @@ impl<V: Clone> Outcome<V> {
 pub(super) struct Flight<V> {
     /// When the load started (tokio's clock, so a paused test clock times it exactly).
     started: tokio::time::Instant,
+    /// Set by an invalidation that covers the key while the load is in the air: what the
+    /// load read from the origin may predate it, so it answers its callers but is not kept.
+    invalidated: AtomicBool,
     outcome: Mutex<Option<Outcome<V>>>,
     /// Wakes blocking waiters.
     landed: Condvar,
@@ -236,6 +239,7 @@ impl<V: Clone> Flight<V> {
     fn new() -> Self {
         Self {
             started: tokio::time::Instant::now(),
+            invalidated: AtomicBool::new(false),
             outcome: Mutex::new(None),
             landed: Condvar::new(),
             notify: tokio::sync::Notify::new(),
@@ -349,6 +353,28 @@ impl<V: Clone> Flights<V> {
         let flight = Arc::new(Flight::new());
         shard.insert(key.clone(), Arc::clone(&flight));
         (flight, true)
+    }
+
+    /// Marks the flight for `key`, if one is in the air, as overtaken by an invalidation.
+    /// Called *before* the invalidation removes the key from the cache; see
+    /// [`Namespace::land_with`] for why that order makes the invalidation win.
+    pub(crate) fn invalidate(&self, key: &[u8]) {
+        if let Some(flight) = self.shard(key).lock().get(key) {
+            flight.invalidated.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// [`invalidate`](Self::invalidate) for every flight whose key `covers` accepts (a
+    /// prefix, a pattern, a clear). The table holds only the loads in the air, so walking it
+    /// is cheap next to the removal that follows.
+    pub(crate) fn invalidate_where(&self, covers: impl Fn(&[u8]) -> bool) {
+        for shard in self.shards.iter() {
+            for (key, flight) in shard.lock().iter() {
+                if covers(key.as_bytes()) {
+                    flight.invalidated.store(true, Ordering::SeqCst);
+                }
+            }
+        }
     }
 
     /// Takes `flight` out of the table (if it is still the one for `key`).
@@ -844,11 +870,20 @@ where
         counters.loads.fetch_add(1, Ordering::Relaxed);
         counters.latency.record(flight.started.elapsed());
         match &outcome {
-            Outcome::Value(Some(value)) => {
-                // A value too heavy to cache is still handed to the callers.
-                let _ = self.insert_with(key.clone(), value.clone(), put);
+            Outcome::Value(found) => {
+                match found {
+                    // A value too heavy to cache is still handed to the callers.
+                    Some(value) => drop(self.insert_with(key.clone(), value.clone(), put)),
+                    None => self.store_not_found(key.clone()),
+                }
+                // An invalidation that came while the origin was being read must win over
+                // what was read. It marks the flight, then removes the key: either its
+                // removal comes after the store above and drops it, or (the lock on the
+                // key's shard ordering the two) its mark is visible here.
+                if flight.invalidated.load(Ordering::SeqCst) {
+                    self.inner.cache.remove(key.as_bytes());
+                }
             }
-            Outcome::Value(None) => self.store_not_found(key.clone()),
             Outcome::TimedOut(_) => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
                 counters.timeouts.fetch_add(1, Ordering::Relaxed);

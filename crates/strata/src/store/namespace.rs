@@ -387,6 +387,7 @@ where
     /// Removes `key` (and tells the publisher); returns its value if a live entry held it.
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Option<V> {
         let key = key.as_ref();
+        self.inner.flights.invalidate(key);
         let removed = self.inner.cache.remove(key);
         self.inner.core.publish(&Invalidation::Key {
             namespace: Some(self.name().to_owned()),
@@ -487,13 +488,16 @@ impl<V> AnyNamespace for NsInner<V>
 where
     V: Clone + HeapSize + Send + Sync + 'static,
 {
+    // Each removal marks the loads in the air that it covers first (see `Flights::invalidate`).
     fn remove_key(&self, key: &[u8]) -> u64 {
+        self.flights.invalidate(key);
         self.cache
             .remove(key)
             .map_or(0, |slot| u64::from(self.is_current(&slot)))
     }
 
     fn remove_prefix(&self, prefix: &[u8]) -> u64 {
+        self.flights.invalidate_where(|key| key.starts_with(prefix));
         self.cache
             .remove_where(|key, slot| key.as_bytes().starts_with(prefix) && self.is_current(slot))
             as u64
@@ -501,6 +505,8 @@ where
 
     fn remove_pattern(&self, pattern: &Pattern) -> u64 {
         let literal = pattern.literal_prefix();
+        self.flights
+            .invalidate_where(|key| key.starts_with(literal) && pattern.matches(key));
         self.cache.remove_where(|key, slot| {
             let key = key.as_bytes();
             key.starts_with(literal) && pattern.matches(key) && self.is_current(slot)
@@ -508,6 +514,7 @@ where
     }
 
     fn clear_now(&self) -> u64 {
+        self.flights.invalidate_where(|_| true);
         let cleared = self.cache.clear_deferred();
         self.hot.reset();
         let n = cleared.len() as u64;
