@@ -82,6 +82,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -102,7 +103,7 @@ pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 pub const MIN_SHARE: u64 = 1 << 20;
 
 /// The configuration in effect, with every value parsed and checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Config {
     /// The memory budget across all namespaces, in bytes.
     pub max_bytes: u64,
@@ -113,11 +114,98 @@ pub struct Config {
     /// Event rules by event name (see [`crate::store`] for how they run). Checked when loaded:
     /// templates, namespaces, cascade targets, parameters, and cycles.
     pub events: BTreeMap<String, EventRule>,
+    /// The admin API's token, for every route (`admin_token`, or `STRATA_ADMIN_TOKEN`).
+    pub admin_token: Option<Secret>,
+    /// A token for the admin API's read-only routes (`admin_read_token`, or
+    /// `STRATA_ADMIN_READ_TOKEN`).
+    pub admin_read_token: Option<Secret>,
+    /// Alert thresholds, under `[alerts]`.
+    pub alerts: AlertsConfig,
+}
+
+/// A token or password: compared by the admin API, never shown by `Debug` or serialised.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `text`.
+    pub fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+
+    /// The secret itself, for comparing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// When the admin API raises alerts. Each threshold is off unless set. An alert fires after
+/// `fire_after` evaluations in a row find its condition, and clears after `clear_after` in a
+/// row do not, so a value hovering at the threshold does not flap.
+///
+/// ```toml
+/// [alerts]
+/// every = "10s"                  # how often the conditions are evaluated
+/// hit_ratio_below = 0.5          # per namespace, over the last interval's reads
+/// memory_above = 0.9             # bytes held, as a share of the namespace's max_bytes
+/// load_p99_above = "500ms"       # per namespace, over the last interval's loads
+/// load_error_rate_above = 0.05   # failed loads, as a share of the interval's loads
+/// min_samples = 100              # reads (or loads) an interval needs to judge a ratio
+/// fire_after = 3
+/// clear_after = 3
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertsConfig {
+    /// How often the conditions are evaluated (default 10 s).
+    pub every: Duration,
+    /// Fire when a namespace's hit ratio over an interval is below this (0 to 1).
+    pub hit_ratio_below: Option<f64>,
+    /// Fire when a namespace holds more than this share of its `max_bytes` (0 to 1).
+    pub memory_above: Option<f64>,
+    /// Fire when a namespace's p99 load latency over an interval is above this.
+    pub load_p99_above: Option<Duration>,
+    /// Fire when the share of a namespace's loads that failed over an interval is above
+    /// this (0 to 1).
+    pub load_error_rate_above: Option<f64>,
+    /// Reads (for the hit ratio) or loads (for latency and errors) an interval needs before
+    /// its ratio is judged (default 100).
+    pub min_samples: u64,
+    /// Evaluations in a row that must find a condition before its alert fires (default 3).
+    pub fire_after: u32,
+    /// Evaluations in a row that must not find it before the alert clears (default 3).
+    pub clear_after: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(10),
+            hit_ratio_below: None,
+            memory_above: None,
+            load_p99_above: None,
+            load_error_rate_above: None,
+            min_samples: 100,
+            fire_after: 3,
+            clear_after: 3,
+        }
+    }
 }
 
 /// What an event invalidates, as written under `[events."NAME"]`. Every template may use
 /// `{param}` placeholders.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventRule {
     /// The parameters the event takes; when given, every placeholder must be among them.
@@ -200,6 +288,9 @@ impl Default for Config {
             defaults: NamespaceConfig::default(),
             namespaces: BTreeMap::new(),
             events: BTreeMap::new(),
+            admin_token: None,
+            admin_read_token: None,
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -341,6 +432,87 @@ struct RawConfig {
     namespaces: BTreeMap<String, RawNamespace>,
     #[serde(default)]
     events: BTreeMap<String, EventRule>,
+    admin_token: Option<String>,
+    admin_read_token: Option<String>,
+    #[serde(default)]
+    alerts: RawAlerts,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAlerts {
+    every: Option<Raw>,
+    hit_ratio_below: Option<Raw>,
+    memory_above: Option<Raw>,
+    load_p99_above: Option<Raw>,
+    load_error_rate_above: Option<Raw>,
+    min_samples: Option<Raw>,
+    fire_after: Option<Raw>,
+    clear_after: Option<Raw>,
+}
+
+impl RawAlerts {
+    fn resolve(&self) -> Result<AlertsConfig, ConfigError> {
+        let base = AlertsConfig::default();
+        fn field(name: &str) -> String {
+            format!("alerts.{name}")
+        }
+        fn opt<T>(
+            raw: &Option<Raw>,
+            name: &str,
+            parse: fn(&str, &Raw) -> Result<T, ConfigError>,
+        ) -> Result<Option<T>, ConfigError> {
+            raw.as_ref().map(|raw| parse(&field(name), raw)).transpose()
+        }
+        let whole = |raw: &Option<Raw>, name: &str, base: u64| -> Result<u64, ConfigError> {
+            Ok(opt(raw, name, count)?.unwrap_or(base))
+        };
+        let times = |raw: &Option<Raw>, name: &str, base: u32| -> Result<u32, ConfigError> {
+            let n = whole(raw, name, u64::from(base))?;
+            u32::try_from(n).map_err(|_| ConfigError::Invalid {
+                field: field(name),
+                value: n.to_string(),
+                reason: "too large".into(),
+            })
+        };
+        Ok(AlertsConfig {
+            every: opt(&self.every, "every", duration)?.unwrap_or(base.every),
+            hit_ratio_below: opt(&self.hit_ratio_below, "hit_ratio_below", ratio)?,
+            memory_above: opt(&self.memory_above, "memory_above", ratio)?,
+            load_p99_above: opt(&self.load_p99_above, "load_p99_above", duration)?,
+            load_error_rate_above: opt(
+                &self.load_error_rate_above,
+                "load_error_rate_above",
+                ratio,
+            )?,
+            min_samples: whole(&self.min_samples, "min_samples", base.min_samples)?,
+            fire_after: times(&self.fire_after, "fire_after", base.fire_after)?,
+            clear_after: times(&self.clear_after, "clear_after", base.clear_after)?,
+        })
+    }
+}
+
+/// Parses a share from 0 to 1, written `0.05` or `"5%"`.
+fn ratio(field: &str, raw: &Raw) -> Result<f64, ConfigError> {
+    let share = match raw {
+        Raw::Float(x) => Some(*x),
+        Raw::Int(n) => Some(*n as f64),
+        Raw::Text(text) => {
+            let text = text.trim();
+            match text.strip_suffix('%') {
+                Some(percent) => percent.trim().parse::<f64>().ok().map(|p| p / 100.0),
+                None => text.parse::<f64>().ok(),
+            }
+        }
+    };
+    match share {
+        Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(invalid(
+            field,
+            raw,
+            "a share between 0 and 1, like 0.05 or \"5%\"",
+        )),
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -568,11 +740,22 @@ impl RawConfig {
         let mut names: std::collections::BTreeSet<String> = namespaces.keys().cloned().collect();
         names.insert(DEFAULT_NAMESPACE.to_string());
         crate::store::rules::Rules::compile(&self.events, &names)?;
+        let secret = |field: &str, text: Option<String>| match text {
+            Some(text) if text.trim().is_empty() => Err(ConfigError::Invalid {
+                field: field.into(),
+                value: String::new(),
+                reason: "an empty token would let anyone in; leave it out instead".into(),
+            }),
+            other => Ok(other.map(Secret)),
+        };
         let config = Config {
             max_bytes,
             defaults,
             namespaces,
             events: self.events,
+            admin_token: secret("admin_token", self.admin_token)?,
+            admin_read_token: secret("admin_read_token", self.admin_read_token)?,
+            alerts: self.alerts.resolve()?,
         };
         config.budget_shares()?;
         Ok(config)

@@ -305,3 +305,56 @@ fn namespaces_without_a_budget_need_at_least_the_minimum_share() {
     let shares = config.budget_shares().unwrap();
     assert_eq!(shares.values().sum::<u64>(), 4 << 20);
 }
+
+#[test]
+fn admin_tokens_and_alert_thresholds() {
+    let toml = r#"
+admin_read_token = "reader"
+
+[alerts]
+every = "30s"
+hit_ratio_below = 0.5
+memory_above = "90%"
+load_p99_above = "500ms"
+fire_after = 2
+"#;
+    let env = [("STRATA_ADMIN_TOKEN".to_string(), "s3cret".to_string())];
+    let config = Config::from_sources(Some(toml), env).unwrap();
+    assert_eq!(
+        config.admin_token.as_ref().map(|t| t.expose()),
+        Some("s3cret")
+    );
+    assert_eq!(
+        config.admin_read_token.as_ref().map(|t| t.expose()),
+        Some("reader")
+    );
+    // A token never shows: not in Debug, not serialised.
+    assert!(!format!("{config:?}").contains("s3cret"));
+    assert!(!serde_json::to_string(&config).unwrap().contains("s3cret"));
+    let alerts = &config.alerts;
+    assert_eq!(alerts.every, Duration::from_secs(30));
+    assert_eq!(alerts.hit_ratio_below, Some(0.5));
+    assert_eq!(alerts.memory_above, Some(0.9));
+    assert_eq!(alerts.load_p99_above, Some(Duration::from_millis(500)));
+    assert_eq!(alerts.load_error_rate_above, None);
+    assert_eq!(
+        (alerts.fire_after, alerts.clear_after, alerts.min_samples),
+        (2, 3, 100)
+    );
+    for (toml, field) in [
+        ("admin_token = \"  \"", "admin_token"),
+        ("[alerts]\nhit_ratio_below = 1.5", "alerts.hit_ratio_below"),
+        (
+            "[alerts]\nload_p99_above = \"soon\"",
+            "alerts.load_p99_above",
+        ),
+        ("[alerts]\nfire_after = 0", "alerts.fire_after"),
+    ] {
+        let err = Config::from_sources(Some(toml), [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(field), "{toml:?}: {err}");
+    }
+    let err = Config::from_sources(Some("[alerts]\nhit_ratio = 0.5"), []).unwrap_err();
+    assert!(err.to_string().contains("hit_ratio"), "{err}");
+}
