@@ -123,6 +123,18 @@ pub struct Config {
     pub alerts: AlertsConfig,
 }
 
+/// Serialises a duration as people write it ("10m", "1h 30m").
+fn human<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&humantime::format_duration(*d))
+}
+
+fn human_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => human(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// A token or password: compared by the admin API, never shown by `Debug` or serialised.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -169,12 +181,14 @@ impl serde::Serialize for Secret {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AlertsConfig {
     /// How often the conditions are evaluated (default 10 s).
+    #[serde(serialize_with = "human")]
     pub every: Duration,
     /// Fire when a namespace's hit ratio over an interval is below this (0 to 1).
     pub hit_ratio_below: Option<f64>,
     /// Fire when a namespace holds more than this share of its `max_bytes` (0 to 1).
     pub memory_above: Option<f64>,
     /// Fire when a namespace's p99 load latency over an interval is above this.
+    #[serde(serialize_with = "human_opt")]
     pub load_p99_above: Option<Duration>,
     /// Fire when the share of a namespace's loads that failed over an interval is above
     /// this (0 to 1).
@@ -235,8 +249,10 @@ pub struct EventRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct NamespaceConfig {
     /// How long an entry lives unless inserted with a TTL of its own.
+    #[serde(serialize_with = "human_opt")]
     pub ttl: Option<Duration>,
     /// How long an entry lives without being read.
+    #[serde(serialize_with = "human_opt")]
     pub time_to_idle: Option<Duration>,
     /// At most this many entries.
     pub max_entries: Option<u64>,
@@ -244,12 +260,15 @@ pub struct NamespaceConfig {
     pub max_bytes: Option<u64>,
     /// Fail-safe: how long after its TTL an entry may still be served by `get_or_load` when
     /// the origin fails or is too slow. Plain reads never see it once its TTL has passed.
+    #[serde(serialize_with = "human_opt")]
     pub max_stale: Option<Duration>,
     /// How long `get_or_load` waits for a load before answering with a stale value (when
     /// it has one); the load goes on in the background and refreshes the entry.
+    #[serde(serialize_with = "human_opt")]
     pub soft_timeout: Option<Duration>,
     /// How long a load may take at all: then waiters get the stale value if there is one,
     /// and an error otherwise.
+    #[serde(serialize_with = "human_opt")]
     pub hard_timeout: Option<Duration>,
     /// Refresh ahead, in percent of the TTL (1 to 99): an entry read by `get_or_load` after
     /// this share of its TTL is reloaded in the background, so a hot key never expires under
@@ -259,6 +278,7 @@ pub struct NamespaceConfig {
     /// `get_or_load_optional`, a key missing from a `get_many_or_load` answer) is
     /// remembered, so a key that does not exist does not reach the origin on every read.
     /// Without it "not found" is not cached.
+    #[serde(serialize_with = "human_opt")]
     pub negative_ttl: Option<Duration>,
 }
 

@@ -358,3 +358,18 @@ fire_after = 2
     let err = Config::from_sources(Some("[alerts]\nhit_ratio = 0.5"), []).unwrap_err();
     assert!(err.to_string().contains("hit_ratio"), "{err}");
 }
+
+#[test]
+fn the_configuration_serialises_with_durations_as_people_write_them() {
+    let toml = "[namespaces.user]\nttl = \"10m\"\nmax_stale = \"1h 30m\"\n";
+    let config = Config::from_sources(Some(toml), []).unwrap();
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(json["namespaces"]["user"]["ttl"], "10m");
+    assert_eq!(json["namespaces"]["user"]["max_stale"], "1h 30m");
+    assert_eq!(
+        json["namespaces"]["user"]["soft_timeout"],
+        serde_json::Value::Null
+    );
+    assert_eq!(json["alerts"]["every"], "10s");
+    assert_eq!(json["max_bytes"], 256 << 20);
+}
