@@ -1,0 +1,146 @@
+//! The strata admin API: an axum [`Router`] that any Rust service mounts next to its own
+//! routes, and that `strata serve` runs on its HTTP address. JSON in and out.
+//!
+//! | route | what | token |
+//! |---|---|---|
+//! | `GET /health` | `ok`, `degraded` or `down`, with reasons (503 when down) | none |
+//! | `GET /metrics` | Prometheus text exposition, labelled by namespace | none |
+//! | `GET /stats` | total and per namespace: hits, misses, ratio, entries, bytes, limits, evictions, expirations, loads, load errors, stale served, uptime | read |
+//! | `GET /info` | the configuration in effect (secrets hidden) and versions | read |
+//! | `GET /alerts` | active alerts | read |
+//! | `GET /namespaces/{ns}/top?n=10` | the hottest keys | read |
+//! | `GET /warm` | every warming job's status | read |
+//! | `GET /openapi.json` | an OpenAPI 3.1 description of all of it | read |
+//! | `POST /clear` | empty every namespace | admin |
+//! | `POST /namespaces/{ns}/clear` | empty one | admin |
+//! | `POST /invalidate` | exactly one of `key`, `prefix`, `pattern`, `tag`, `event` (+ `params`), optionally `namespace` | admin |
+//! | `POST /warm` | start the warming jobs of `{"scope": ...}` | admin |
+//!
+//! **Auth.** The admin token (`admin_token` in the configuration, or `STRATA_ADMIN_TOKEN`)
+//! opens every route; a read-only token (`admin_read_token`) opens the read routes, and gets
+//! 403 on the others. Tokens go in `Authorization: Bearer <token>` and are compared in
+//! constant time. A missing or wrong token gets 401. With no token configured at all the
+//! API is open, and says so in a warning when built: bind it to a private address then.
+//!
+//! **Errors** are JSON, `{"error": "...", "detail": "..."}`: 400 for a malformed or
+//! ambiguous body, 401 and 403 for tokens, 404 for an unknown namespace, event or scope.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use strata::Store;
+//! use strata_admin::Admin;
+//!
+//! let store = Store::new();
+//! let app = Admin::new(store).router();      // merge it into your own Router if you have one
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod alerts;
+mod auth;
+mod error;
+pub mod metrics;
+mod openapi;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use strata::config::Secret;
+use strata::store::warm::Warmer;
+use strata::Store;
+
+pub use alerts::{Alert, AlertKind, Alerts};
+pub use error::ApiError;
+
+/// What the admin API serves: a store, its warming jobs, its alerts and its tokens.
+#[derive(Clone)]
+pub struct Admin {
+    inner: Arc<AdminInner>,
+}
+
+struct AdminInner {
+    store: Store,
+    warmer: Warmer,
+    alerts: Alerts,
+    tokens: auth::Tokens,
+    started: Instant,
+}
+
+impl Admin {
+    /// The admin API over `store`, with the tokens and alert thresholds of its
+    /// configuration, and no warming jobs.
+    pub fn new(store: Store) -> Self {
+        let config = store.config();
+        let tokens = auth::Tokens {
+            admin: config.admin_token.clone(),
+            read: config.admin_read_token.clone(),
+        };
+        let alerts = Alerts::new(config.alerts.clone());
+        Self::build(store, Warmer::new(), alerts, tokens)
+    }
+
+    fn build(store: Store, warmer: Warmer, alerts: Alerts, tokens: auth::Tokens) -> Self {
+        if tokens.admin.is_none() && tokens.read.is_none() {
+            tracing::warn!(
+                "the admin API has no token (set admin_token or STRATA_ADMIN_TOKEN): \
+                 anyone who can reach it can clear the cache"
+            );
+        }
+        Self {
+            inner: Arc::new(AdminInner {
+                store,
+                warmer,
+                alerts,
+                tokens,
+                started: Instant::now(),
+            }),
+        }
+    }
+
+    /// Serves `warmer`'s jobs at `/warm`.
+    pub fn with_warmer(self, warmer: Warmer) -> Self {
+        let inner = &self.inner;
+        Self::build(
+            inner.store.clone(),
+            warmer,
+            inner.alerts.clone(),
+            inner.tokens.clone(),
+        )
+    }
+
+    /// Uses `tokens` instead of the configuration's: the admin token, and a read-only one.
+    pub fn with_tokens(self, admin: Option<Secret>, read: Option<Secret>) -> Self {
+        let inner = &self.inner;
+        let tokens = auth::Tokens { admin, read };
+        Self::build(
+            inner.store.clone(),
+            inner.warmer.clone(),
+            inner.alerts.clone(),
+            tokens,
+        )
+    }
+
+    /// The store served.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The alerts evaluated for `/alerts`, `/health` and `/metrics`. Nothing evaluates them
+    /// until [`Alerts::spawn`] (or [`Admin::spawn_alerts`]) runs.
+    pub fn alerts(&self) -> &Alerts {
+        &self.inner.alerts
+    }
+
+    /// Starts evaluating the alerts every `alerts.every` on the current tokio runtime.
+    pub fn spawn_alerts(&self) -> tokio::task::JoinHandle<()> {
+        self.inner.alerts.spawn(self.inner.store.clone())
+    }
+
+    /// The router: mount it at the root, or nest it (`Router::nest("/admin", ...)`).
+    pub fn router(&self) -> Router {
+        routes::router(self.clone())
+    }
+}

@@ -1,0 +1,301 @@
+//! The routes, one handler each. Every handler answers JSON (but `/metrics`), and every
+//! error is an [`ApiError`].
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{middleware, Extension, Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use strata::store::{Invalidation, StoreStats};
+use strata::Key;
+
+use crate::auth::{self, Who};
+use crate::error::ApiError;
+use crate::{metrics, openapi, Admin};
+
+pub(crate) fn router(admin: Admin) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(prometheus))
+        .route("/stats", get(stats))
+        .route("/info", get(info))
+        .route("/alerts", get(alerts))
+        .route("/namespaces/{ns}/top", get(top))
+        .route("/namespaces/{ns}/clear", post(clear_namespace))
+        .route("/clear", post(clear))
+        .route("/invalidate", post(invalidate))
+        .route("/warm", get(warm_status).post(warm))
+        .route("/openapi.json", get(openapi_json))
+        .fallback(unknown_route)
+        .layer(middleware::from_fn_with_state(admin.clone(), auth::require))
+        .with_state(admin)
+}
+
+async fn unknown_route() -> ApiError {
+    ApiError::not_found("no such route (GET /openapi.json lists them)")
+}
+
+/// `GET /health`.
+async fn health(State(admin): State<Admin>) -> Response {
+    let reasons: Vec<String> = admin
+        .alerts()
+        .active()
+        .into_iter()
+        .map(|a| a.message)
+        .collect();
+    // `down` is for a store that cannot serve; nothing in one process can bring that about
+    // yet (the Redis link of the distributed tier will).
+    let status = if reasons.is_empty() { "ok" } else { "degraded" };
+    let body = json!({ "status": status, "reasons": reasons });
+    (StatusCode::OK, Json(body)).into_response()
+}
+
+/// `GET /metrics`.
+async fn prometheus(State(admin): State<Admin>) -> Response {
+    let text = metrics::render(
+        admin.store(),
+        &admin.alerts().active(),
+        admin.inner.started.elapsed(),
+    );
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// Load figures summed over namespaces.
+#[derive(Serialize, Default)]
+struct LoadTotals {
+    loads: u64,
+    errors: u64,
+    timeouts: u64,
+    stale_served: u64,
+    refreshes: u64,
+}
+
+#[derive(Serialize)]
+struct StatsBody {
+    uptime_seconds: f64,
+    loads: LoadTotals,
+    #[serde(flatten)]
+    store: StoreStats,
+}
+
+/// `GET /stats`.
+async fn stats(State(admin): State<Admin>) -> Json<StatsBody> {
+    let store = admin.store().stats();
+    let mut loads = LoadTotals::default();
+    for ns in store.namespaces.values() {
+        loads.loads += ns.loads.loads;
+        loads.errors += ns.loads.errors;
+        loads.timeouts += ns.loads.timeouts;
+        loads.stale_served += ns.loads.stale_served;
+        loads.refreshes += ns.loads.refreshes;
+    }
+    Json(StatsBody {
+        uptime_seconds: admin.inner.started.elapsed().as_secs_f64(),
+        loads,
+        store,
+    })
+}
+
+/// `GET /info`.
+async fn info(State(admin): State<Admin>) -> Json<Value> {
+    let store = admin.store();
+    let tokens = &admin.inner.tokens;
+    let auth = match (&tokens.admin, &tokens.read) {
+        (None, None) => "open",
+        (Some(_), None) => "admin token",
+        (None, Some(_)) => "read token",
+        (Some(_), Some(_)) => "admin and read tokens",
+    };
+    Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "namespaces": store.namespace_names().collect::<Vec<_>>(),
+        "auth": auth,
+        "config": store.config(),
+    }))
+}
+
+/// `GET /alerts`.
+async fn alerts(State(admin): State<Admin>) -> Json<Value> {
+    Json(json!({ "alerts": admin.alerts().active() }))
+}
+
+#[derive(Deserialize)]
+struct TopQuery {
+    n: Option<usize>,
+}
+
+/// `GET /namespaces/{ns}/top?n=10`.
+async fn top(
+    State(admin): State<Admin>,
+    Path(ns): Path<String>,
+    query: Result<Query<TopQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let n = query.n.unwrap_or(10);
+    let keys = admin.store().hot_keys(&ns, n)?;
+    Ok(Json(json!({ "namespace": ns, "keys": keys })))
+}
+
+/// `POST /clear`.
+async fn clear(State(admin): State<Admin>, Extension(who): Extension<Who>) -> Json<Value> {
+    let cleared = admin.store().clear();
+    tracing::info!(who = who.0, cleared, "admin: cleared every namespace");
+    Json(json!({ "cleared": cleared }))
+}
+
+/// `POST /namespaces/{ns}/clear`.
+async fn clear_namespace(
+    State(admin): State<Admin>,
+    Extension(who): Extension<Who>,
+    Path(ns): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let cleared = admin.store().clear_namespace(&ns)?;
+    tracing::info!(who = who.0, namespace = %ns, cleared, "admin: cleared a namespace");
+    Ok(Json(json!({ "namespace": ns, "cleared": cleared })))
+}
+
+/// The body of `POST /invalidate`: exactly one of the five targets.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InvalidateBody {
+    key: Option<String>,
+    prefix: Option<String>,
+    pattern: Option<String>,
+    tag: Option<String>,
+    event: Option<String>,
+    params: Option<BTreeMap<String, String>>,
+    namespace: Option<String>,
+}
+
+impl InvalidateBody {
+    fn into_invalidation(self) -> Result<Invalidation, ApiError> {
+        let given = [
+            ("key", self.key.is_some()),
+            ("prefix", self.prefix.is_some()),
+            ("pattern", self.pattern.is_some()),
+            ("tag", self.tag.is_some()),
+            ("event", self.event.is_some()),
+        ];
+        let named: Vec<&str> = given.iter().filter(|g| g.1).map(|g| g.0).collect();
+        if named.len() != 1 {
+            return Err(ApiError::bad_request(format!(
+                "name exactly one of key, prefix, pattern, tag, event (got {})",
+                if named.is_empty() {
+                    "none".to_string()
+                } else {
+                    named.join(", ")
+                }
+            )));
+        }
+        if self.params.is_some() && self.event.is_none() {
+            return Err(ApiError::bad_request("params go with an event"));
+        }
+        let namespace = self.namespace;
+        let store_wide = |what: &str| {
+            ApiError::bad_request(format!(
+                "a {what} applies store-wide (its rules name namespaces): drop \"namespace\""
+            ))
+        };
+        Ok(
+            match (self.key, self.prefix, self.pattern, self.tag, self.event) {
+                (Some(key), ..) => Invalidation::Key {
+                    namespace,
+                    key: Key::from(key),
+                },
+                (_, Some(prefix), ..) => Invalidation::Prefix {
+                    namespace,
+                    prefix: Key::from(prefix),
+                },
+                (_, _, Some(pattern), ..) => Invalidation::Pattern {
+                    namespace,
+                    pattern: Key::from(pattern),
+                },
+                (_, _, _, Some(_), _) if namespace.is_some() => return Err(store_wide("tag")),
+                (_, _, _, Some(tag), _) => Invalidation::Tag { tag },
+                (.., Some(_)) if namespace.is_some() => return Err(store_wide("event")),
+                (.., Some(event)) => Invalidation::Event {
+                    event,
+                    params: self.params.unwrap_or_default(),
+                },
+                // Exactly one was checked to be given.
+                (None, None, None, None, None) => unreachable!("one target was given"),
+            },
+        )
+    }
+}
+
+/// `POST /invalidate`.
+async fn invalidate(
+    State(admin): State<Admin>,
+    Extension(who): Extension<Who>,
+    body: Result<Json<InvalidateBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let invalidation = body.into_invalidation()?;
+    let dropped = admin.store().invalidate(&invalidation)?;
+    // Keys, prefixes and patterns count exactly; a tag's count is an upper bound, and an
+    // event's sums its parts.
+    let exact = matches!(
+        invalidation,
+        Invalidation::Key { .. } | Invalidation::Prefix { .. } | Invalidation::Pattern { .. }
+    );
+    tracing::info!(who = who.0, ?invalidation, dropped, "admin: invalidated");
+    Ok(Json(json!({
+        "dropped": dropped,
+        "exact": exact,
+        "invalidation": invalidation,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WarmBody {
+    scope: String,
+}
+
+/// `POST /warm`: starts the scope's jobs in the background and answers at once (202);
+/// `GET /warm` follows them.
+async fn warm(
+    State(admin): State<Admin>,
+    Extension(who): Extension<Who>,
+    body: Result<Json<WarmBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(WarmBody { scope }) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let warmer = admin.inner.warmer.clone();
+    if !warmer.scopes().contains(&scope) {
+        return Err(ApiError::not_found(format!(
+            "no warming job has scope {scope:?}"
+        )));
+    }
+    let jobs: Vec<String> = warmer
+        .status()
+        .into_iter()
+        .filter(|job| scope == strata::store::warm::ALL || job.scopes.contains(&scope))
+        .map(|job| job.name)
+        .collect();
+    tracing::info!(who = who.0, %scope, "admin: warming started");
+    let run = warmer.run(&scope);
+    tokio::spawn(async move {
+        if let Err(e) = run.await {
+            tracing::warn!(error = %e, "warming failed");
+        }
+    });
+    let body = json!({ "scope": scope, "jobs": jobs });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// `GET /warm`.
+async fn warm_status(State(admin): State<Admin>) -> Json<Value> {
+    let warmer = &admin.inner.warmer;
+    Json(json!({ "scopes": warmer.scopes(), "jobs": warmer.status() }))
+}
+
+/// `GET /openapi.json`.
+async fn openapi_json() -> Json<Value> {
+    Json(openapi::document())
+}
