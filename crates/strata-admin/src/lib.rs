@@ -79,6 +79,8 @@ impl Admin {
             read: config.admin_read_token.clone(),
         };
         let alerts = Alerts::new(config.alerts.clone());
+        // Tokens are `Secret`s, which print as ***.
+        tracing::info!(?config, "admin API configured");
         Self::build(store, Warmer::new(), alerts, tokens)
     }
 
