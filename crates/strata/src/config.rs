@@ -515,15 +515,8 @@ impl RawAlerts {
 /// Parses a share from 0 to 1, written `0.05` or `"5%"`.
 fn ratio(field: &str, raw: &Raw) -> Result<f64, ConfigError> {
     let share = match raw {
-        Raw::Float(x) => Some(*x),
         Raw::Int(n) => Some(*n as f64),
-        Raw::Text(text) => {
-            let text = text.trim();
-            match text.strip_suffix('%') {
-                Some(percent) => percent.trim().parse::<f64>().ok().map(|p| p / 100.0),
-                None => text.parse::<f64>().ok(),
-            }
-        }
+        other => share(other),
     };
     match share {
         Some(x) if (0.0..=1.0).contains(&x) => Ok(x),
@@ -582,9 +575,9 @@ fn size(field: &str, raw: &Raw) -> Result<u64, ConfigError> {
     })
 }
 
-/// Parses a share of the TTL written `0.8` or `"80%"` into whole percent, 1 to 99.
-fn fraction(field: &str, raw: &Raw) -> Result<u8, ConfigError> {
-    let share = match raw {
+/// A share written as a number (`0.8`) or a percentage (`"80%"`); an integer is not one.
+fn share(raw: &Raw) -> Option<f64> {
+    match raw {
         Raw::Float(x) => Some(*x),
         Raw::Int(_) => None,
         Raw::Text(text) => {
@@ -594,8 +587,12 @@ fn fraction(field: &str, raw: &Raw) -> Result<u8, ConfigError> {
                 None => text.parse::<f64>().ok(),
             }
         }
-    };
-    match share {
+    }
+}
+
+/// Parses a share of the TTL written `0.8` or `"80%"` into whole percent, 1 to 99.
+fn fraction(field: &str, raw: &Raw) -> Result<u8, ConfigError> {
+    match share(raw) {
         Some(x) if x > 0.0 && x < 1.0 => Ok(((x * 100.0).round() as u8).clamp(1, 99)),
         _ => Err(invalid(
             field,
