@@ -1,41 +1,62 @@
-//! Alerts: thresholds from `[alerts]` judged per namespace at every evaluation, with
-//! hysteresis so a value hovering at a threshold does not flap.
+//! Alerts: the thresholds of `[alerts]` judged per namespace at every evaluation, with
+//! hysteresis, so a value hovering at a threshold does not flap.
 //!
-//! Each evaluation reads [`Store::stats`] and compares it with the previous reading, so the
-//! ratios are over the last interval, not since start-up (a namespace that was cold an
-//! hour ago is not still "low" now):
-//! - **hit ratio** = Δhits ÷ (Δhits + Δmisses), below `hit_ratio_below`;
-//! - **memory** = bytes held ÷ the namespace's `max_bytes`, above `memory_above` (a level,
-//!   judged at every evaluation, the first included);
-//! - **load p99** = the 0.99 quantile of the interval's load-latency histogram (the upper
-//!   bound of its bucket), above `load_p99_above`;
-//! - **load errors** = Δerrors ÷ Δloads, above `load_error_rate_above`.
+//! ## Design
+//! **Over the last interval, not since start-up.** Each evaluation reads [`Store::stats`]
+//! and keeps it; the next one judges the difference. A namespace that was cold an hour ago
+//! is not still "low" now, and one that degrades after a week of good service is noticed
+//! at once rather than diluted by the week. Per opened namespace (one never opened has no
+//! traffic to judge):
+//! - **hit ratio** = Δhits ÷ (Δhits + Δmisses), an alert when below `hit_ratio_below`;
+//! - **memory** = bytes held ÷ the namespace's `max_bytes` (its share of the budget), an
+//!   alert when above `memory_above`. A level, not a rate: it needs no previous reading and
+//!   is judged at every evaluation, the first included;
+//! - **load p99** = the 0.99 quantile of the interval's load-latency histogram (the
+//!   store's cumulative bucket counts minus the previous ones), an alert when above
+//!   `load_p99_above`. The histogram knows buckets, not times, so the value is the upper
+//!   bound of the bucket holding the p99 ([`LATENCY_BOUNDS`]), or infinity past the last
+//!   one: the p99 is over-estimated up to the next bound, and a threshold set on a bound
+//!   is judged exactly;
+//! - **load errors** = Δerrors ÷ Δloads, an alert when above `load_error_rate_above`.
 //!
-//! A ratio over fewer than `min_samples` reads (or loads) is not judged: that interval
-//! neither counts toward firing nor toward clearing. An alert fires once `fire_after`
-//! judged intervals in a row breach, and clears once `clear_after` in a row do not. Firing
-//! is logged as a warning, clearing as info.
+//! The first evaluation only takes the baseline for the three ratios.
+//!
+//! **Too few samples is no verdict.** A ratio over fewer than `min_samples` reads (for the
+//! hit ratio) or loads (for latency and errors, which share the one setting) says little:
+//! five reads in a quiet interval are no evidence of a bad hit ratio, nor of a recovered
+//! one. Such an interval is not judged at all: it counts neither toward firing nor toward
+//! clearing, and the streak in progress goes on at the next judged interval.
+//!
+//! **Hysteresis.** An alert fires when `fire_after` judged evaluations in a row breach its
+//! threshold, and clears when `clear_after` in a row do not. A value alternating around the
+//! threshold never gets a streak long enough to change anything. While an alert is active,
+//! its `value` and `message` follow the latest judged interval; `since_unix_ms` stays the
+//! moment it fired. Firing is logged with `tracing::warn!`, clearing with `tracing::info!`.
+//!
+//! **Who evaluates.** [`Alerts::evaluate`] is one evaluation, for tests and for callers with
+//! their own schedule; [`Alerts::spawn`] runs it every `every` on tokio's clock, so a test
+//! with a paused clock drives it exactly.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use strata::config::AlertsConfig;
-use strata::store::{Latency, NamespaceStats, StoreStats};
+use strata::store::{Latency, NamespaceStats, StoreStats, LATENCY_BOUNDS};
 use strata::Store;
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
-    /// The hit ratio is below `hit_ratio_below`.
+    /// The interval's hit ratio is below `hit_ratio_below`.
     HitRatioLow,
-    /// The bytes held are above `memory_above` of the namespace's bound.
+    /// The bytes held are above `memory_above` of the namespace's `max_bytes`.
     MemoryHigh,
-    /// The p99 load latency is above `load_p99_above`.
+    /// The interval's p99 load latency is above `load_p99_above`.
     LoadLatencyHigh,
-    /// The share of failed loads is above `load_error_rate_above`.
+    /// The share of the interval's loads that failed is above `load_error_rate_above`.
     LoadErrorsHigh,
 }
 
@@ -58,20 +79,21 @@ impl AlertKind {
     ];
 }
 
-/// An active (or just cleared) alert.
+/// An alert: active, or (in a [`Transition::Cleared`]) just cleared.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Alert {
     /// What it is about.
     pub kind: AlertKind,
     /// The namespace.
     pub namespace: String,
-    /// The value that fired it (a ratio, or seconds for latency).
+    /// The latest judged value: a ratio from 0 to 1, or seconds for latency (infinite, which
+    /// JSON writes as `null`, when the p99 is past the last bucket bound, 10 s).
     pub value: f64,
-    /// The threshold it crossed (same unit).
+    /// The threshold, in the same unit.
     pub threshold: f64,
     /// When it fired, in milliseconds since the Unix epoch.
     pub since_unix_ms: u64,
-    /// A sentence for people.
+    /// A sentence for people, about the latest value.
     pub message: String,
 }
 
@@ -81,12 +103,13 @@ pub struct Alert {
 pub enum Transition {
     /// The alert fired.
     Fired(Alert),
-    /// The alert cleared (its last value inside).
+    /// The alert cleared; it carries the value that completed the clearing streak.
     Cleared(Alert),
 }
 
 /// The alerts of one store: evaluate them with [`evaluate`](Self::evaluate) or
-/// [`spawn`](Self::spawn), read them with [`active`](Self::active). Cheap to clone.
+/// [`spawn`](Self::spawn), read them with [`active`](Self::active). Cheap to clone; every
+/// clone shares the same state. See the [module docs](self).
 #[derive(Clone, Debug)]
 pub struct Alerts {
     inner: Arc<Inner>,
@@ -100,21 +123,23 @@ struct Inner {
 
 #[derive(Debug, Default)]
 struct State {
+    /// The figures the previous evaluation read, the baseline of the next one's deltas.
     previous: Option<StoreStats>,
     streaks: BTreeMap<(String, AlertKind), Streak>,
     active: BTreeMap<(String, AlertKind), Alert>,
 }
 
-/// Judged intervals in a row that breached, and that did not.
+/// Judged evaluations in a row that breached, and that did not (one of them is 0).
 #[derive(Debug, Default, Clone, Copy)]
 struct Streak {
     breaching: u32,
     inside: u32,
 }
 
-/// One condition's reading in one interval.
+/// One condition's reading in one evaluation.
+#[derive(Debug, PartialEq)]
 enum Reading {
-    /// Off, or nothing to compare with yet.
+    /// Off, or no baseline yet.
     Off,
     /// Too few samples to judge.
     TooFew,
@@ -127,7 +152,9 @@ enum Reading {
 }
 
 impl Alerts {
-    /// Alerts with `config`'s thresholds; nothing is active until evaluated.
+    /// Alerts with `config`'s thresholds; nothing is active until evaluated. A `fire_after`
+    /// or `clear_after` of 0 acts as 1, a `min_samples` of 0 as 1 (the configuration
+    /// refuses zeros; a hand-built [`AlertsConfig`] may not).
     pub fn new(config: AlertsConfig) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -142,56 +169,87 @@ impl Alerts {
         &self.inner.config
     }
 
-    /// The active alerts, by namespace and kind.
+    /// The active alerts, sorted by namespace, then kind.
     pub fn active(&self) -> Vec<Alert> {
         self.inner.state.lock().active.values().cloned().collect()
     }
 
-    /// Evaluates every condition against `store`'s figures now; answers what fired and
-    /// what cleared.
+    /// One evaluation against the store's figures now: judges every condition of every
+    /// opened namespace over the interval since the previous evaluation, and returns what
+    /// fired and what cleared (sorted by namespace, then kind).
     pub fn evaluate(&self, store: &Store) -> Vec<Transition> {
-        let now = store.stats();
         let config = &self.inner.config;
         let mut guard = self.inner.state.lock();
+        // Read under the lock, so that concurrent evaluations take their readings in the
+        // order they judge them and every interval is counted once.
+        let now = store.stats();
         let state = &mut *guard;
         let previous = state.previous.take();
         let mut transitions = Vec::new();
         for (ns, figures) in now.namespaces.iter().filter(|(_, f)| f.opened) {
             let before = previous.as_ref().and_then(|p| p.namespaces.get(ns));
             for kind in AlertKind::ALL {
-                let reading = read(config, kind, figures, before);
                 let Reading::Judged {
                     value,
                     threshold,
                     breach,
-                } = reading
+                } = read(config, kind, figures, before)
                 else {
                     continue;
                 };
                 let key = (ns.clone(), kind);
                 let streak = state.streaks.entry(key.clone()).or_default();
                 if breach {
-                    streak.breaching += 1;
-                    streak.inside = 0;
+                    *streak = Streak {
+                        breaching: streak.breaching.saturating_add(1),
+                        inside: 0,
+                    };
                 } else {
-                    streak.inside += 1;
-                    streak.breaching = 0;
+                    *streak = Streak {
+                        breaching: 0,
+                        inside: streak.inside.saturating_add(1),
+                    };
                 }
                 let streak = *streak;
-                let active = state.active.contains_key(&key);
-                if !active && breach && streak.breaching >= config.fire_after {
-                    let alert = alert(kind, ns, value, threshold);
-                    tracing::warn!(namespace = %ns, alert = kind.as_str(), value, threshold, "alert fired: {}", alert.message);
-                    state.active.insert(key, alert.clone());
-                    transitions.push(Transition::Fired(alert));
-                } else if active && !breach && streak.inside >= config.clear_after {
-                    if let Some(mut alert) = state.active.remove(&key) {
-                        alert.value = value;
-                        tracing::info!(namespace = %ns, alert = kind.as_str(), value, threshold, "alert cleared");
-                        transitions.push(Transition::Cleared(alert));
+                match state.active.get_mut(&key) {
+                    None if breach && streak.breaching >= config.fire_after.max(1) => {
+                        let alert = Alert {
+                            kind,
+                            namespace: ns.clone(),
+                            value,
+                            threshold,
+                            since_unix_ms: unix_ms_now(),
+                            message: describe(kind, ns, value, threshold, true),
+                        };
+                        tracing::warn!(
+                            namespace = %ns,
+                            alert = kind.as_str(),
+                            value,
+                            threshold,
+                            "alert fired: {}",
+                            alert.message
+                        );
+                        state.active.insert(key, alert.clone());
+                        transitions.push(Transition::Fired(alert));
                     }
-                } else if let Some(alert) = state.active.get_mut(&key) {
-                    alert.value = value;
+                    None => {}
+                    Some(alert) => {
+                        alert.value = value;
+                        alert.message = describe(kind, ns, value, threshold, breach);
+                        if !breach && streak.inside >= config.clear_after.max(1) {
+                            tracing::info!(
+                                namespace = %ns,
+                                alert = kind.as_str(),
+                                value,
+                                threshold,
+                                "alert cleared: {}",
+                                alert.message
+                            );
+                            if let Some(alert) = state.active.remove(&key) {
+                                transitions.push(Transition::Cleared(alert));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -199,41 +257,47 @@ impl Alerts {
         transitions
     }
 
-    /// Evaluates every `every` (tokio's clock) on the current runtime until the task is
-    /// aborted. The first evaluation, at once, takes the baseline.
+    /// Evaluates every `config.every` on tokio's clock, on the current runtime (it panics
+    /// outside one, as `tokio::spawn` does); the first evaluation, at once, takes the
+    /// baseline. It runs until the handle is aborted, or until every clone of these
+    /// `Alerts` is dropped (checked at each tick). Dropping the `JoinHandle` alone detaches
+    /// the task, as with any tokio task; it does not stop it. An evaluation that falls
+    /// behind (a stalled runtime) is delayed, not made up for in a burst.
     pub fn spawn(&self, store: Store) -> tokio::task::JoinHandle<()> {
-        let alerts = self.clone();
+        let alerts: Weak<Inner> = Arc::downgrade(&self.inner);
         let every = self.inner.config.every.max(Duration::from_millis(1));
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                alerts.evaluate(&store);
+                let Some(inner) = alerts.upgrade() else {
+                    break;
+                };
+                Alerts { inner }.evaluate(&store);
             }
         })
     }
 }
 
+/// The reading of condition `kind` for a namespace now, against its previous figures.
 fn read(
     config: &AlertsConfig,
     kind: AlertKind,
     now: &NamespaceStats,
     before: Option<&NamespaceStats>,
 ) -> Reading {
-    let judged = |value: f64, threshold: f64, above: bool| Reading::Judged {
+    let min_samples = config.min_samples.max(1);
+    let judged = |value: f64, threshold: f64, breach: bool| Reading::Judged {
         value,
         threshold,
-        breach: if above {
-            value > threshold
-        } else {
-            value < threshold
-        },
+        breach,
     };
     match kind {
         AlertKind::MemoryHigh => match (config.memory_above, now.limits.max_bytes) {
             (Some(share), Some(max)) if max > 0 => {
-                judged(now.stats.weighted_size as f64 / max as f64, share, true)
+                let used = now.stats.weighted_size as f64 / max as f64;
+                judged(used, share, used > share)
             }
             _ => Reading::Off,
         },
@@ -243,32 +307,28 @@ fn read(
             };
             let hits = now.stats.hits.saturating_sub(before.stats.hits);
             let misses = now.stats.misses.saturating_sub(before.stats.misses);
-            let reads = hits + misses;
-            if reads < config.min_samples.max(1) {
+            let reads = hits.saturating_add(misses);
+            if reads < min_samples {
                 return Reading::TooFew;
             }
-            judged(hits as f64 / reads as f64, threshold, false)
+            let ratio = hits as f64 / reads as f64;
+            judged(ratio, threshold, ratio < threshold)
         }
         AlertKind::LoadLatencyHigh => {
             let (Some(threshold), Some(before)) = (config.load_p99_above, before) else {
                 return Reading::Off;
             };
-            let (now, before) = (now.loads.latency, before.loads.latency);
-            let interval = Latency {
-                buckets: std::array::from_fn(|i| now.buckets[i].saturating_sub(before.buckets[i])),
-                sum_nanos: now.sum_nanos.saturating_sub(before.sum_nanos),
-            };
-            if interval.count() < config.min_samples.max(1) {
+            let interval = since(&now.loads.latency, &before.loads.latency);
+            if interval.count() < min_samples {
                 return Reading::TooFew;
             }
-            let p99 = interval.quantile(0.99).map_or(0.0, |d| {
-                if d == Duration::MAX {
-                    f64::INFINITY
-                } else {
-                    d.as_secs_f64()
-                }
-            });
-            judged(p99, threshold.as_secs_f64(), true)
+            let p99 = match interval.quantile(0.99) {
+                Some(Duration::MAX) => f64::INFINITY,
+                Some(bound) => bound.as_secs_f64(),
+                None => return Reading::TooFew,
+            };
+            let threshold = threshold.as_secs_f64();
+            judged(p99, threshold, p99 > threshold)
         }
         AlertKind::LoadErrorsHigh => {
             let (Some(threshold), Some(before)) = (config.load_error_rate_above, before) else {
@@ -276,69 +336,94 @@ fn read(
             };
             let loads = now.loads.loads.saturating_sub(before.loads.loads);
             let errors = now.loads.errors.saturating_sub(before.loads.errors);
-            if loads < config.min_samples.max(1) {
+            if loads < min_samples {
                 return Reading::TooFew;
             }
-            judged(errors as f64 / loads as f64, threshold, true)
+            let rate = errors as f64 / loads as f64;
+            judged(rate, threshold, rate > threshold)
         }
     }
 }
 
-fn alert(kind: AlertKind, namespace: &str, value: f64, threshold: f64) -> Alert {
-    let message = match kind {
-        AlertKind::HitRatioLow => {
-            format!("namespace {namespace}: hit ratio {value:.3} is below {threshold:.3}")
-        }
-        AlertKind::MemoryHigh => format!(
-            "namespace {namespace}: {:.1}% of its bytes are used, above {:.1}%",
-            value * 100.0,
-            threshold * 100.0
-        ),
-        AlertKind::LoadLatencyHigh => format!(
-            "namespace {namespace}: p99 load latency {} is above {threshold}s",
-            if value.is_infinite() {
-                format!(
-                    "> {}s",
-                    strata::store::LATENCY_BOUNDS[strata::store::LATENCY_BOUNDS.len() - 1]
-                )
-            } else {
-                format!("{value}s")
-            }
-        ),
-        AlertKind::LoadErrorsHigh => format!(
-            "namespace {namespace}: {:.1}% of loads failed, above {:.1}%",
-            value * 100.0,
-            threshold * 100.0
-        ),
-    };
-    let since_unix_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Alert {
-        kind,
-        namespace: namespace.to_owned(),
-        value,
-        threshold,
-        since_unix_ms,
-        message,
+/// The loads timed between two readings of a histogram.
+fn since(now: &Latency, before: &Latency) -> Latency {
+    Latency {
+        buckets: std::array::from_fn(|i| now.buckets[i].saturating_sub(before.buckets[i])),
+        sum_nanos: now.sum_nanos.saturating_sub(before.sum_nanos),
     }
+}
+
+/// The sentence of an alert: about a breach, or about a value back inside.
+fn describe(kind: AlertKind, ns: &str, value: f64, threshold: f64, breach: bool) -> String {
+    let percent = |share: f64| format!("{:.1}%", share * 100.0);
+    match (kind, breach) {
+        (AlertKind::HitRatioLow, true) => {
+            format!("namespace {ns}: hit ratio {value:.3} is below {threshold:.3}")
+        }
+        (AlertKind::HitRatioLow, false) => {
+            format!("namespace {ns}: hit ratio {value:.3} is back at or above {threshold:.3}")
+        }
+        (AlertKind::MemoryHigh, true) => format!(
+            "namespace {ns}: {} of its max_bytes is used, above {}",
+            percent(value),
+            percent(threshold)
+        ),
+        (AlertKind::MemoryHigh, false) => format!(
+            "namespace {ns}: {} of its max_bytes is used, back at or below {}",
+            percent(value),
+            percent(threshold)
+        ),
+        (AlertKind::LoadLatencyHigh, breach) => {
+            let p99 = if value.is_finite() {
+                format!("at most {value}s")
+            } else {
+                format!("over {}s", LATENCY_BOUNDS[LATENCY_BOUNDS.len() - 1])
+            };
+            let verdict = if breach { "above" } else { "back within" };
+            format!("namespace {ns}: p99 load latency is {p99}, {verdict} {threshold}s")
+        }
+        (AlertKind::LoadErrorsHigh, breach) => {
+            let verdict = if breach { "above" } else { "back at or below" };
+            format!(
+                "namespace {ns}: {} of loads failed, {verdict} {}",
+                percent(value),
+                percent(threshold)
+            )
+        }
+    }
+}
+
+fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use strata::config::Config;
+    use strata::MockClock;
 
-    fn setup(alerts_toml: &str) -> (Store, Alerts) {
-        let toml = format!("[namespaces.user]\nmax_bytes = \"1MiB\"\n\n[alerts]\n{alerts_toml}");
+    use super::*;
+
+    /// A store with namespaces `user` and `session` (1 MiB each) on a mock clock, and
+    /// alerts from the `[alerts]` lines given.
+    fn setup(alerts_toml: &str) -> (Store, Alerts, MockClock) {
+        let toml = format!(
+            "[namespaces.user]\nmax_bytes = \"1MiB\"\nttl = \"1m\"\n\
+             [namespaces.session]\nmax_bytes = \"1MiB\"\n\
+             [alerts]\n{alerts_toml}"
+        );
         let config = Config::from_sources(Some(&toml), []).unwrap();
         let alerts = Alerts::new(config.alerts.clone());
-        (Store::from_config(&config).unwrap(), alerts)
+        let clock = MockClock::new();
+        let store = Store::builder(config).clock(clock.clone()).build().unwrap();
+        (store, alerts, clock)
     }
 
-    /// `hits` hits and `misses` misses on namespace `user`.
-    fn reads(store: &Store, hits: u64, misses: u64) {
-        let ns = store.namespace::<u64>("user").unwrap();
+    /// `hits` hits and `misses` misses on namespace `ns`.
+    fn reads(store: &Store, ns: &str, hits: u64, misses: u64) {
+        let ns = store.namespace::<u64>(ns).unwrap();
         ns.insert("present", 1).unwrap();
         for _ in 0..hits {
             assert!(ns.get("present").is_some());
@@ -348,137 +433,442 @@ mod tests {
         }
     }
 
-    fn fired(t: &[Transition]) -> usize {
+    fn fired(t: &[Transition]) -> Vec<(String, AlertKind)> {
         t.iter()
-            .filter(|t| matches!(t, Transition::Fired(_)))
-            .count()
+            .filter_map(|t| match t {
+                Transition::Fired(a) => Some((a.namespace.clone(), a.kind)),
+                Transition::Cleared(_) => None,
+            })
+            .collect()
     }
 
-    fn cleared(t: &[Transition]) -> usize {
+    fn cleared(t: &[Transition]) -> Vec<(String, AlertKind)> {
         t.iter()
-            .filter(|t| matches!(t, Transition::Cleared(_)))
-            .count()
+            .filter_map(|t| match t {
+                Transition::Cleared(a) => Some((a.namespace.clone(), a.kind)),
+                Transition::Fired(_) => None,
+            })
+            .collect()
+    }
+
+    fn user(kind: AlertKind) -> Vec<(String, AlertKind)> {
+        vec![("user".to_owned(), kind)]
     }
 
     #[test]
-    fn fires_after_fire_after_breaches_and_clears_after_clear_after() {
-        let (store, alerts) =
-            setup("hit_ratio_below = 0.5\nmin_samples = 10\nfire_after = 3\nclear_after = 2");
-        reads(&store, 0, 0);
+    fn fires_after_exactly_fire_after_breaching_evaluations() {
+        let (store, alerts, _) = setup("hit_ratio_below = 0.5\nmin_samples = 10\nfire_after = 3");
+        reads(&store, "user", 0, 0);
         assert!(alerts.evaluate(&store).is_empty(), "the baseline");
-        for round in 1..=3 {
-            reads(&store, 2, 8);
-            let t = alerts.evaluate(&store);
-            assert_eq!(fired(&t), usize::from(round == 3), "round {round}");
+        for round in 1..=2 {
+            reads(&store, "user", 2, 8);
+            assert!(alerts.evaluate(&store).is_empty(), "round {round}");
+            assert!(alerts.active().is_empty(), "round {round}");
         }
+        let before = unix_ms_now();
+        reads(&store, "user", 2, 8);
+        let t = alerts.evaluate(&store);
+        assert_eq!(fired(&t), user(AlertKind::HitRatioLow));
         let active = alerts.active();
         assert_eq!(active.len(), 1);
-        assert_eq!(active[0].kind, AlertKind::HitRatioLow);
-        assert_eq!(active[0].namespace, "user");
-        assert!((active[0].value - 0.2).abs() < 1e-9);
-        reads(&store, 9, 1);
+        let alert = &active[0];
+        assert_eq!(Transition::Fired(alert.clone()), t[0]);
+        assert_eq!((alert.value, alert.threshold), (0.2, 0.5));
+        assert!((before..=unix_ms_now()).contains(&alert.since_unix_ms));
+        assert_eq!(
+            alert.message,
+            "namespace user: hit ratio 0.200 is below 0.500"
+        );
+        // Still breaching: still active, nothing new.
+        reads(&store, "user", 1, 9);
+        assert!(alerts.evaluate(&store).is_empty());
+        assert_eq!(alerts.active()[0].value, 0.1, "the latest value");
+        assert_eq!(alerts.active()[0].since_unix_ms, alert.since_unix_ms);
+    }
+
+    #[test]
+    fn clears_after_clear_after_evaluations_inside() {
+        let (store, alerts, _) =
+            setup("hit_ratio_below = 0.5\nmin_samples = 10\nfire_after = 2\nclear_after = 3");
+        let interval = |hits, misses| {
+            reads(&store, "user", hits, misses);
+            alerts.evaluate(&store)
+        };
+        interval(0, 0);
+        interval(0, 10);
+        assert_eq!(fired(&interval(0, 10)), user(AlertKind::HitRatioLow));
+        // Two good intervals, then a bad one: the clearing streak starts again.
+        assert!(interval(9, 1).is_empty());
+        assert!(interval(9, 1).is_empty());
+        let still = &alerts.active()[0];
+        assert_eq!(still.value, 0.9);
+        assert_eq!(
+            still.message,
+            "namespace user: hit ratio 0.900 is back at or above 0.500"
+        );
+        assert!(interval(0, 10).is_empty(), "already active");
+        assert!(interval(9, 1).is_empty());
+        assert!(interval(9, 1).is_empty());
+        let t = interval(8, 2);
+        assert_eq!(cleared(&t), user(AlertKind::HitRatioLow));
+        match &t[0] {
+            Transition::Cleared(alert) => assert_eq!(alert.value, 0.8),
+            other => panic!("{other:?}"),
+        }
+        assert!(alerts.active().is_empty());
+        // Firing again takes fire_after breaches again.
+        assert!(interval(0, 10).is_empty());
+        assert_eq!(fired(&interval(0, 10)), user(AlertKind::HitRatioLow));
+    }
+
+    #[test]
+    fn a_value_flapping_around_the_threshold_never_fires_nor_clears() {
+        let (store, alerts, _) =
+            setup("hit_ratio_below = 0.5\nmin_samples = 10\nfire_after = 2\nclear_after = 2");
+        reads(&store, "user", 0, 0);
+        alerts.evaluate(&store);
+        for round in 0..20 {
+            let (hits, misses) = if round % 2 == 0 { (4, 6) } else { (6, 4) };
+            reads(&store, "user", hits, misses);
+            assert!(alerts.evaluate(&store).is_empty(), "round {round}");
+        }
+        // Once active, flapping does not clear it either.
+        for _ in 0..2 {
+            reads(&store, "user", 0, 10);
+            alerts.evaluate(&store);
+        }
+        assert_eq!(alerts.active().len(), 1);
+        for round in 0..20 {
+            let (hits, misses) = if round % 2 == 0 { (6, 4) } else { (4, 6) };
+            reads(&store, "user", hits, misses);
+            assert!(alerts.evaluate(&store).is_empty(), "round {round}");
+        }
+        assert_eq!(alerts.active().len(), 1);
+    }
+
+    #[test]
+    fn too_few_samples_keep_the_streak_toward_firing_and_clearing() {
+        let (store, alerts, _) =
+            setup("hit_ratio_below = 0.5\nmin_samples = 10\nfire_after = 2\nclear_after = 2");
+        reads(&store, "user", 0, 0);
+        alerts.evaluate(&store);
+        reads(&store, "user", 0, 10);
+        assert!(alerts.evaluate(&store).is_empty());
+        // Nine reads, all good: too few to judge, so neither a good interval nor a bad one.
+        reads(&store, "user", 9, 0);
+        assert!(alerts.evaluate(&store).is_empty());
+        assert!(alerts.evaluate(&store).is_empty(), "no reads at all");
+        reads(&store, "user", 0, 10);
+        assert_eq!(
+            fired(&alerts.evaluate(&store)),
+            user(AlertKind::HitRatioLow),
+            "the streak went on"
+        );
+        reads(&store, "user", 10, 0);
+        assert!(alerts.evaluate(&store).is_empty());
+        reads(&store, "user", 0, 9);
+        assert!(alerts.evaluate(&store).is_empty(), "too few: not a breach");
+        reads(&store, "user", 10, 0);
         assert_eq!(
             cleared(&alerts.evaluate(&store)),
-            0,
-            "one good interval is not enough"
+            user(AlertKind::HitRatioLow)
         );
-        reads(&store, 9, 1);
-        assert_eq!(cleared(&alerts.evaluate(&store)), 1);
+    }
+
+    #[test]
+    fn the_hit_ratio_is_over_the_interval_and_falls_when_entries_expire() {
+        let (store, alerts, clock) =
+            setup("hit_ratio_below = 0.5\nmin_samples = 10\nfire_after = 1");
+        let users = store.namespace::<u64>("user").unwrap();
+        for i in 0..10 {
+            users.insert(format!("u{i}"), i).unwrap();
+        }
+        // A long good history: 1000 hits.
+        for _ in 0..100 {
+            for i in 0..10 {
+                assert!(users.get(format!("u{i}")).is_some());
+            }
+        }
+        alerts.evaluate(&store);
+        for i in 0..10 {
+            assert!(users.get(format!("u{i}")).is_some());
+        }
+        assert!(alerts.evaluate(&store).is_empty());
+        // The TTL (one minute) passes: every read misses. Since start-up the ratio would
+        // still be 0.99; over the interval it is 0.
+        clock.advance(Duration::from_secs(61));
+        for i in 0..10 {
+            assert!(users.get(format!("u{i}")).is_none());
+        }
+        assert_eq!(
+            fired(&alerts.evaluate(&store)),
+            user(AlertKind::HitRatioLow)
+        );
+        assert_eq!(alerts.active()[0].value, 0.0);
+    }
+
+    #[test]
+    fn memory_high_on_a_small_namespace_filled_past_its_share() {
+        // 3 MiB shared by user, session and default: 1 MiB each.
+        let toml = "max_bytes = \"3MiB\"\n[namespaces.user]\n[namespaces.session]\n\
+                    [alerts]\nmemory_above = 0.6\nfire_after = 1\nclear_after = 1\n";
+        let config = Config::from_sources(Some(toml), []).unwrap();
+        let store = Store::builder(config.clone())
+            .clock(MockClock::new())
+            .build()
+            .unwrap();
+        let alerts = Alerts::new(config.alerts);
+        let users = store.namespace::<String>("user").unwrap();
+        assert_eq!(users.limits().max_bytes, Some(1 << 20));
+        let fill = |n: usize| {
+            for i in 0..n {
+                users
+                    .insert(format!("k{i}"), "x".repeat(100 << 10))
+                    .unwrap();
+            }
+        };
+        // About 70%: the very first evaluation judges it.
+        fill(7);
+        let t = alerts.evaluate(&store);
+        assert_eq!(fired(&t), user(AlertKind::MemoryHigh));
+        let held = store.stats().namespaces["user"].stats.weighted_size;
+        let alert = &alerts.active()[0];
+        assert_eq!(alert.value, held as f64 / f64::from(1u32 << 20));
+        assert!(alert.value > 0.6, "{}", alert.value);
+        assert_eq!(alert.threshold, 0.6);
+        assert!(
+            alert
+                .message
+                .contains("of its max_bytes is used, above 60.0%"),
+            "{}",
+            alert.message
+        );
+        users.clear();
+        store.run_pending_tasks();
+        assert_eq!(
+            cleared(&alerts.evaluate(&store)),
+            user(AlertKind::MemoryHigh)
+        );
+        // About 50%: inside.
+        fill(5);
+        assert!(alerts.evaluate(&store).is_empty());
         assert!(alerts.active().is_empty());
     }
 
     #[test]
-    fn a_value_flapping_around_the_threshold_never_fires() {
-        let (store, alerts) = setup("hit_ratio_below = 0.5\nmin_samples = 10\nfire_after = 2");
-        reads(&store, 0, 0);
-        alerts.evaluate(&store);
-        for round in 0..20 {
-            if round % 2 == 0 {
-                reads(&store, 4, 6);
-            } else {
-                reads(&store, 6, 4);
-            }
-            assert!(alerts.evaluate(&store).is_empty(), "round {round}");
-        }
-    }
-
-    #[test]
-    fn too_few_samples_neither_fire_nor_break_the_streak() {
-        let (store, alerts) = setup("hit_ratio_below = 0.5\nmin_samples = 10\nfire_after = 2");
-        reads(&store, 0, 0);
-        alerts.evaluate(&store);
-        reads(&store, 0, 10);
-        assert!(alerts.evaluate(&store).is_empty());
-        reads(&store, 0, 3); // too few to judge
-        assert!(alerts.evaluate(&store).is_empty());
-        reads(&store, 0, 10);
-        assert_eq!(fired(&alerts.evaluate(&store)), 1, "the streak went on");
-    }
-
-    #[test]
-    fn memory_is_a_level_judged_from_the_first_evaluation() {
-        let (store, alerts) = setup("memory_above = 0.5\nfire_after = 1");
-        let ns = store.namespace::<String>("user").unwrap();
-        assert!(alerts.evaluate(&store).is_empty());
-        for i in 0..8 {
-            ns.insert(format!("k{i}"), "x".repeat(100 << 10)).unwrap();
-        }
-        let t = alerts.evaluate(&store);
-        assert_eq!(fired(&t), 1, "{t:?}");
-        assert_eq!(alerts.active()[0].kind, AlertKind::MemoryHigh);
-        assert!(alerts.active()[0].value > 0.5);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn load_errors_and_p99_latency_over_the_interval() {
-        let (store, alerts) = setup(
-            "load_error_rate_above = 0.25\nload_p99_above = \"100ms\"\nmin_samples = 4\nfire_after = 1",
-        );
-        let ns = store.namespace::<u64>("user").unwrap();
-        alerts.evaluate(&store);
-        for i in 0..4 {
-            let _ = ns
-                .get_or_load(format!("k{i}"), move |_| async move {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    if i < 2 {
-                        Err(std::io::Error::other("down"))
+    fn load_errors_from_blocking_loads_over_the_interval() {
+        let (store, alerts, _) =
+            setup("load_error_rate_above = 0.25\nmin_samples = 4\nfire_after = 1\nclear_after = 1");
+        let users = store.namespace::<u64>("user").unwrap();
+        let mut next = 0;
+        let mut loads = |ok: usize, failing: usize| {
+            for i in 0..ok + failing {
+                next += 1;
+                let result = users.get_or_load_blocking(format!("k{next}"), |_| {
+                    if i < failing {
+                        Err(std::io::Error::other("the origin is down"))
                     } else {
                         Ok(1)
                     }
-                })
-                .await;
+                });
+                assert_eq!(result.is_err(), i < failing);
+            }
+            alerts.evaluate(&store)
+        };
+        loads(0, 0);
+        let t = loads(2, 2);
+        assert_eq!(fired(&t), user(AlertKind::LoadErrorsHigh));
+        let alert = &alerts.active()[0];
+        assert_eq!((alert.value, alert.threshold), (0.5, 0.25));
+        assert_eq!(
+            alert.message,
+            "namespace user: 50.0% of loads failed, above 25.0%"
+        );
+        assert!(loads(0, 3).is_empty(), "three loads are too few to judge");
+        // One failure in four is not above 25%, although 6 in 11 since start-up would be.
+        let t = loads(3, 1);
+        assert_eq!(cleared(&t), user(AlertKind::LoadErrorsHigh));
+        match &t[0] {
+            Transition::Cleared(alert) => assert_eq!(alert.value, 0.25),
+            other => panic!("{other:?}"),
         }
-        let t = alerts.evaluate(&store);
-        assert_eq!(fired(&t), 2, "{t:?}");
-        let kinds: Vec<AlertKind> = alerts.active().iter().map(|a| a.kind).collect();
-        assert_eq!(
-            kinds,
-            [AlertKind::LoadLatencyHigh, AlertKind::LoadErrorsHigh]
-        );
-        let latency = &alerts.active()[0];
-        assert_eq!(
-            (latency.value, latency.threshold),
-            (0.5, 0.1),
-            "300 ms is in the 0.5 s bucket"
-        );
-        assert_eq!(alerts.active()[1].value, 0.5, "2 of 4 failed");
+    }
+
+    /// Loads `n` keys of `users` whose loaders sleep `ms` on tokio's clock; with the clock
+    /// paused, each load takes exactly that long.
+    async fn slow_loads(users: &strata::Namespace<u64>, first: usize, n: usize, ms: u64) {
+        for i in first..first + n {
+            users
+                .get_or_load(format!("k{i}"), move |_| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok::<_, std::io::Error>(1)
+                })
+                .await
+                .unwrap();
+        }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn spawn_evaluates_every_period() {
-        let (store, alerts) = setup("memory_above = 0.5\nfire_after = 3\nevery = \"10s\"");
-        let ns = store.namespace::<String>("user").unwrap();
-        for i in 0..8 {
-            ns.insert(format!("k{i}"), "x".repeat(100 << 10)).unwrap();
-        }
-        let task = alerts.spawn(store.clone());
-        tokio::time::sleep(Duration::from_secs(15)).await;
-        assert!(
-            alerts.active().is_empty(),
-            "two evaluations so far (0 s, 10 s)"
+    async fn load_p99_over_the_interval() {
+        let (store, alerts, _) =
+            setup("load_p99_above = \"100ms\"\nmin_samples = 4\nfire_after = 1\nclear_after = 1");
+        let users = store.namespace::<u64>("user").unwrap();
+        alerts.evaluate(&store);
+        slow_loads(&users, 0, 4, 300).await;
+        let t = alerts.evaluate(&store);
+        assert_eq!(fired(&t), user(AlertKind::LoadLatencyHigh));
+        let alert = &alerts.active()[0];
+        assert_eq!(
+            (alert.value, alert.threshold),
+            (0.5, 0.1),
+            "300 ms is in the bucket up to 0.5 s"
         );
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        assert_eq!(alerts.active().len(), 1, "the third, at 20 s, fired it");
+        assert_eq!(
+            alert.message,
+            "namespace user: p99 load latency is at most 0.5s, above 0.1s"
+        );
+        slow_loads(&users, 4, 3, 3).await;
+        assert!(alerts.evaluate(&store).is_empty(), "three are too few");
+        // 100 fast loads: the interval's p99 is 5 ms (since start-up it would be 0.5 s).
+        slow_loads(&users, 7, 100, 3).await;
+        let t = alerts.evaluate(&store);
+        assert_eq!(cleared(&t), user(AlertKind::LoadLatencyHigh));
+        match &t[0] {
+            Transition::Cleared(alert) => assert_eq!(alert.value, 0.005),
+            other => panic!("{other:?}"),
+        }
+        // Past the last bound, the p99 is infinite; JSON writes it as null.
+        slow_loads(&users, 107, 4, 20_000).await;
+        assert_eq!(
+            fired(&alerts.evaluate(&store)),
+            user(AlertKind::LoadLatencyHigh)
+        );
+        let alert = &alerts.active()[0];
+        assert_eq!(alert.value, f64::INFINITY);
+        assert_eq!(
+            alert.message,
+            "namespace user: p99 load latency is over 10s, above 0.1s"
+        );
+        assert_eq!(
+            serde_json::to_value(alert).unwrap()["value"],
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn thresholds_left_out_are_off() {
+        let (store, alerts, _) = setup("min_samples = 1\nfire_after = 1");
+        let users = store.namespace::<String>("user").unwrap();
+        for i in 0..9 {
+            users
+                .insert(format!("k{i}"), "x".repeat(100 << 10))
+                .unwrap();
+        }
+        for _ in 0..5 {
+            for _ in 0..100 {
+                assert!(users.get("absent").is_none());
+            }
+            let _ = users
+                .get_or_load_blocking("down", |_| Err::<String, _>(std::io::Error::other("down")));
+            assert!(alerts.evaluate(&store).is_empty());
+        }
+    }
+
+    #[test]
+    fn only_opened_namespaces_are_judged_and_active_is_sorted() {
+        let (store, alerts, _) =
+            setup("hit_ratio_below = 0.5\nmemory_above = 0.5\nmin_samples = 1\nfire_after = 1");
+        for ns in ["user", "session"] {
+            let values = store.namespace::<String>(ns).unwrap();
+            for i in 0..7 {
+                values
+                    .insert(format!("k{i}"), "x".repeat(100 << 10))
+                    .unwrap();
+            }
+        }
+        alerts.evaluate(&store);
+        reads_strings(&store, "user");
+        reads_strings(&store, "session");
+        alerts.evaluate(&store);
+        let active: Vec<(String, AlertKind)> = alerts
+            .active()
+            .into_iter()
+            .map(|a| (a.namespace, a.kind))
+            .collect();
+        let expected: Vec<(String, AlertKind)> = [
+            ("session", AlertKind::HitRatioLow),
+            ("session", AlertKind::MemoryHigh),
+            ("user", AlertKind::HitRatioLow),
+            ("user", AlertKind::MemoryHigh),
+        ]
+        .into_iter()
+        .map(|(ns, kind)| (ns.to_owned(), kind))
+        .collect();
+        assert_eq!(active, expected, "`default` was never opened");
+    }
+
+    /// One miss on namespace `ns` of strings.
+    fn reads_strings(store: &Store, ns: &str) {
+        assert!(store
+            .namespace::<String>(ns)
+            .unwrap()
+            .get("absent")
+            .is_none());
+    }
+
+    #[test]
+    fn alerts_and_transitions_serialise_with_snake_case_names() {
+        let alert = Alert {
+            kind: AlertKind::LoadErrorsHigh,
+            namespace: "user".into(),
+            value: 0.5,
+            threshold: 0.25,
+            since_unix_ms: 1_700_000_000_000,
+            message: "m".into(),
+        };
+        let json = serde_json::to_value(Transition::Fired(alert)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({ "fired": {
+                "kind": "load_errors_high", "namespace": "user", "value": 0.5,
+                "threshold": 0.25, "since_unix_ms": 1_700_000_000_000u64, "message": "m"
+            } })
+        );
+        for kind in AlertKind::ALL {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+        }
+    }
+
+    /// With tokio's clock paused, the task evaluates at 0 (the baseline), `every`, 2 ×
+    /// `every`...: a hit ratio bad in every interval fires at `every` × `fire_after`.
+    #[tokio::test(start_paused = true)]
+    async fn spawn_evaluates_every_period() {
+        let (store, alerts, _) =
+            setup("hit_ratio_below = 0.5\nmin_samples = 10\nfire_after = 3\nevery = \"10s\"");
+        reads(&store, "user", 0, 0);
+        let task = alerts.spawn(store.clone());
+        let every = alerts.config().every;
+        let start = tokio::time::Instant::now();
+        // Bad reads in the middle of each of the first three intervals.
+        for i in 0..3u32 {
+            tokio::time::sleep_until(start + every * i + every / 2).await;
+            reads(&store, "user", 1, 9);
+        }
+        tokio::time::sleep_until(start + every * 3 - Duration::from_millis(1)).await;
+        assert!(alerts.active().is_empty(), "two judged evaluations so far");
+        tokio::time::sleep_until(start + every * 3 + Duration::from_millis(1)).await;
+        assert_eq!(alerts.active().len(), 1, "the third, at 30 s, fired it");
         task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_spawned_task_ends_when_the_alerts_are_dropped() {
+        let (store, alerts, _) = setup("memory_above = 0.5\nevery = \"10s\"");
+        let task = alerts.spawn(store);
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        assert!(!task.is_finished());
+        drop(alerts);
+        let ended = tokio::time::timeout(Duration::from_secs(11), task).await;
+        assert!(matches!(ended, Ok(Ok(()))), "{ended:?}");
     }
 }

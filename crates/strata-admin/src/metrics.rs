@@ -1,10 +1,47 @@
-//! `GET /metrics`: the store's figures in the Prometheus text format, labelled by namespace.
+//! `GET /metrics`: the store's figures for Prometheus, labelled by namespace.
 //!
-//! The figures are read from [`Store::stats`] at scrape time and written through the
-//! `prometheus-client` crate, by a collector that encodes one snapshot: the counters already
-//! live in the engine, so there is no second set of metrics to keep in step. The output is
-//! OpenMetrics text, which Prometheus scrapes (counters end in `_total`, the document in
-//! `# EOF`).
+//! ## Design
+//! **Read at scrape time, not mirrored.** Every figure already lives in the engine as an
+//! exact counter ([`Store::stats`]), and the load latency as a histogram on Prometheus's
+//! usual bounds ([`Latency`](strata::store::Latency)). Keeping a second set of
+//! `prometheus-client` counters in step with them would mean a write on every hit; instead
+//! a [`Collector`] takes one `stats()` snapshot per scrape and encodes it. That is the hook
+//! `prometheus-client` offers for values computed on each scrape, and it keeps the text
+//! itself (escaping, `_total` suffixes, cumulative buckets, `+Inf`) the crate's business:
+//! nothing here formats exposition lines by hand.
+//!
+//! **The format is OpenMetrics text 1.0** ([`CONTENT_TYPE`]), the only text format
+//! `prometheus-client` writes. Prometheus asks for it first when it scrapes (since 2.5), so
+//! it gets every type. A reader of the older 0.0.4 text format reads the same samples with
+//! the same names and values (`# HELP` and `# TYPE` lines included; `# UNIT` and the final
+//! `# EOF` are comments to it) with one difference: a counter's `# TYPE` line names the
+//! family (`strata_hits`) while its sample is `strata_hits_total`, so such a reader takes
+//! the counters as untyped. The unit tests parse the output with a 0.0.4 parser
+//! (`prometheus-parse`) and check the OpenMetrics naming rules themselves.
+//!
+//! **The histogram is the store's own.** `strata_load_duration_seconds` exposes the
+//! per-bucket counts of [`LoadStats::latency`](strata::store::LoadStats::latency) on
+//! [`LATENCY_BOUNDS`] plus `+Inf`; the encoder makes them cumulative, `_count` is the loads
+//! timed and `_sum` their total time in seconds. Failed and timed-out loads are timed too.
+//!
+//! ## The metrics
+//! Per namespace (label `namespace`; every configured namespace, opened or not, so series
+//! do not appear out of nowhere):
+//!
+//! | metric | type | from |
+//! |---|---|---|
+//! | `strata_hits_total`, `strata_misses_total` | counter | reads that found a live entry, and those that did not |
+//! | `strata_inserts_total`, `strata_updates_total`, `strata_removals_total` | counter | writes |
+//! | `strata_expirations_total`, `strata_evictions_total` | counter | entries reclaimed by TTL, pushed out by the bounds |
+//! | `strata_entries`, `strata_bytes` | gauge | held now |
+//! | `strata_max_bytes` | gauge | the namespace's share of the budget |
+//! | `strata_loads_total`, `strata_load_errors_total`, `strata_load_timeouts_total` | counter | origin loads |
+//! | `strata_stale_served_total`, `strata_refreshes_total` | counter | fail-safe answers, refresh-ahead loads |
+//! | `strata_load_duration_seconds` | histogram | load latency |
+//!
+//! And once per store: `strata_alert_active{alert, namespace}` (gauge, 1 per active alert;
+//! no sample when none is), `strata_budget_bytes` (gauge, the store's `max_bytes`) and
+//! `strata_uptime_seconds` (gauge).
 
 use std::time::Duration;
 
@@ -13,180 +50,504 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
-use strata::store::{StoreStats, LATENCY_BOUNDS};
+use prometheus_client::registry::{Registry, Unit};
+use strata::store::{NamespaceStats, LATENCY_BOUNDS};
 use strata::Store;
 
 use crate::alerts::Alert;
 
-/// The content type of [`render`]'s text.
+/// The content type of [`render`]'s text (OpenMetrics 1.0; see the module docs).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The exposition of `store`'s figures, the active `alerts` and the `uptime`.
+/// The exposition of `store`'s figures (read now), the active `alerts` and the `uptime`.
+///
+/// Encoding into a `String` only fails on a gauge above `i64::MAX`, which no count of
+/// entries or bytes reaches; should it happen, the error is logged and the text returned
+/// stops there, without its `# EOF`, so a scraper rejects it rather than reading part.
 pub fn render(store: &Store, alerts: &[Alert], uptime: Duration) -> String {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(Snapshot {
-        stats: store.stats(),
+    registry.register_collector(Box::new(StoreCollector {
+        store: store.clone(),
         alerts: alerts.to_vec(),
         uptime,
     }));
     let mut text = String::new();
-    // Writing to a String cannot fail, and every name and label here is well formed.
     if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
         tracing::error!(error = %e, "the metrics could not be encoded");
     }
     text
 }
 
-/// One scrape's figures.
+/// Reads the store at scrape time and encodes what it read (see the module docs).
 #[derive(Debug)]
-struct Snapshot {
-    stats: StoreStats,
+struct StoreCollector {
+    store: Store,
     alerts: Vec<Alert>,
     uptime: Duration,
 }
 
-type Labels = [(&'static str, String); 1];
+/// A per-namespace counter: its family name (the encoder adds `_total`), help, and field.
+type CounterFamily = (&'static str, &'static str, fn(&NamespaceStats) -> u64);
 
-impl Snapshot {
-    /// One labelled value per namespace.
-    fn per_namespace<M: EncodeMetric>(
-        &self,
-        encoder: &mut DescriptorEncoder<'_>,
-        name: &str,
-        help: &str,
-        kind: MetricType,
-        value: impl Fn(&strata::store::NamespaceStats) -> M,
-    ) -> Result<(), std::fmt::Error> {
-        let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
-        for (ns, figures) in &self.stats.namespaces {
-            let labels: Labels = [("namespace", ns.clone())];
-            value(figures).encode(metric.encode_family(&labels)?)?;
-        }
-        Ok(())
-    }
-}
+const COUNTERS: [CounterFamily; 12] = [
+    ("strata_hits", "Reads that found a live entry", |n| {
+        n.stats.hits
+    }),
+    ("strata_misses", "Reads that found no live entry", |n| {
+        n.stats.misses
+    }),
+    (
+        "strata_inserts",
+        "Entries added for a key that had none",
+        |n| n.stats.inserts,
+    ),
+    (
+        "strata_updates",
+        "Values replaced for a key that had one",
+        |n| n.stats.updates,
+    ),
+    (
+        "strata_removals",
+        "Entries removed by remove or clear",
+        |n| n.stats.removals,
+    ),
+    (
+        "strata_expirations",
+        "Entries reclaimed past their TTL or idle time",
+        |n| n.stats.expirations,
+    ),
+    (
+        "strata_evictions",
+        "Entries pushed out to respect a bound",
+        |n| n.stats.evictions,
+    ),
+    (
+        "strata_loads",
+        "Keys loaded from the origin (one per flight)",
+        |n| n.loads.loads,
+    ),
+    (
+        "strata_load_errors",
+        "Loads that failed, panicked, timed out or were cancelled",
+        |n| n.loads.errors,
+    ),
+    (
+        "strata_load_timeouts",
+        "Loads abandoned at the hard timeout",
+        |n| n.loads.timeouts,
+    ),
+    (
+        "strata_stale_served",
+        "Answers served stale by the fail-safe",
+        |n| n.loads.stale_served,
+    ),
+    (
+        "strata_refreshes",
+        "Loads started ahead of expiry by refresh ahead",
+        |n| n.loads.refreshes,
+    ),
+];
 
-impl Collector for Snapshot {
+/// A per-namespace gauge: its name (before the unit suffix, if any), help, unit and field.
+type GaugeFamily = (
+    &'static str,
+    &'static str,
+    Option<Unit>,
+    fn(&NamespaceStats) -> u64,
+);
+
+impl Collector for StoreCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        use MetricType::{Counter, Gauge};
-        let e = &mut encoder;
-        let counter = |v: u64| ConstCounter::new(v);
-        self.per_namespace(
-            e,
-            "strata_hits",
-            "Reads that found a live entry",
-            Counter,
-            |n| counter(n.stats.hits),
-        )?;
-        self.per_namespace(e, "strata_misses", "Reads that found none", Counter, |n| {
-            counter(n.stats.misses)
-        })?;
-        self.per_namespace(e, "strata_inserts", "Entries inserted", Counter, |n| {
-            counter(n.stats.inserts)
-        })?;
-        self.per_namespace(e, "strata_updates", "Entries replaced", Counter, |n| {
-            counter(n.stats.updates)
-        })?;
-        self.per_namespace(e, "strata_removals", "Entries removed", Counter, |n| {
-            counter(n.stats.removals)
-        })?;
-        self.per_namespace(e, "strata_expirations", "Entries expired", Counter, |n| {
-            counter(n.stats.expirations)
-        })?;
-        self.per_namespace(e, "strata_evictions", "Entries evicted", Counter, |n| {
-            counter(n.stats.evictions)
-        })?;
-        self.per_namespace(e, "strata_entries", "Entries held", Gauge, |n| {
-            ConstGauge::new(n.stats.entries as i64)
-        })?;
-        self.per_namespace(e, "strata_bytes", "Bytes held", Gauge, |n| {
-            ConstGauge::new(n.stats.weighted_size as i64)
-        })?;
-        self.per_namespace(
-            e,
-            "strata_max_bytes",
-            "The namespace's byte bound",
-            Gauge,
-            |n| ConstGauge::new(n.limits.max_bytes.unwrap_or(0) as i64),
-        )?;
-        self.per_namespace(
-            e,
-            "strata_loads",
-            "Keys loaded from the origin",
-            Counter,
-            |n| counter(n.loads.loads),
-        )?;
-        self.per_namespace(e, "strata_load_errors", "Loads that failed", Counter, |n| {
-            counter(n.loads.errors)
-        })?;
-        self.per_namespace(
-            e,
-            "strata_load_timeouts",
-            "Loads abandoned at the hard timeout",
-            Counter,
-            |n| counter(n.loads.timeouts),
-        )?;
-        self.per_namespace(
-            e,
-            "strata_stale_served",
-            "Answers served stale by the fail-safe",
-            Counter,
-            |n| counter(n.loads.stale_served),
-        )?;
-        self.per_namespace(
-            e,
-            "strata_refreshes",
-            "Loads started ahead of expiry",
-            Counter,
-            |n| counter(n.loads.refreshes),
-        )?;
+        let stats = self.store.stats();
+        let namespaces = &stats.namespaces;
+        let labels = |ns: &str| [("namespace", ns.to_owned())];
+
+        for (name, help, field) in COUNTERS {
+            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            for (ns, figures) in namespaces {
+                ConstCounter::new(field(figures)).encode(family.encode_family(&labels(ns))?)?;
+            }
+        }
+
+        // A unit is written as a name suffix by the encoder: "strata" + bytes is strata_bytes.
+        let gauges: [GaugeFamily; 3] = [
+            ("strata_entries", "Entries held now", None, |n| {
+                n.stats.entries
+            }),
+            (
+                "strata",
+                "Bytes held now (the entries' weights)",
+                Some(Unit::Bytes),
+                |n| n.stats.weighted_size,
+            ),
+            (
+                "strata_max",
+                "The namespace's share of the memory budget",
+                Some(Unit::Bytes),
+                |n| n.limits.max_bytes.unwrap_or(0),
+            ),
+        ];
+        for (name, help, unit, field) in &gauges {
+            let mut family =
+                encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
+            for (ns, figures) in namespaces {
+                ConstGauge::new(field(figures)).encode(family.encode_family(&labels(ns))?)?;
+            }
+        }
 
         let mut histogram = encoder.encode_descriptor(
-            "strata_load_duration_seconds",
-            "How long loads took, from the first miss to the landing",
-            None,
+            "strata_load_duration",
+            "How long loads took, from the first caller's miss to the landing",
+            Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        for (ns, figures) in &self.stats.namespaces {
+        for (ns, figures) in namespaces {
             let latency = figures.loads.latency;
-            let bounds = LATENCY_BOUNDS.iter().copied().chain([f64::INFINITY]);
-            // Per bucket, not cumulative: the encoder adds them up.
+            // `f64::MAX` is how prometheus-client spells the +Inf bound. The counts are per
+            // bucket, as the store keeps them: the encoder adds them up.
+            let bounds = LATENCY_BOUNDS.into_iter().chain([f64::MAX]);
             let buckets: Vec<(f64, u64)> = bounds.zip(latency.buckets).collect();
-            let sum = latency.sum_nanos as f64 / 1e9;
-            let labels: Labels = [("namespace", ns.clone())];
+            let sum = Duration::from_nanos(latency.sum_nanos).as_secs_f64();
             histogram
-                .encode_family(&labels)?
+                .encode_family(&labels(ns))?
                 .encode_histogram::<NoLabelSet>(sum, latency.count(), &buckets, None)?;
         }
 
         let mut active = encoder.encode_descriptor(
             "strata_alert_active",
-            "1 for each active alert",
+            "1 for each active alert, by alert and namespace",
             None,
-            Gauge,
+            MetricType::Gauge,
         )?;
         for alert in &self.alerts {
             let labels = [
-                ("alert", alert.kind.as_str().to_string()),
+                ("alert", alert.kind.as_str().to_owned()),
                 ("namespace", alert.namespace.clone()),
             ];
-            ConstGauge::new(1i64).encode(active.encode_family(&labels)?)?;
+            ConstGauge::new(1u32).encode(active.encode_family(&labels)?)?;
         }
+
         let budget = encoder.encode_descriptor(
-            "strata_budget_bytes",
-            "The store's memory budget",
-            None,
-            Gauge,
+            "strata_budget",
+            "The store's memory budget, shared by its namespaces",
+            Some(&Unit::Bytes),
+            MetricType::Gauge,
         )?;
-        ConstGauge::new(self.stats.max_bytes as i64).encode(budget)?;
+        ConstGauge::new(stats.max_bytes).encode(budget)?;
+
         let uptime = encoder.encode_descriptor(
-            "strata_uptime_seconds",
-            "Seconds since the admin API was built",
-            None,
-            Gauge,
+            "strata_uptime",
+            "Time since the admin API was built",
+            Some(&Unit::Seconds),
+            MetricType::Gauge,
         )?;
         ConstGauge::new(self.uptime.as_secs_f64()).encode(uptime)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use prometheus_parse::{Scrape, Value};
+    use strata::config::Config;
+    use strata::store::Put;
+    use strata::MockClock;
+
+    use super::*;
+    use crate::alerts::AlertKind;
+
+    /// A store of two namespaces: `user` (1 MiB of its own, on a mock clock) and `default`,
+    /// which is never opened and takes the rest of the 16 MiB budget.
+    fn store() -> (Store, MockClock) {
+        let toml = "max_bytes = \"16MiB\"\n[namespaces.user]\nmax_bytes = \"1MiB\"\n";
+        let config = Config::from_sources(Some(toml), []).unwrap();
+        let clock = MockClock::new();
+        let store = Store::builder(config).clock(clock.clone()).build().unwrap();
+        (store, clock)
+    }
+
+    fn parse(text: &str) -> Scrape {
+        Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
+    }
+
+    /// The value of the sample `name` whose labels are exactly `labels`. A 0.0.4 parser
+    /// reads the counters as untyped (see the module docs), so any plain number will do.
+    fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let want: BTreeMap<&str, &str> = labels.iter().copied().collect();
+        let found: Vec<&Value> = scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| {
+                let have: BTreeMap<&str, &str> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                have == want
+            })
+            .map(|s| &s.value)
+            .collect();
+        match found[..] {
+            [Value::Counter(x) | Value::Gauge(x) | Value::Untyped(x)] => *x,
+            _ => panic!("{name}{labels:?}: found {found:?}"),
+        }
+    }
+
+    /// The cumulative buckets of the latency histogram of `ns`, by bound.
+    fn buckets(scrape: &Scrape, ns: &str) -> Vec<(f64, f64)> {
+        let histogram = scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "strata_load_duration_seconds" && s.labels.get("namespace") == Some(ns)
+            })
+            .map(|s| &s.value);
+        match histogram {
+            Some(Value::Histogram(buckets)) => {
+                buckets.iter().map(|b| (b.less_than, b.count)).collect()
+            }
+            other => panic!("no histogram for {ns}: {other:?}"),
+        }
+    }
+
+    /// Checks the text against the OpenMetrics rules a 0.0.4 parser does not: every sample
+    /// belongs to a family declared before it, with the suffixes its type allows; `+Inf`
+    /// is spelled so; the text ends with `# EOF`. Returns each family's type.
+    fn check_openmetrics(text: &str) -> BTreeMap<String, String> {
+        let mut types = BTreeMap::new();
+        let mut current: Option<(String, String)> = None;
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        for line in text.lines().filter(|l| *l != "# EOF") {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(
+                    types.insert(name.to_owned(), kind.to_owned()).is_none(),
+                    "{name} declared twice"
+                );
+                current = Some((name.to_owned(), kind.to_owned()));
+                continue;
+            }
+            if line.starts_with("# HELP ") || line.starts_with("# UNIT ") {
+                continue;
+            }
+            let (family, kind) = current.as_ref().expect("a sample before any # TYPE");
+            let sample = line.split(['{', ' ']).next().unwrap();
+            let suffix = sample.strip_prefix(family.as_str()).unwrap_or_else(|| {
+                panic!("{sample} is not in family {family}");
+            });
+            let allowed: &[&str] = match kind.as_str() {
+                "counter" => &["_total"],
+                "gauge" => &[""],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                other => panic!("unexpected type {other}"),
+            };
+            assert!(allowed.contains(&suffix), "{line} in a {kind}");
+            if line.contains("le=") {
+                assert!(!line.contains("inf\""), "+Inf is spelled +Inf: {line}");
+            }
+        }
+        types
+    }
+
+    #[test]
+    fn every_family_has_its_name_and_type() {
+        let (store, _) = store();
+        let text = render(&store, &[], Duration::ZERO);
+        let types = check_openmetrics(&text);
+        let counters = [
+            "hits",
+            "misses",
+            "inserts",
+            "updates",
+            "removals",
+            "expirations",
+            "evictions",
+            "loads",
+            "load_errors",
+            "load_timeouts",
+            "stale_served",
+            "refreshes",
+        ];
+        let gauges = [
+            "entries",
+            "bytes",
+            "max_bytes",
+            "alert_active",
+            "budget_bytes",
+            "uptime_seconds",
+        ];
+        let mut expected: BTreeMap<String, String> = BTreeMap::new();
+        for name in counters {
+            expected.insert(format!("strata_{name}"), "counter".into());
+        }
+        for name in gauges {
+            expected.insert(format!("strata_{name}"), "gauge".into());
+        }
+        expected.insert("strata_load_duration_seconds".into(), "histogram".into());
+        assert_eq!(types, expected);
+        // Every family has its help, and the units are declared.
+        let scrape = parse(&text);
+        let helped: BTreeSet<&String> = scrape.docs.keys().collect();
+        assert_eq!(helped, expected.keys().collect());
+        assert!(text.contains("# UNIT strata_load_duration_seconds seconds\n"));
+        assert!(text.contains("# UNIT strata_budget_bytes bytes\n"));
+    }
+
+    #[test]
+    fn known_traffic_gives_exact_values() {
+        let (store, clock) = store();
+        let user = store.namespace::<u64>("user").unwrap();
+        user.insert("a", 1).unwrap();
+        user.insert("a", 2).unwrap(); // an update
+        user.insert("b", 3).unwrap();
+        user.insert("gone", 4).unwrap();
+        assert_eq!(user.get("a"), Some(2));
+        assert_eq!(user.get("b"), Some(3));
+        assert_eq!(user.get("b"), Some(3));
+        assert_eq!(user.get("nothing"), None);
+        user.remove("gone");
+        let loaded = user
+            .get_or_load_blocking("c", |_| Ok::<_, std::io::Error>(5))
+            .unwrap();
+        assert!(!loaded.from_cache());
+        let failed =
+            user.get_or_load_blocking("d", |_| Err::<u64, _>(std::io::Error::other("down")));
+        assert!(failed.is_err());
+        // One entry with a TTL of its own expires and is reclaimed.
+        user.insert_with("brief", 6, Put::new().ttl(Duration::from_secs(60)))
+            .unwrap();
+        clock.advance(Duration::from_secs(61));
+        store.run_pending_tasks();
+
+        let alert = Alert {
+            kind: AlertKind::MemoryHigh,
+            namespace: "user".into(),
+            value: 0.95,
+            threshold: 0.9,
+            since_unix_ms: 0,
+            message: String::new(),
+        };
+        let text = render(&store, &[alert], Duration::from_millis(1_500));
+        check_openmetrics(&text);
+        let scrape = parse(&text);
+        let user = |name: &str| value(&scrape, name, &[("namespace", "user")]);
+        // Hits: a, b, b. Misses: nothing, and c and d (the loads' own lookups).
+        assert_eq!(user("strata_hits_total"), 3.0);
+        assert_eq!(user("strata_misses_total"), 3.0);
+        // a, b, gone, c (loaded), brief.
+        assert_eq!(user("strata_inserts_total"), 5.0);
+        assert_eq!(user("strata_updates_total"), 1.0);
+        assert_eq!(user("strata_removals_total"), 1.0);
+        assert_eq!(user("strata_expirations_total"), 1.0);
+        assert_eq!(user("strata_evictions_total"), 0.0);
+        // a, b and c.
+        assert_eq!(user("strata_entries"), 3.0);
+        let figures = store.stats().namespaces["user"].stats;
+        assert!(figures.weighted_size > 0);
+        assert_eq!(user("strata_bytes"), figures.weighted_size as f64);
+        assert_eq!(user("strata_max_bytes"), f64::from(1u32 << 20));
+        assert_eq!(user("strata_loads_total"), 2.0);
+        assert_eq!(user("strata_load_errors_total"), 1.0);
+        assert_eq!(user("strata_load_timeouts_total"), 0.0);
+        assert_eq!(user("strata_stale_served_total"), 0.0);
+        assert_eq!(user("strata_refreshes_total"), 0.0);
+        assert_eq!(user("strata_load_duration_seconds_count"), 2.0);
+
+        // The namespace never opened is there, at zero, with its share of the budget.
+        let default = |name: &str| value(&scrape, name, &[("namespace", "default")]);
+        assert_eq!(default("strata_hits_total"), 0.0);
+        assert_eq!(default("strata_load_duration_seconds_count"), 0.0);
+        assert_eq!(default("strata_max_bytes"), f64::from(15u32 << 20));
+
+        let labels = [("alert", "memory_high"), ("namespace", "user")];
+        assert_eq!(value(&scrape, "strata_alert_active", &labels), 1.0);
+        assert_eq!(
+            value(&scrape, "strata_budget_bytes", &[]),
+            f64::from(16u32 << 20)
+        );
+        assert_eq!(value(&scrape, "strata_uptime_seconds", &[]), 1.5);
+
+        // Both loads took far less than a second, on the real clock: where exactly is not
+        // known, but the buckets are cumulative and end with both at +Inf.
+        let user_buckets = buckets(&scrape, "user");
+        let bounds: Vec<f64> = user_buckets.iter().map(|(le, _)| *le).collect();
+        let expected: Vec<f64> = LATENCY_BOUNDS.into_iter().chain([f64::INFINITY]).collect();
+        assert_eq!(bounds, expected);
+        assert!(
+            user_buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+            "{user_buckets:?}"
+        );
+        assert_eq!(user_buckets[9], (1.0, 2.0), "both under a second");
+        assert_eq!(user_buckets[13], (f64::INFINITY, 2.0));
+    }
+
+    #[test]
+    fn the_bytes_held_are_the_engine_s_weights() {
+        let (store, _) = store();
+        let user = store.namespace::<String>("user").unwrap();
+        user.insert("k", "x".repeat(1000)).unwrap();
+        let weighted = store.stats().namespaces["user"].stats.weighted_size;
+        assert!(weighted >= 1000, "{weighted}");
+        let scrape = parse(&render(&store, &[], Duration::ZERO));
+        let labels = [("namespace", "user")];
+        assert_eq!(value(&scrape, "strata_bytes", &labels), weighted as f64);
+        assert_eq!(value(&scrape, "strata_entries", &labels), 1.0);
+        assert!(
+            scrape
+                .samples
+                .iter()
+                .all(|s| s.metric != "strata_alert_active"),
+            "no alert, no sample"
+        );
+    }
+
+    /// On tokio's paused clock the loads take exactly as long as their loaders sleep, so
+    /// every bucket's count is known.
+    #[tokio::test(start_paused = true)]
+    async fn the_latency_histogram_is_cumulative_on_the_store_s_bounds() {
+        let (store, _) = store();
+        let user = store.namespace::<u64>("user").unwrap();
+        for (i, ms) in [3u64, 40, 40, 300, 20_000].into_iter().enumerate() {
+            let loaded = user
+                .get_or_load(format!("k{i}"), move |_| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok::<_, std::io::Error>(ms)
+                })
+                .await
+                .unwrap();
+            assert_eq!(loaded.value, ms);
+        }
+        let text = render(&store, &[], Duration::ZERO);
+        check_openmetrics(&text);
+        assert!(text.contains("le=\"+Inf\""), "{text}");
+        let scrape = parse(&text);
+        // 3 ms is at most 5 ms; 40 ms at most 50 ms; 300 ms at most 0.5 s; 20 s past 10 s.
+        let expected = [
+            (0.001, 0.0),
+            (0.0025, 0.0),
+            (0.005, 1.0),
+            (0.01, 1.0),
+            (0.025, 1.0),
+            (0.05, 3.0),
+            (0.1, 3.0),
+            (0.25, 3.0),
+            (0.5, 4.0),
+            (1.0, 4.0),
+            (2.5, 4.0),
+            (5.0, 4.0),
+            (10.0, 4.0),
+            (f64::INFINITY, 5.0),
+        ];
+        assert_eq!(buckets(&scrape, "user"), expected);
+        let labels = [("namespace", "user")];
+        assert_eq!(
+            value(&scrape, "strata_load_duration_seconds_count", &labels),
+            5.0
+        );
+        let sum = value(&scrape, "strata_load_duration_seconds_sum", &labels);
+        assert!((sum - 20.383).abs() < 1e-9, "{sum}");
     }
 }
