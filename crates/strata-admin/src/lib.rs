@@ -61,6 +61,7 @@ pub struct Admin {
     inner: Arc<AdminInner>,
 }
 
+#[derive(Clone)]
 struct AdminInner {
     store: Store,
     warmer: Warmer,
@@ -81,20 +82,10 @@ impl Admin {
         let alerts = Alerts::new(config.alerts.clone());
         // Tokens are `Secret`s, which print as ***.
         tracing::info!(?config, "admin API configured");
-        Self::build(store, Warmer::new(), alerts, tokens)
-    }
-
-    fn build(store: Store, warmer: Warmer, alerts: Alerts, tokens: auth::Tokens) -> Self {
-        if tokens.admin.is_none() && tokens.read.is_none() {
-            tracing::warn!(
-                "the admin API has no token (set admin_token or STRATA_ADMIN_TOKEN): \
-                 anyone who can reach it can clear the cache"
-            );
-        }
         Self {
             inner: Arc::new(AdminInner {
                 store,
-                warmer,
+                warmer: Warmer::new(),
                 alerts,
                 tokens,
                 started: Instant::now(),
@@ -102,27 +93,23 @@ impl Admin {
         }
     }
 
+    /// This admin with one setting changed.
+    fn with(self, change: impl FnOnce(&mut AdminInner)) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        change(&mut inner);
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
     /// Serves `warmer`'s jobs at `/warm`.
     pub fn with_warmer(self, warmer: Warmer) -> Self {
-        let inner = &self.inner;
-        Self::build(
-            inner.store.clone(),
-            warmer,
-            inner.alerts.clone(),
-            inner.tokens.clone(),
-        )
+        self.with(|inner| inner.warmer = warmer)
     }
 
     /// Uses `tokens` instead of the configuration's: the admin token, and a read-only one.
     pub fn with_tokens(self, admin: Option<Secret>, read: Option<Secret>) -> Self {
-        let inner = &self.inner;
-        let tokens = auth::Tokens { admin, read };
-        Self::build(
-            inner.store.clone(),
-            inner.warmer.clone(),
-            inner.alerts.clone(),
-            tokens,
-        )
+        self.with(|inner| inner.tokens = auth::Tokens { admin, read })
     }
 
     /// The store served.
@@ -143,6 +130,13 @@ impl Admin {
 
     /// The router: mount it at the root, or nest it (`Router::nest("/admin", ...)`).
     pub fn router(&self) -> Router {
+        let tokens = &self.inner.tokens;
+        if tokens.admin.is_none() && tokens.read.is_none() {
+            tracing::warn!(
+                "the admin API has no token (set admin_token or STRATA_ADMIN_TOKEN): \
+                 anyone who can reach it can clear the cache"
+            );
+        }
         routes::router(self.clone())
     }
 }

@@ -65,39 +65,18 @@ async fn prometheus(State(admin): State<Admin>) -> Response {
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 
-/// Load figures summed over namespaces.
-#[derive(Serialize, Default)]
-struct LoadTotals {
-    loads: u64,
-    errors: u64,
-    timeouts: u64,
-    stale_served: u64,
-    refreshes: u64,
-}
-
 #[derive(Serialize)]
 struct StatsBody {
     uptime_seconds: f64,
-    loads: LoadTotals,
     #[serde(flatten)]
     store: StoreStats,
 }
 
 /// `GET /stats`.
 async fn stats(State(admin): State<Admin>) -> Json<StatsBody> {
-    let store = admin.store().stats();
-    let mut loads = LoadTotals::default();
-    for ns in store.namespaces.values() {
-        loads.loads += ns.loads.loads;
-        loads.errors += ns.loads.errors;
-        loads.timeouts += ns.loads.timeouts;
-        loads.stale_served += ns.loads.stale_served;
-        loads.refreshes += ns.loads.refreshes;
-    }
     Json(StatsBody {
         uptime_seconds: admin.inner.started.elapsed().as_secs_f64(),
-        loads,
-        store,
+        store: admin.store().stats(),
     })
 }
 

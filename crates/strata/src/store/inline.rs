@@ -92,13 +92,10 @@ where
     where
         Fut: Future<Output = Result<V, E>>,
     {
-        if let Some((value, _)) = self.lookup_where(key.as_bytes(), &fits) {
-            return Ok(hit(value));
-        }
-        let stale = self
-            .stale::<Required>(key.as_bytes())
-            .flatten()
-            .filter(&fits);
+        let stale = match self.hit_or_stale(key.as_bytes(), &fits) {
+            Ok(hit) => return Ok(hit),
+            Err(stale) => stale,
+        };
         loop {
             let (flight, leader) = self.inner.flights.join(&key);
             if leader {
@@ -133,13 +130,10 @@ where
         fits: impl Fn(&V) -> bool,
         body: impl FnOnce() -> Result<V, E>,
     ) -> Result<Loaded<V>, E> {
-        if let Some((value, _)) = self.lookup_where(key.as_bytes(), &fits) {
-            return Ok(hit(value));
-        }
-        let stale = self
-            .stale::<Required>(key.as_bytes())
-            .flatten()
-            .filter(&fits);
+        let stale = match self.hit_or_stale(key.as_bytes(), &fits) {
+            Ok(hit) => return Ok(hit),
+            Err(stale) => stale,
+        };
         loop {
             let (flight, leader) = self.inner.flights.join(&key);
             if leader {
@@ -164,6 +158,14 @@ where
                 }
             }
         }
+    }
+
+    /// A hit that `fits`, or on a miss what the fail-safe may fall back on.
+    fn hit_or_stale(&self, key: &[u8], fits: &impl Fn(&V) -> bool) -> Result<Loaded<V>, Option<V>> {
+        if let Some((value, _)) = self.lookup_where(key, fits) {
+            return Ok(hit(value));
+        }
+        Err(self.stale::<Required>(key).flatten().filter(fits))
     }
 
     /// A leader's result: stored and shared when a value; an error goes to the leader (or

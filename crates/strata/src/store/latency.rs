@@ -69,6 +69,15 @@ pub struct Latency {
     pub sum_nanos: u64,
 }
 
+impl std::ops::AddAssign for Latency {
+    fn add_assign(&mut self, other: Self) {
+        for (mine, theirs) in self.buckets.iter_mut().zip(other.buckets) {
+            *mine += theirs;
+        }
+        self.sum_nanos += other.sum_nanos;
+    }
+}
+
 impl Latency {
     /// How many loads were timed.
     pub fn count(&self) -> u64 {

@@ -171,6 +171,17 @@ pub struct LoadStats {
     pub latency: Latency,
 }
 
+impl std::ops::AddAssign for LoadStats {
+    fn add_assign(&mut self, other: Self) {
+        self.loads += other.loads;
+        self.errors += other.errors;
+        self.timeouts += other.timeouts;
+        self.stale_served += other.stale_served;
+        self.refreshes += other.refreshes;
+        self.latency += other.latency;
+    }
+}
+
 impl LoadCounters {
     pub(crate) fn snapshot(&self) -> LoadStats {
         LoadStats {

@@ -389,6 +389,8 @@ pub struct StoreStats {
     /// Summed over namespaces.
     #[serde(serialize_with = "serialize_stats")]
     pub total: CacheStats,
+    /// Load figures summed over namespaces.
+    pub loads: LoadStats,
     /// The store's budget in bytes.
     pub max_bytes: u64,
     /// By namespace name.
@@ -674,6 +676,7 @@ impl Store {
     /// Every namespace's counters and limits, and their sum.
     pub fn stats(&self) -> StoreStats {
         let mut total = CacheStats::default();
+        let mut total_loads = LoadStats::default();
         let namespaces = self
             .inner
             .namespaces
@@ -686,6 +689,7 @@ impl Store {
                     .map(|o| o.ns.load_stats())
                     .unwrap_or_default();
                 total += stats;
+                total_loads += loads;
                 let figures = NamespaceStats {
                     stats,
                     loads,
@@ -697,6 +701,7 @@ impl Store {
             .collect();
         StoreStats {
             total,
+            loads: total_loads,
             max_bytes: self.inner.config.max_bytes,
             namespaces,
         }

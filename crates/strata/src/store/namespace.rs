@@ -387,8 +387,7 @@ where
     /// Removes `key` (and tells the publisher); returns its value if a live entry held it.
     pub fn remove(&self, key: impl AsRef<[u8]>) -> Option<V> {
         let key = key.as_ref();
-        self.inner.flights.invalidate(key);
-        let removed = self.inner.cache.remove(key);
+        let removed = self.inner.take(key);
         self.inner.core.publish(&Invalidation::Key {
             namespace: Some(self.name().to_owned()),
             key: Key::from(key),
@@ -484,15 +483,25 @@ impl<V> NsInner<V> {
     }
 }
 
+impl<V> NsInner<V>
+where
+    V: Clone + HeapSize + Send + Sync + 'static,
+{
+    /// Removes `key`'s entry, first marking a load of it in the air so that the load does
+    /// not bring back what it read before this removal.
+    pub(crate) fn take(&self, key: &[u8]) -> Option<Slot<V>> {
+        self.flights.invalidate(key);
+        self.cache.remove(key)
+    }
+}
+
 impl<V> AnyNamespace for NsInner<V>
 where
     V: Clone + HeapSize + Send + Sync + 'static,
 {
     // Each removal marks the loads in the air that it covers first (see `Flights::invalidate`).
     fn remove_key(&self, key: &[u8]) -> u64 {
-        self.flights.invalidate(key);
-        self.cache
-            .remove(key)
+        self.take(key)
             .map_or(0, |slot| u64::from(self.is_current(&slot)))
     }
 
