@@ -30,6 +30,25 @@ pub enum Inserted<V> {
     Existing(V),
 }
 
+/// What [`Cache::compute`] does with the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compute<V> {
+    /// Leave it as it is.
+    Keep,
+    /// Remove its entry (counted as a removal).
+    Remove,
+    /// Store `value`, replacing any entry.
+    Insert {
+        /// The new value.
+        value: V,
+        /// Its TTL; the cache's default for `None`.
+        ttl: Option<Duration>,
+        /// Whether other entries may be evicted to make room; without, a value that does not
+        /// fit is refused with [`InsertError::NoRoom`].
+        evict: bool,
+    },
+}
+
 /// A concurrent cache bounded by entries and/or weight, with TTL, time-to-idle and exact
 /// statistics. Cloning the handle is cheap and every clone sees the same cache.
 ///
@@ -91,10 +110,14 @@ struct Inner<K, V, S> {
     weigher: Option<Arc<dyn Weigher<K, V>>>,
     listener: Option<Arc<Listener<K, V>>>,
     max_entries: Option<u64>,
-    max_weight: Option<u64>,
+    /// The weight bound, `NO_BOUND` for none; changed by [`Cache::set_max_weight`].
+    max_weight: AtomicU64,
     /// The heaviest entry a shard admits (the smallest shard's weight bound, at most u32::MAX).
-    max_entry_weight: u64,
+    max_entry_weight: AtomicU64,
 }
+
+/// `Inner::max_weight` of a cache bounded by entries alone.
+const NO_BOUND: u64 = u64::MAX;
 
 impl<K, V, S> Inner<K, V, S> {
     /// An entry's deadlines for a TTL of `ttl` nanoseconds (`NEVER` for none) starting at
@@ -184,8 +207,8 @@ where
                 weigher: config.weigher,
                 listener: config.listener,
                 max_entries: config.max_entries,
-                max_weight: config.max_weight,
-                max_entry_weight,
+                max_weight: AtomicU64::new(config.max_weight.unwrap_or(NO_BOUND)),
+                max_entry_weight: AtomicU64::new(max_entry_weight),
             }),
         }
     }
@@ -388,7 +411,7 @@ where
         };
         let weight = catch_unwind(AssertUnwindSafe(|| weigher.weigh(key, value)))
             .map_err(|_| InsertError::WeigherPanicked)?;
-        let limit = self.inner.max_entry_weight;
+        let limit = self.inner.max_entry_weight.load(Ordering::Relaxed);
         if weight > limit {
             return Err(InsertError::TooLarge { weight, limit });
         }
@@ -518,6 +541,183 @@ where
             listener(key, value.clone(), RemovalCause::Removed);
         }
         Some(value)
+    }
+
+    /// Reads and writes `key` atomically: `f` sees the live value (if any) and says what to
+    /// do with the key, and no other write to the key comes between. For read-modify-write
+    /// operations such as counters and appends. `f` runs under the shard's write lock, so it
+    /// should be quick and must not touch the cache. Counts no hit or miss. An insert is
+    /// refused (and nothing changes) when the value is too heavy, when a TTL is zero, or with
+    /// [`Compute::Insert`]'s `evict: false` when it would need to evict another entry.
+    ///
+    /// ```
+    /// use strata::{Cache, Compute};
+    /// let cache: Cache<&str, u64> = Cache::new(10);
+    /// let bump = |n: Option<&u64>| {
+    ///     let next = n.copied().unwrap_or(0) + 1;
+    ///     (Compute::Insert { value: next, ttl: None, evict: true }, next)
+    /// };
+    /// assert_eq!(cache.compute("hits", bump), Ok(1));
+    /// assert_eq!(cache.compute("hits", bump), Ok(2));
+    /// assert_eq!(cache.compute("hits", |_| (Compute::Remove, ())), Ok(()));
+    /// assert_eq!(cache.get("hits"), None);
+    /// ```
+    pub fn compute<R>(
+        &self,
+        key: K,
+        f: impl FnOnce(Option<&V>) -> (Compute<V>, R),
+    ) -> Result<R, InsertError> {
+        self.compute_unless(key, |_| false, f)
+    }
+
+    /// [`compute`](Self::compute) for the layers above: `gone(value)` says that an unexpired
+    /// entry counts as absent (see [`insert_unless`](Self::insert_unless)).
+    pub(crate) fn compute_unless<R>(
+        &self,
+        key: K,
+        gone: impl Fn(&V) -> bool,
+        f: impl FnOnce(Option<&V>) -> (Compute<V>, R),
+    ) -> Result<R, InsertError> {
+        let hash = self.hash(&key);
+        let inner = &*self.inner;
+        let hasher = |k: &K| inner.hasher.hash_one(k);
+        let mut out = Removed::new();
+        let now = inner.clock.now_nanos();
+        let upper = now.saturating_add(inner.clock.resolution_nanos());
+        let cell = self.shard(hash);
+        let mut shard = cell.lock.write();
+        let current = shard
+            .find(hash, &key)
+            .map(|(_, entry)| entry)
+            .filter(|e| !e.is_expired(|| inner.clock.upper_nanos()) && !gone(&e.value))
+            .map(|e| &e.value);
+        let (what, answer) = f(current);
+        match what {
+            Compute::Keep => {}
+            Compute::Remove => {
+                let removed = shard.remove(
+                    hash,
+                    &key,
+                    upper,
+                    || inner.clock.upper_nanos(),
+                    &hasher,
+                    &mut out,
+                );
+                if let Some((key, value)) = removed {
+                    out.push((key, value, RemovalCause::Removed));
+                }
+            }
+            Compute::Insert { value, ttl, evict } => {
+                if ttl.is_some_and(|t| t.is_zero()) {
+                    return Err(InsertError::ZeroTtl);
+                }
+                let weight = self.weigh(&key, &value)?;
+                if !evict && !shard.has_room(hash, &key, weight) {
+                    return Err(InsertError::NoRoom);
+                }
+                let ttl = ttl.map_or(inner.default_ttl, duration_to_nanos);
+                let (deadline, hard) = inner.deadlines(now, ttl);
+                shard.observe_lookups(
+                    cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed),
+                );
+                shard.insert(
+                    hash,
+                    key,
+                    value,
+                    weight,
+                    deadline,
+                    hard,
+                    false,
+                    gone,
+                    upper,
+                    || inner.clock.upper_nanos(),
+                    &hasher,
+                    &mut out,
+                );
+            }
+        }
+        drop(shard);
+        self.dispose(out);
+        Ok(answer)
+    }
+
+    /// One step of a walk over the live entries that can be resumed later, like Redis's
+    /// `SCAN`: looks at about `count` slots from `cursor` (0 to start), calls `visit` on
+    /// each live entry there, and returns the cursor to go on from, 0 when the walk is done.
+    /// An entry present for the whole walk is visited at least once, whatever is written in
+    /// between; entries may be visited more than once. Cursors are below 2^48. Each step holds
+    /// one shard's read lock.
+    ///
+    /// ```
+    /// use strata::Cache;
+    /// let cache: Cache<u32, u32> = Cache::new(1_000);
+    /// for i in 0..100 { cache.insert(i, i).unwrap(); }
+    /// let (mut seen, mut cursor) = (Vec::new(), 0);
+    /// loop {
+    ///     cursor = cache.scan(cursor, 10, |k, _| seen.push(*k));
+    ///     if cursor == 0 { break; }
+    /// }
+    /// seen.sort();
+    /// assert_eq!(seen, (0..100).collect::<Vec<_>>());
+    /// ```
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&K, &V)) -> u64 {
+        let shards = self.inner.shards.len() as u64;
+        let mut shard_idx = cursor >> 32;
+        // Within a shard: 0 = from the top, otherwise the slab index to go on below.
+        let mut below = match cursor & u64::from(u32::MAX) {
+            0 => usize::MAX,
+            b => b as usize,
+        };
+        let now = self.inner.clock.upper_nanos();
+        let mut budget = count.max(1);
+        while shard_idx < shards {
+            let shard = self.inner.shards[shard_idx as usize].lock.read();
+            let start = below.min(shard.len());
+            let next = shard.scan(start, budget, now, &mut visit);
+            drop(shard);
+            budget = budget.saturating_sub(start - next);
+            if next > 0 {
+                return shard_idx << 32 | next as u64;
+            }
+            shard_idx += 1;
+            below = usize::MAX;
+            if budget == 0 {
+                break;
+            }
+        }
+        if shard_idx >= shards {
+            0
+        } else {
+            shard_idx << 32
+        }
+    }
+
+    /// Changes the weight bound (Redis's `CONFIG SET maxmemory`), evicting by the policy
+    /// until the cache fits it. Only for caches built with a weight bound; returns whether
+    /// the bound was changed. A bound smaller than the number of shards counts as that
+    /// number (each shard holds at least one unit).
+    pub fn set_max_weight(&self, max_weight: u64) -> bool {
+        if self.max_weight().is_none() {
+            return false;
+        }
+        let inner = &*self.inner;
+        let n = inner.shards.len() as u64;
+        let max_weight = max_weight.max(n);
+        inner.max_weight.store(max_weight, Ordering::Relaxed);
+        inner
+            .max_entry_weight
+            .store((max_weight / n).min(u64::from(u32::MAX)), Ordering::Relaxed);
+        let hasher = |k: &K| inner.hasher.hash_one(k);
+        let now = inner.clock.now_nanos();
+        for (i, cell) in inner.shards.iter().enumerate() {
+            let share = max_weight / n + u64::from((i as u64) < max_weight % n);
+            let mut out = Removed::new();
+            cell.lock
+                .write()
+                .set_max_weight(share, now, &hasher, &mut out);
+            self.dispose(out);
+        }
+        true
     }
 
     /// Removes every entry. Each shard is emptied under its lock and its entries are dropped
@@ -659,7 +859,8 @@ where
 
     /// The weight bound, if one was set.
     pub fn max_weight(&self) -> Option<u64> {
-        self.inner.max_weight
+        let w = self.inner.max_weight.load(Ordering::Relaxed);
+        (w != NO_BOUND).then_some(w)
     }
 
     /// The keys of live entries, one shard at a time: each shard's keys are copied under its
@@ -795,7 +996,7 @@ where
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cache")
             .field("max_entries", &self.inner.max_entries)
-            .field("max_weight", &self.inner.max_weight)
+            .field("max_weight", &self.max_weight())
             .field("shards", &self.inner.shards.len())
             .field("stats", &self.stats())
             .finish()

@@ -56,4 +56,8 @@ pub enum InsertError {
     /// The weigher panicked; the entry was not inserted.
     #[error("the weigher panicked; the entry was not inserted")]
     WeigherPanicked,
+    /// The entry would fit only by evicting another, and the write asked not to evict
+    /// (Redis's `noeviction` policy).
+    #[error("no room for the entry without evicting another")]
+    NoRoom,
 }

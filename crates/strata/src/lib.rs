@@ -92,7 +92,7 @@ mod weigher;
 pub use strata_macros::{cached, invalidates};
 
 pub use builder::{CacheBuilder, MIN_SHARD_BYTES};
-pub use cache::{Cache, Cleared, Inserted, Keys};
+pub use cache::{Cache, Cleared, Compute, Inserted, Keys};
 pub use clock::{Clock, MockClock};
 pub use error::{BuildError, InsertError};
 pub use key::Key;

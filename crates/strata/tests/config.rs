@@ -373,3 +373,82 @@ fn the_configuration_serialises_with_durations_as_people_write_them() {
     assert_eq!(json["alerts"]["every"], "10s");
     assert_eq!(json["max_bytes"], 256 << 20);
 }
+
+#[test]
+fn server_settings_with_their_defaults_and_prefix_routes() {
+    let config = Config::from_sources(Some("[namespaces.wallet]\n[namespaces.session]\n"), [])
+        .expect("valid");
+    let server = &config.server;
+    assert_eq!(server.resp_addr, "127.0.0.1:6380");
+    assert_eq!(server.http_addr, "127.0.0.1:8080");
+    assert_eq!(server.maxmemory_policy, "allkeys-lfu");
+    assert_eq!(server.max_bulk_len, 64 << 20);
+    assert_eq!(server.idle_timeout, None);
+    // Without [server.prefixes], each configured namespace takes "NAME:".
+    let routes: Vec<(&str, &str)> = server
+        .prefixes
+        .iter()
+        .map(|(p, n)| (p.as_str(), n.as_str()))
+        .collect();
+    assert_eq!(routes, [("session:", "session"), ("wallet:", "wallet")]);
+
+    let config = Config::from_sources(
+        Some(
+            "[namespaces.wallet]\n[server]\npassword = \"pw\"\nidle_timeout = \"5m\"\n\
+             max_bulk_len = \"1MiB\"\nmaxmemory_policy = \"noeviction\"\n\
+             [server.prefixes]\n\"w:*\" = \"wallet\"\n\"tmp:*\" = \"default\"\n",
+        ),
+        env(&[("STRATA_SERVER__MAX_CLIENTS", "7")]),
+    )
+    .expect("valid");
+    let server = &config.server;
+    assert_eq!(server.password.as_ref().map(|p| p.expose()), Some("pw"));
+    assert_eq!(server.idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(server.max_bulk_len, 1 << 20);
+    assert_eq!(server.max_clients, 7);
+    assert_eq!(server.maxmemory_policy, "noeviction");
+    let routes: Vec<(&str, &str)> = server
+        .prefixes
+        .iter()
+        .map(|(p, n)| (p.as_str(), n.as_str()))
+        .collect();
+    assert_eq!(
+        routes,
+        [("tmp:", "default"), ("w:", "wallet")],
+        "explicit routes only"
+    );
+    assert!(
+        !format!("{config:?}").contains("\"pw\""),
+        "the password is a Secret"
+    );
+}
+
+#[test]
+fn bad_server_settings_are_refused_with_the_field_named() {
+    invalid_config(
+        "[server.prefixes]\n\"w:*\" = \"wallet\"\n",
+        "server.prefixes.\"w:*\"",
+        "wallet",
+    );
+    invalid_config(
+        "[namespaces.wallet]\n[server.prefixes]\n\"w:\" = \"wallet\"\n",
+        "server.prefixes.\"w:\"",
+        "wallet",
+    );
+    invalid_config(
+        "[namespaces.wallet]\n[server.prefixes]\n\"w*:*\" = \"wallet\"\n",
+        "server.prefixes.\"w*:*\"",
+        "wallet",
+    );
+    invalid_config(
+        "[server]\nmaxmemory_policy = \"lru\"\n",
+        "server.maxmemory_policy",
+        "lru",
+    );
+    invalid_config("[server]\npassword = \"\"\n", "server.password", "");
+    invalid_config(
+        "[server]\nmax_bulk_len = \"lots\"\n",
+        "server.max_bulk_len",
+        "lots",
+    );
+}

@@ -582,6 +582,69 @@ where
         (removed, idx)
     }
 
+    /// Calls `visit` on each live entry among up to `budget` slab slots below index `below`
+    /// (clamped to the slab), from the top down, and returns where to go on from (0 when
+    /// done). The walk's guarantee is [`remove_where`](Self::remove_where)'s: the slab stays
+    /// dense by moving its *last* entry into a hole, and that entry was visited already (or
+    /// arrived after the walk began), so calls that go on from the returned index, with any
+    /// writes in between, visit every entry that stayed in the shard throughout; entries
+    /// moved down may be visited twice.
+    pub(crate) fn scan(
+        &self,
+        below: usize,
+        budget: usize,
+        now: u64,
+        mut visit: impl FnMut(&K, &V),
+    ) -> usize {
+        let mut idx = below.min(self.slab.len());
+        let stop = idx.saturating_sub(budget);
+        while idx > stop {
+            idx -= 1;
+            let entry = &self.slab[idx];
+            if !entry.is_expired(|| now) {
+                visit(&entry.key, &entry.value);
+            }
+        }
+        idx
+    }
+
+    /// Sets a new weight bound (`CONFIG SET maxmemory`), evicting by the policy until the
+    /// shard fits it.
+    pub(crate) fn set_max_weight(
+        &mut self,
+        max_weight: u64,
+        now: u64,
+        hasher: &impl Fn(&K) -> u64,
+        out: &mut Removed<K, V>,
+    ) {
+        self.config.max_weight = max_weight;
+        self.small_max_weight = (max_weight / 100 * SMALL_SHARE_PERCENT).max(1);
+        while self.weight > self.config.max_weight && !self.slab.is_empty() {
+            self.evict_one(now, hasher, out);
+        }
+    }
+
+    /// Whether `key` could be given a value of `weight` without evicting another entry (for
+    /// a `noeviction` policy). `weight` must be as `insert` would count it.
+    pub(crate) fn has_room<Q>(&self, hash: u64, key: &Q, weight: u32) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let weight = if self.config.weighted {
+            u64::from(weight)
+        } else {
+            1
+        };
+        match self.index_of(hash, key) {
+            Some(idx) => self.weight - self.weight_of(idx) + weight <= self.config.max_weight,
+            None => {
+                self.weight + weight <= self.config.max_weight
+                    && self.slab.len() < self.config.max_len
+            }
+        }
+    }
+
     /// Gives memory back after a bulk removal left the slab mostly empty: slab, side vectors
     /// and table shrink to twice what is held. (The sketch keeps its size: its counts are
     /// history the policy still uses.)

@@ -74,6 +74,7 @@ pub mod warm;
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,7 +85,7 @@ use thiserror::Error;
 pub use hot::{HotKey, SAMPLE_EVERY};
 pub use latency::{Latency, LATENCY_BOUNDS};
 pub use load::{LoadError, LoadFuture, LoadStats, Loaded, OriginError, Source};
-pub use namespace::{Namespace, Put};
+pub use namespace::{Current, Namespace, Put, Update};
 
 use crate::config::{Config, ConfigError, NamespaceConfig};
 use crate::key::Key;
@@ -231,8 +232,10 @@ impl Opened {
 }
 
 struct NamespaceSlot {
-    /// Its settings, with `max_bytes` set to its share of the budget.
+    /// Its settings, with `max_bytes` set to its share of the budget when it was built.
     limits: NamespaceConfig,
+    /// Its share of the budget now (see [`Store::set_max_bytes`]).
+    share: AtomicU64,
     opened: RwLock<Option<Opened>>,
 }
 
@@ -241,6 +244,9 @@ pub(crate) struct StoreInner {
     namespaces: BTreeMap<String, NamespaceSlot>,
     rules: Rules,
     config: Config,
+    /// The budget now: `config.max_bytes` until [`Store::set_max_bytes`] changes it. The
+    /// mutex serialises resizes.
+    max_bytes: parking_lot::Mutex<u64>,
 }
 
 impl StoreInner {
@@ -336,6 +342,7 @@ impl StoreBuilder {
                 };
                 let slot = NamespaceSlot {
                     limits,
+                    share: AtomicU64::new(bytes),
                     opened: RwLock::new(None),
                 };
                 (name, slot)
@@ -352,6 +359,7 @@ impl StoreBuilder {
             core,
             namespaces,
             rules,
+            max_bytes: parking_lot::Mutex::new(self.config.max_bytes),
             config: self.config,
         });
         inner.core.janitor.start(
@@ -480,15 +488,23 @@ impl Store {
         if let Some(opened) = slot.opened.read().as_ref() {
             return opened.handle(name);
         }
+        // The budget's lock first (as `set_max_bytes` takes them), so a resize cannot pass
+        // between reading the share and publishing the engine built with it.
+        let _budget = self.inner.max_bytes.lock();
         let mut opened = slot.opened.write();
         if let Some(opened) = opened.as_ref() {
             return opened.handle(name);
         }
-        let ns = Namespace::<V>::build(name, slot.limits.clone(), Arc::clone(&self.inner.core))
-            .map_err(|source| StoreError::Build {
+        let limits = NamespaceConfig {
+            max_bytes: Some(slot.share.load(Ordering::Relaxed)),
+            ..slot.limits.clone()
+        };
+        let ns = Namespace::<V>::build(name, limits, Arc::clone(&self.inner.core)).map_err(
+            |source| StoreError::Build {
                 namespace: name.to_owned(),
                 source,
-            })?;
+            },
+        )?;
         *opened = Some(Opened {
             ns: Arc::clone(&ns.inner) as Arc<dyn AnyNamespace>,
             typed: Arc::clone(&ns.inner).into_any(),
@@ -693,7 +709,10 @@ impl Store {
                 let figures = NamespaceStats {
                     stats,
                     loads,
-                    limits: slot.limits.clone(),
+                    limits: NamespaceConfig {
+                        max_bytes: Some(slot.share.load(Ordering::Relaxed)),
+                        ..slot.limits.clone()
+                    },
                     opened: opened.is_some(),
                 };
                 (name.clone(), figures)
@@ -702,9 +721,38 @@ impl Store {
         StoreStats {
             total,
             loads: total_loads,
-            max_bytes: self.inner.config.max_bytes,
+            max_bytes: self.max_bytes(),
             namespaces,
         }
+    }
+
+    /// The memory budget now, in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        *self.inner.max_bytes.lock()
+    }
+
+    /// Changes the memory budget (Redis's `CONFIG SET maxmemory`): the shares are divided
+    /// again as at build time (see [`Config::budget_shares`]) and each namespace that shrinks
+    /// evicts by its policy until it fits. Fails, changing nothing, when the new budget
+    /// cannot hold the namespaces' own `max_bytes` or leaves too little for the others.
+    pub fn set_max_bytes(&self, max_bytes: u64) -> Result<(), StoreError> {
+        let mut budget = self.inner.max_bytes.lock();
+        let config = Config {
+            max_bytes,
+            ..self.inner.config.clone()
+        };
+        let shares = config.budget_shares()?;
+        for (name, share) in shares {
+            let Some(slot) = self.inner.namespaces.get(&name) else {
+                continue;
+            };
+            slot.share.store(share, Ordering::Relaxed);
+            if let Some(opened) = slot.opened.read().as_ref() {
+                opened.ns.set_max_bytes(share);
+            }
+        }
+        *budget = max_bytes;
+        Ok(())
     }
 
     /// The approximate `n` hottest keys of namespace `name`.

@@ -12,7 +12,7 @@ use super::{Core, Invalidation};
 use crate::config::NamespaceConfig;
 use crate::engine::NEVER;
 use crate::key::Key;
-use crate::{Cache, CacheStats, HeapSize, InsertError, Inserted, Pattern};
+use crate::{Cache, CacheStats, Compute, HeapSize, InsertError, Inserted, Pattern};
 
 /// What a namespace stores for a key: the value, the tags it was inserted with, and when it
 /// stops being fresh (its TTL, on the namespace's clock; `NEVER` for none). With fail-safe
@@ -62,10 +62,28 @@ impl<V: HeapSize> HeapSize for Slot<V> {
 /// let put = Put::new().ttl(Duration::from_secs(30)).tag("dashboard:42").tag("user:42");
 /// # let _ = put;
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Put {
     ttl: Option<Duration>,
     tags: Vec<String>,
+    /// `Some(None)`: never expires, whatever the namespace's TTL.
+    never: bool,
+    keep_ttl: bool,
+    keep_tags: bool,
+    evict: bool,
+}
+
+impl Default for Put {
+    fn default() -> Self {
+        Self {
+            ttl: None,
+            tags: Vec::new(),
+            never: false,
+            keep_ttl: false,
+            keep_tags: false,
+            evict: true,
+        }
+    }
 }
 
 impl Put {
@@ -91,6 +109,60 @@ impl Put {
         self.tags.extend(tags.into_iter().map(Into::into));
         self
     }
+
+    /// Never expire, whatever the namespace's TTL (Redis's `SET` without `EX`).
+    pub fn no_ttl(mut self) -> Self {
+        self.never = true;
+        self
+    }
+
+    /// Keep the TTL of the entry being replaced (Redis's `KEEPTTL`); a new key gets this
+    /// `Put`'s TTL.
+    pub fn keep_ttl(mut self) -> Self {
+        self.keep_ttl = true;
+        self
+    }
+
+    /// Keep the tags of the entry being replaced (as `INCR` and `APPEND` do in `strata
+    /// serve`); a new key gets this `Put`'s tags.
+    pub fn keep_tags(mut self) -> Self {
+        self.keep_tags = true;
+        self
+    }
+
+    /// Refuse the write with [`InsertError::NoRoom`] rather than evict another entry to make
+    /// room for it (Redis's `noeviction` policy).
+    pub fn no_evict(mut self) -> Self {
+        self.evict = false;
+        self
+    }
+
+    /// Whether the write needs to see the entry it replaces.
+    fn reads_current(&self) -> bool {
+        self.keep_ttl || self.keep_tags || !self.evict
+    }
+}
+
+/// What [`Namespace::update`] does with the key.
+#[derive(Debug, Clone)]
+pub enum Update<V> {
+    /// Leave it as it is.
+    Keep,
+    /// Remove it (and tell the publisher).
+    Remove,
+    /// Store a value, as [`Namespace::insert_with`] would.
+    Put(V, Put),
+}
+
+/// A live entry as [`Namespace::update`] and [`Namespace::scan`] see it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Current<'a, V> {
+    /// Its value.
+    pub value: &'a V,
+    /// Its deadline on the namespace's clock, in nanoseconds (`u64::MAX` for none); see
+    /// [`Namespace::remaining`].
+    pub fresh_until: u64,
 }
 
 pub(crate) struct NsInner<V> {
@@ -342,14 +414,22 @@ where
         put: Put,
         if_absent: bool,
     ) -> Result<Option<V>, InsertError> {
+        if put.reads_current() {
+            return self.update(key, |current| match current {
+                Some(current) if if_absent => (Update::Keep, Some(current.value.clone())),
+                _ => (Update::Put(value, put), None),
+            });
+        }
         let slot = self.slot(value, &put);
-        let existing = self.inner.cache.insert_unless(
-            key,
-            slot,
-            self.engine_ttl(put.ttl),
-            if_absent,
-            |old| !self.inner.is_current(old),
-        )?;
+        let ttl = if put.never {
+            Some(Duration::MAX)
+        } else {
+            self.engine_ttl(put.ttl)
+        };
+        let existing = self
+            .inner
+            .cache
+            .insert_unless(key, slot, ttl, if_absent, |old| !self.inner.is_current(old))?;
         // `insert_unless` hands back only a current entry, which holds a value.
         Ok(existing.and_then(|slot| slot.value))
     }
@@ -380,8 +460,125 @@ where
         Slot {
             value: Some(value),
             tags: self.inner.core.tags.stamp(&put.tags),
-            fresh_until: AtomicU64::new(self.fresh_until(put.ttl)),
+            fresh_until: AtomicU64::new(if put.never {
+                NEVER
+            } else {
+                self.fresh_until(put.ttl)
+            }),
         }
+    }
+
+    /// The engine's TTL for an entry fresh until `fresh_until`: through the stale window.
+    fn engine_ttl_until(&self, fresh_until: u64) -> Option<Duration> {
+        if fresh_until == NEVER {
+            return Some(Duration::MAX);
+        }
+        let left = fresh_until.saturating_sub(self.inner.core.clock.now_nanos());
+        // At least a nanosecond: the deadline is near, not gone (the engine refuses zero).
+        self.engine_ttl(Some(Duration::from_nanos(left.max(1))))
+    }
+
+    /// Reads and writes `key` atomically: `f` sees its live entry (if any) and says what to
+    /// do; no other write to the key comes between. For read-modify-write commands (`INCR`,
+    /// `APPEND`, `SET ... GET`, `GETDEL`). `f` runs under the engine shard's lock: keep it
+    /// quick, and do not touch the store from it. Counts no hit or miss. A removal is
+    /// published like [`remove`](Self::remove)'s.
+    ///
+    /// ```
+    /// use strata::store::{Put, Store, Update};
+    /// let store = Store::new();
+    /// let counters = store.namespace::<i64>("default").unwrap();
+    /// let incr = |current: Option<strata::store::Current<'_, i64>>| {
+    ///     let next = current.map_or(0, |c| *c.value) + 1;
+    ///     (Update::Put(next, Put::new().keep_ttl().keep_tags()), next)
+    /// };
+    /// assert_eq!(counters.update("visits", incr), Ok(1));
+    /// assert_eq!(counters.update("visits", incr), Ok(2));
+    /// ```
+    pub fn update<R>(
+        &self,
+        key: impl Into<Key>,
+        f: impl FnOnce(Option<Current<'_, V>>) -> (Update<V>, R),
+    ) -> Result<R, InsertError> {
+        let key = key.into();
+        let inner = &*self.inner;
+        let mut removed = None;
+        let answer = inner.cache.compute_unless(
+            key.clone(),
+            |slot| !inner.is_current(slot),
+            |slot| {
+                let current = slot.and_then(|slot| {
+                    Some(Current {
+                        value: slot.value.as_ref()?,
+                        fresh_until: slot.fresh_until.load(Ordering::Relaxed),
+                    })
+                });
+                let (what, answer) = f(current);
+                let what = match what {
+                    Update::Keep => Compute::Keep,
+                    Update::Remove => {
+                        removed = Some(slot.is_some());
+                        Compute::Remove
+                    }
+                    Update::Put(value, put) => {
+                        let mut fresh = self.slot(value, &put);
+                        if let Some(old) = slot {
+                            if put.keep_ttl {
+                                fresh.fresh_until =
+                                    AtomicU64::new(old.fresh_until.load(Ordering::Relaxed));
+                            }
+                            if put.keep_tags {
+                                fresh.tags = old.tags.clone();
+                            }
+                        }
+                        let ttl = self.engine_ttl_until(fresh.fresh_until.load(Ordering::Relaxed));
+                        Compute::Insert {
+                            value: fresh,
+                            ttl,
+                            evict: put.evict,
+                        }
+                    }
+                };
+                (what, answer)
+            },
+        )?;
+        if removed.is_some() {
+            // After the removal (not under the engine's lock): a load of the key in the air
+            // is marked so that it does not land what it read before.
+            inner.flights.invalidate(key.as_bytes());
+            inner.core.publish(&Invalidation::Key {
+                namespace: Some(self.name().to_owned()),
+                key,
+            });
+        }
+        Ok(answer)
+    }
+
+    /// How long an entry fresh until `fresh_until` (see [`Current`]) has left: `None` for
+    /// never.
+    pub fn remaining(&self, fresh_until: u64) -> Option<Duration> {
+        (fresh_until != NEVER).then(|| {
+            Duration::from_nanos(fresh_until.saturating_sub(self.inner.core.clock.now_nanos()))
+        })
+    }
+
+    /// One step of a resumable walk over the namespace's live entries (see
+    /// [`Cache::scan`]): `visit` sees each live entry among about `count` slots from
+    /// `cursor` (0 to start); returns the cursor to go on from, 0 at the end. An entry
+    /// present for the whole walk is visited at least once. Counts nothing.
+    pub fn scan(
+        &self,
+        cursor: u64,
+        count: usize,
+        mut visit: impl FnMut(&Key, Current<'_, V>),
+    ) -> u64 {
+        let inner = &*self.inner;
+        inner.cache.scan(cursor, count, |key, slot| {
+            if let Some(value) = slot.value.as_ref().filter(|_| inner.is_current(slot)) {
+                let fresh_until = slot.fresh_until.load(Ordering::Relaxed);
+                visit(key, Current { value, fresh_until });
+            }
+        })
     }
 
     /// Removes `key` (and tells the publisher); returns its value if a live entry held it.
@@ -461,6 +658,7 @@ pub(crate) trait AnyNamespace: Send + Sync {
     fn load_stats(&self) -> super::LoadStats;
     fn hot_keys(&self, n: usize) -> Vec<HotKey>;
     fn engine_heap_bytes(&self) -> usize;
+    fn set_max_bytes(&self, bytes: u64) -> bool;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
@@ -554,6 +752,10 @@ where
 
     fn engine_heap_bytes(&self) -> usize {
         self.cache.engine_heap_bytes()
+    }
+
+    fn set_max_bytes(&self, bytes: u64) -> bool {
+        self.cache.set_max_weight(bytes)
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
