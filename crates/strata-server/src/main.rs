@@ -1,12 +1,14 @@
-//! `strata`: the command line of a running strata instance, through its admin API (and,
-//! with issue 6, `strata serve`, which runs one).
+//! `strata`: `strata serve` runs an instance (the Redis protocol and the admin API); the
+//! other subcommands operate a running one through its admin API.
 //!
-//! Each subcommand lives in [`cli`], one module each; [`client`] is the blocking HTTP
-//! client they share; [`exit`] has the exit codes scripts can rely on.
+//! [`serve`] starts the server of the `strata_server` library; each other subcommand lives
+//! in [`cli`], one module each; [`client`] is the blocking HTTP client they share; [`exit`]
+//! has the exit codes scripts can rely on.
 
 mod cli;
 mod client;
 mod exit;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -18,7 +20,7 @@ use client::Failure;
 #[command(
     name = "strata",
     version,
-    about = "Operate a running strata instance through its admin API",
+    about = "Run strata (`strata serve`), or operate a running instance through its admin API",
     after_help = exit::HELP
 )]
 struct Cli {
@@ -30,6 +32,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run strata: the Redis protocol (RESP2/3) and the admin API, until SIGINT or SIGTERM.
+    Serve(serve::Args),
     /// Hits, misses, hit ratio, entries, bytes, evictions and loads, per namespace.
     Stats(cli::stats::Args),
     /// The version, the auth mode and the configuration in effect.
@@ -46,11 +50,13 @@ enum Command {
     Invalidate(cli::invalidate::Args),
     /// Run the warming jobs of a scope and follow them with a progress bar.
     Warm(cli::warm::Args),
-    // `Serve(serve::Args)` joins here with issue 6; it needs no `cli::Context`.
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Serve(args) = &cli.command {
+        return serve::run(args);
+    }
     let context = cli::Context::new(&cli.remote);
     let result = match &cli.command {
         Command::Stats(args) => cli::stats::run(&context, args),
@@ -61,6 +67,7 @@ fn main() -> ExitCode {
         Command::Clear(args) => cli::clear::run(&context, args),
         Command::Invalidate(args) => cli::invalidate::run(&context, args),
         Command::Warm(args) => cli::warm::run(&context, args),
+        Command::Serve(_) => unreachable!("served above"),
     };
     match result {
         Ok(code) => ExitCode::from(code),

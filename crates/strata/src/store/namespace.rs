@@ -266,6 +266,32 @@ where
         self.lookup(key.as_ref()).map(|(value, _)| value)
     }
 
+    /// Reads the value for `key` in place, without cloning it: `read` runs on it (under the
+    /// engine shard's read lock, so keep it quick) if a live entry holds one. Counts a hit or
+    /// a miss. `strata serve` writes replies straight from the cache with it.
+    ///
+    /// ```
+    /// use strata::store::Store;
+    /// let store = Store::new();
+    /// let ns = store.namespace::<Vec<u8>>("default").unwrap();
+    /// ns.insert("k", b"value".to_vec()).unwrap();
+    /// assert_eq!(ns.get_with("k", |v| v.len()), Some(5));
+    /// assert_eq!(ns.get_with("nope", |v| v.len()), None);
+    /// ```
+    #[inline]
+    pub fn get_with<R>(&self, key: impl AsRef<[u8]>, read: impl FnOnce(&V) -> R) -> Option<R> {
+        let key = key.as_ref();
+        let inner = &*self.inner;
+        let found = inner.cache.get_with(key, |slot| match &slot.value {
+            Some(value) if inner.is_fresh(slot) => Some(read(value)),
+            _ => None,
+        });
+        if found.is_some() && HotKeys::should_sample() {
+            inner.hot.record(key);
+        }
+        found
+    }
+
     /// A fresh hit: the value and when it stops being fresh. Counts a hit or a miss (a
     /// negative entry is a miss here).
     #[inline]

@@ -1,0 +1,227 @@
+//! Connection commands.
+//!
+//! ```text
+//! PING [message]                             PONG, or the message
+//! ECHO message                               the message
+//! HELLO [2|3 [AUTH user pass] [SETNAME name]]    a map about the server; switches protocol
+//! AUTH [user] password                       OK, or WRONGPASS
+//! SELECT 0                                   OK (database 0 is the only one)
+//! CLIENT SETNAME name | GETNAME | SETINFO LIB-NAME|LIB-VER value | ID
+//! QUIT                                       OK, then the server closes the connection
+//! RESET                                      RESET: protocol 2, no name, logged out
+//! ```
+
+use bytes::Bytes;
+
+use super::{is, Ctx, Error, Outcome, SYNTAX};
+use crate::resp::{Frame, Protocol};
+
+pub(crate) fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    match args.len() {
+        1 => ctx.simple("PONG"),
+        2 => ctx.bulk(&args[1]),
+        _ => {
+            return Err(Error::new(
+                "ERR wrong number of arguments for 'ping' command",
+            ))
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn echo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    ctx.bulk(&args[1]);
+    Ok(())
+}
+
+/// Compares in time independent of where the first difference is.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks a user and password against `[server] password`.
+/// Without a password configured the default user needs none (Redis's `nopass`): any
+/// password for `default` is accepted, and only `AUTH <password>` alone is an error.
+fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Outcome {
+    let Some(expected) = &ctx.shared.password else {
+        if user == b"default" {
+            return Ok(());
+        }
+        return Err(Error::new(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ));
+    };
+    if user == b"default" && same(password, expected.expose().as_bytes()) {
+        ctx.client.authenticated = true;
+        Ok(())
+    } else {
+        Err(Error::new(
+            "WRONGPASS invalid username-password pair or user is disabled.",
+        ))
+    }
+}
+
+/// `AUTH <password>`: an error when no password is configured, as in Redis.
+fn check_lone_password(ctx: &mut Ctx<'_>, password: &[u8]) -> Outcome {
+    if ctx.shared.password.is_none() {
+        return Err(Error::new(
+            "ERR AUTH <password> called without any password configured for the default user. \
+             Are you sure your configuration is correct?",
+        ));
+    }
+    check_password(ctx, b"default", password)
+}
+
+pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    match args.len() {
+        2 => check_lone_password(ctx, &args[1])?,
+        3 => check_password(ctx, &args[1], &args[2])?,
+        _ => return Err(SYNTAX),
+    }
+    ctx.ok();
+    Ok(())
+}
+
+pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let mut proto = ctx.client.proto;
+    if let Some(version) = args.get(1) {
+        proto = match super::parse_i64(version) {
+            Some(2) => Protocol::Resp2,
+            Some(3) => Protocol::Resp3,
+            Some(_) => return Err(Error::new("NOPROTO unsupported protocol version")),
+            None => {
+                return Err(Error::new(
+                    "ERR Protocol version is not an integer or out of range",
+                ))
+            }
+        };
+    }
+    let mut name = None;
+    let mut i = 2;
+    while i < args.len() {
+        if is(&args[i], "AUTH") && i + 2 < args.len() {
+            let (user, password) = (args[i + 1].clone(), args[i + 2].clone());
+            check_password(ctx, &user, &password)?;
+            i += 3;
+        } else if is(&args[i], "SETNAME") && i + 1 < args.len() {
+            check_name(&args[i + 1])?;
+            name = Some(args[i + 1].clone());
+            i += 2;
+        } else {
+            return Err(Error::new(format!(
+                "ERR Syntax error in HELLO option '{}'",
+                super::printable(&args[i], 128)
+            )));
+        }
+    }
+    if !ctx.client.authenticated {
+        return Err(Error::new(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time",
+        ));
+    }
+    if let Some(name) = name {
+        ctx.client.name = (!name.is_empty()).then_some(name);
+    }
+    ctx.client.proto = proto;
+    let text = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
+    let reply = Frame::Map(vec![
+        (text("server"), text("strata")),
+        (text("version"), text(crate::REDIS_VERSION)),
+        (
+            text("proto"),
+            Frame::Integer(if proto == Protocol::Resp3 { 3 } else { 2 }),
+        ),
+        (text("id"), Frame::Integer(ctx.client.id as i64)),
+        (text("mode"), text("standalone")),
+        (text("role"), text("master")),
+        (text("modules"), Frame::Array(Vec::new())),
+    ]);
+    ctx.frame(&reply);
+    Ok(())
+}
+
+pub(crate) fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    match super::int(&args[1])? {
+        0 => {
+            ctx.ok();
+            Ok(())
+        }
+        _ => Err(Error::new("ERR DB index is out of range")),
+    }
+}
+
+/// Client names are printable ASCII without spaces (Redis's rule).
+fn check_name(name: &[u8]) -> Outcome {
+    if name.iter().all(|&b| (b'!'..=b'~').contains(&b)) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ))
+    }
+}
+
+pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let sub = &args[1];
+    let arity = |n: usize| -> Outcome {
+        if args.len() == n {
+            Ok(())
+        } else {
+            Err(Error::new(format!(
+                "ERR wrong number of arguments for 'client|{}' command",
+                super::printable(sub, 64).to_ascii_lowercase()
+            )))
+        }
+    };
+    if is(sub, "SETNAME") {
+        arity(3)?;
+        check_name(&args[2])?;
+        ctx.client.name = (!args[2].is_empty()).then(|| args[2].clone());
+        ctx.ok();
+    } else if is(sub, "GETNAME") {
+        arity(2)?;
+        let name = ctx.client.name.clone();
+        ctx.bulk_or_null(name.as_deref());
+    } else if is(sub, "ID") {
+        arity(2)?;
+        ctx.int(ctx.client.id as i64);
+    } else if is(sub, "SETINFO") {
+        arity(4)?;
+        let value = args[3].clone();
+        if is(&args[2], "LIB-NAME") {
+            check_name(&value)?;
+            ctx.client.lib_name = Some(value);
+        } else if is(&args[2], "LIB-VER") {
+            check_name(&value)?;
+            ctx.client.lib_ver = Some(value);
+        } else {
+            return Err(Error::new(format!(
+                "ERR Unrecognized option '{}'",
+                super::printable(&args[2], 128)
+            )));
+        }
+        ctx.ok();
+    } else {
+        return Err(Error::new(format!(
+            "ERR unknown subcommand '{}'. Try CLIENT HELP.",
+            super::printable(sub, 128)
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Outcome {
+    ctx.ok();
+    ctx.client.closing = true;
+    Ok(())
+}
+
+pub(crate) fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Outcome {
+    ctx.client.proto = Protocol::Resp2;
+    ctx.client.name = None;
+    ctx.client.authenticated = ctx.shared.password.is_none();
+    ctx.simple("RESET");
+    Ok(())
+}

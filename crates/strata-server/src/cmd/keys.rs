@@ -1,0 +1,109 @@
+//! Keyspace commands.
+//!
+//! ```text
+//! DEL key [key ...] / UNLINK key [key ...]   how many keys were removed
+//! EXISTS key [key ...]                       how many of the keys exist (repeats count)
+//! TYPE key                                   string, or none
+//! SCAN cursor [MATCH pattern] [COUNT n] [TYPE type]
+//!                                            [next cursor, [key ...]]; cursor 0 ends
+//! KEYS pattern                               every key matching the glob pattern
+//! ```
+//!
+//! SCAN keeps Redis's guarantee: a key present for the whole iteration is returned at least
+//! once (it may be returned more than once). The cursor names a namespace, a shard and a
+//! position in the shard's dense slab, walked from the top down; see
+//! [`strata::Cache::scan`] for why writes in between cannot hide a key from it.
+
+use bytes::Bytes;
+use strata::Pattern;
+
+use super::{is, Ctx, Error, Outcome, SYNTAX};
+
+pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let removed = args[1..]
+        .iter()
+        .filter(|key| ctx.shared.keyspace.route(key).remove(key).is_some())
+        .count();
+    ctx.int(removed as i64);
+    Ok(())
+}
+
+pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let found = args[1..]
+        .iter()
+        .filter(|key| ctx.shared.keyspace.route(key).contains_key(key))
+        .count();
+    ctx.int(found as i64);
+    Ok(())
+}
+
+pub(crate) fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let found = ctx.shared.keyspace.route(&args[1]).contains_key(&args[1]);
+    ctx.simple(if found { "string" } else { "none" });
+    Ok(())
+}
+
+pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let cursor = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .ok_or_else(|| Error::new("ERR invalid cursor"))?;
+    let mut pattern = None;
+    let mut count = 10usize;
+    let mut strings = true;
+    let mut i = 2;
+    while i < args.len() {
+        let value = args.get(i + 1).ok_or(SYNTAX)?;
+        if is(&args[i], "MATCH") {
+            pattern = Some(Pattern::new(value));
+        } else if is(&args[i], "COUNT") {
+            count = match super::parse_i64(value) {
+                Some(n) if n >= 1 => n as usize,
+                Some(_) => return Err(SYNTAX),
+                None => return Err(super::NOT_INTEGER),
+            };
+        } else if is(&args[i], "TYPE") {
+            strings = is(value, "string");
+        } else {
+            return Err(SYNTAX);
+        }
+        i += 2;
+    }
+    let mut keys = Vec::new();
+    let next = ctx.shared.keyspace.scan(cursor, count, |key| {
+        if strings && pattern.as_ref().is_none_or(|p| p.matches(key)) {
+            keys.push(Bytes::copy_from_slice(key));
+        }
+    });
+    ctx.array(2);
+    ctx.bulk(itoa::Buffer::new().format(next).as_bytes());
+    ctx.array(keys.len());
+    for key in &keys {
+        ctx.bulk(key);
+    }
+    Ok(())
+}
+
+pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let pattern = Pattern::new(&args[1]);
+    let mut keys = Vec::new();
+    let mut cursor = 0;
+    loop {
+        cursor = ctx.shared.keyspace.scan(cursor, 1024, |key| {
+            if pattern.matches(key) {
+                keys.push(Bytes::copy_from_slice(key));
+            }
+        });
+        if cursor == 0 {
+            break;
+        }
+    }
+    // A walk may return a key twice (when writes move it); KEYS answers each once.
+    keys.sort_unstable();
+    keys.dedup();
+    ctx.array(keys.len());
+    for key in &keys {
+        ctx.bulk(key);
+    }
+    Ok(())
+}

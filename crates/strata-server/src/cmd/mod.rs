@@ -1,0 +1,706 @@
+//! The commands, one module per family, each documenting its commands' wire format. A
+//! command is a [`Spec`] in [`COMMANDS`]: its name, its arity as Redis writes it (`n` exactly
+//! n arguments counting the name, `-n` at least n), flags, and the function that runs it.
+//! Every reply and error is worded as Redis words it, because clients parse them.
+
+mod connection;
+mod expiry;
+mod keys;
+mod server;
+mod strata;
+mod strings;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::connection::ClientState;
+use crate::resp::{self, Frame, Protocol};
+use crate::server::Shared;
+
+/// An error reply: its whole text, code included (`ERR ...`, `WRONGTYPE ...`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub Cow<'static, str>);
+
+impl Error {
+    pub(crate) fn new(text: impl Into<Cow<'static, str>>) -> Self {
+        Self(text.into())
+    }
+}
+
+pub(crate) const SYNTAX: Error = Error(Cow::Borrowed("ERR syntax error"));
+pub(crate) const NOT_INTEGER: Error =
+    Error(Cow::Borrowed("ERR value is not an integer or out of range"));
+pub(crate) const OOM: Error = Error(Cow::Borrowed(
+    "OOM command not allowed when used memory > 'maxmemory'.",
+));
+
+/// What a command returns: `Ok` once its reply is written, or the error to reply with.
+pub(crate) type Outcome = Result<(), Error>;
+
+/// What a command may touch: the server, its own client, and the reply buffer.
+pub(crate) struct Ctx<'a> {
+    pub(crate) shared: &'a Shared,
+    pub(crate) client: &'a mut ClientState,
+    pub(crate) out: &'a mut BytesMut,
+}
+
+impl Ctx<'_> {
+    pub(crate) fn proto(&self) -> Protocol {
+        self.client.proto
+    }
+    pub(crate) fn ok(&mut self) {
+        resp::write_simple(self.out, "OK");
+    }
+    pub(crate) fn simple(&mut self, s: &str) {
+        resp::write_simple(self.out, s);
+    }
+    pub(crate) fn bulk(&mut self, bytes: &[u8]) {
+        resp::write_bulk(self.out, bytes);
+    }
+    pub(crate) fn null(&mut self) {
+        resp::write_null(self.out, self.client.proto);
+    }
+    pub(crate) fn int(&mut self, n: i64) {
+        resp::write_integer(self.out, n);
+    }
+    pub(crate) fn array(&mut self, len: usize) {
+        resp::write_array_header(self.out, len);
+    }
+    pub(crate) fn bulk_or_null(&mut self, value: Option<&[u8]>) {
+        match value {
+            Some(v) => self.bulk(v),
+            None => self.null(),
+        }
+    }
+    pub(crate) fn frame(&mut self, frame: &Frame) {
+        frame.encode(self.client.proto, self.out);
+    }
+}
+
+/// Command flags, as `COMMAND` lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Reads keys.
+    Read,
+    /// Writes keys (and may need memory: refused with OOM under `noeviction`).
+    Write,
+    /// Neither: connection and server commands.
+    Other,
+}
+
+/// One command.
+pub(crate) struct Spec {
+    pub(crate) name: &'static str,
+    pub(crate) arity: i32,
+    pub(crate) kind: Kind,
+    /// Positions of the first and last key and the step between keys (0, 0, 0 for none;
+    /// a negative last counts from the end), as `COMMAND` reports them.
+    pub(crate) keys: (i32, i32, i32),
+    /// Allowed before `AUTH`.
+    pub(crate) no_auth: bool,
+    pub(crate) group: &'static str,
+    pub(crate) summary: &'static str,
+    pub(crate) run: fn(&mut Ctx<'_>, &[Bytes]) -> Outcome,
+}
+
+macro_rules! spec {
+    ($name:literal, $arity:expr, $kind:ident, $keys:expr, $group:literal, $run:path, $summary:literal) => {
+        Spec {
+            name: $name,
+            arity: $arity,
+            kind: Kind::$kind,
+            keys: $keys,
+            no_auth: false,
+            group: $group,
+            summary: $summary,
+            run: $run,
+        }
+    };
+    ($name:literal, $arity:expr, $kind:ident, $keys:expr, $group:literal, $run:path, $summary:literal, no_auth) => {
+        Spec {
+            no_auth: true,
+            ..spec!($name, $arity, $kind, $keys, $group, $run, $summary)
+        }
+    };
+}
+
+const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
+const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
+const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
+
+/// Every command the server knows.
+pub(crate) static COMMANDS: &[Spec] = &[
+    // connection
+    spec!(
+        "ping",
+        -1,
+        Other,
+        NO_KEYS,
+        "connection",
+        connection::ping,
+        "Returns the server's liveliness response."
+    ),
+    spec!(
+        "echo",
+        2,
+        Other,
+        NO_KEYS,
+        "connection",
+        connection::echo,
+        "Returns the given string."
+    ),
+    spec!(
+        "hello",
+        -1,
+        Other,
+        NO_KEYS,
+        "connection",
+        connection::hello,
+        "Handshakes with the server: protocol version, authentication, client name.",
+        no_auth
+    ),
+    spec!(
+        "auth",
+        -2,
+        Other,
+        NO_KEYS,
+        "connection",
+        connection::auth,
+        "Authenticates the connection.",
+        no_auth
+    ),
+    spec!(
+        "select",
+        2,
+        Other,
+        NO_KEYS,
+        "connection",
+        connection::select,
+        "Changes the selected database (only 0 exists)."
+    ),
+    spec!(
+        "client",
+        -2,
+        Other,
+        NO_KEYS,
+        "connection",
+        connection::client,
+        "CLIENT SETNAME, GETNAME, SETINFO and ID."
+    ),
+    spec!(
+        "quit",
+        -1,
+        Other,
+        NO_KEYS,
+        "connection",
+        connection::quit,
+        "Closes the connection.",
+        no_auth
+    ),
+    spec!(
+        "reset",
+        1,
+        Other,
+        NO_KEYS,
+        "connection",
+        connection::reset,
+        "Resets the connection's state."
+    ),
+    // strings
+    spec!(
+        "get",
+        2,
+        Read,
+        ONE_KEY,
+        "string",
+        strings::get,
+        "Returns the string value of a key."
+    ),
+    spec!(
+        "set",
+        -3,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::set,
+        "Sets the string value of a key, with EX/PX/EXAT/PXAT/NX/XX/KEEPTTL/GET."
+    ),
+    spec!(
+        "setnx",
+        3,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::setnx,
+        "Sets the value of a key only when it does not exist."
+    ),
+    spec!(
+        "setex",
+        4,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::setex,
+        "Sets the value and the expiration in seconds of a key."
+    ),
+    spec!(
+        "psetex",
+        4,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::psetex,
+        "Sets the value and the expiration in milliseconds of a key."
+    ),
+    spec!(
+        "getdel",
+        2,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::getdel,
+        "Returns the value of a key and deletes it."
+    ),
+    spec!(
+        "getex",
+        -2,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::getex,
+        "Returns the value of a key and sets or removes its expiration."
+    ),
+    spec!(
+        "mget",
+        -2,
+        Read,
+        ALL_KEYS,
+        "string",
+        strings::mget,
+        "Returns the values of one or more keys."
+    ),
+    spec!(
+        "mset",
+        -3,
+        Write,
+        (1, -1, 2),
+        "string",
+        strings::mset,
+        "Sets the values of one or more keys."
+    ),
+    spec!(
+        "incr",
+        2,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::incr,
+        "Increments the integer value of a key by one."
+    ),
+    spec!(
+        "decr",
+        2,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::decr,
+        "Decrements the integer value of a key by one."
+    ),
+    spec!(
+        "incrby",
+        3,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::incrby,
+        "Increments the integer value of a key by a number."
+    ),
+    spec!(
+        "decrby",
+        3,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::decrby,
+        "Decrements the integer value of a key by a number."
+    ),
+    spec!(
+        "append",
+        3,
+        Write,
+        ONE_KEY,
+        "string",
+        strings::append,
+        "Appends a string to the value of a key."
+    ),
+    spec!(
+        "strlen",
+        2,
+        Read,
+        ONE_KEY,
+        "string",
+        strings::strlen,
+        "Returns the length of a string value."
+    ),
+    // keys
+    spec!(
+        "del",
+        -2,
+        Write,
+        ALL_KEYS,
+        "generic",
+        keys::del,
+        "Deletes one or more keys."
+    ),
+    spec!(
+        "unlink",
+        -2,
+        Write,
+        ALL_KEYS,
+        "generic",
+        keys::del,
+        "Deletes one or more keys."
+    ),
+    spec!(
+        "exists",
+        -2,
+        Read,
+        ALL_KEYS,
+        "generic",
+        keys::exists,
+        "Counts how many of the given keys exist."
+    ),
+    spec!(
+        "type",
+        2,
+        Read,
+        ONE_KEY,
+        "generic",
+        keys::type_,
+        "Returns the type of the value of a key."
+    ),
+    spec!(
+        "scan",
+        -2,
+        Read,
+        NO_KEYS,
+        "generic",
+        keys::scan,
+        "Iterates over the keys (MATCH, COUNT, TYPE)."
+    ),
+    spec!(
+        "keys",
+        2,
+        Read,
+        NO_KEYS,
+        "generic",
+        keys::keys,
+        "Returns every key matching a pattern."
+    ),
+    // expiry
+    spec!(
+        "expire",
+        -3,
+        Write,
+        ONE_KEY,
+        "generic",
+        expiry::expire,
+        "Sets a key's time to live in seconds (NX/XX/GT/LT)."
+    ),
+    spec!(
+        "pexpire",
+        -3,
+        Write,
+        ONE_KEY,
+        "generic",
+        expiry::pexpire,
+        "Sets a key's time to live in milliseconds (NX/XX/GT/LT)."
+    ),
+    spec!(
+        "expireat",
+        -3,
+        Write,
+        ONE_KEY,
+        "generic",
+        expiry::expireat,
+        "Sets a key's expiration to a Unix time in seconds (NX/XX/GT/LT)."
+    ),
+    spec!(
+        "pexpireat",
+        -3,
+        Write,
+        ONE_KEY,
+        "generic",
+        expiry::pexpireat,
+        "Sets a key's expiration to a Unix time in milliseconds (NX/XX/GT/LT)."
+    ),
+    spec!(
+        "ttl",
+        2,
+        Read,
+        ONE_KEY,
+        "generic",
+        expiry::ttl,
+        "Returns a key's time to live in seconds."
+    ),
+    spec!(
+        "pttl",
+        2,
+        Read,
+        ONE_KEY,
+        "generic",
+        expiry::pttl,
+        "Returns a key's time to live in milliseconds."
+    ),
+    spec!(
+        "persist",
+        2,
+        Write,
+        ONE_KEY,
+        "generic",
+        expiry::persist,
+        "Removes a key's expiration."
+    ),
+    // server
+    spec!(
+        "dbsize",
+        1,
+        Read,
+        NO_KEYS,
+        "server",
+        server::dbsize,
+        "Returns the number of keys."
+    ),
+    spec!(
+        "flushdb",
+        -1,
+        Write,
+        NO_KEYS,
+        "server",
+        server::flush,
+        "Removes every key."
+    ),
+    spec!(
+        "flushall",
+        -1,
+        Write,
+        NO_KEYS,
+        "server",
+        server::flush,
+        "Removes every key."
+    ),
+    spec!(
+        "info",
+        -1,
+        Other,
+        NO_KEYS,
+        "server",
+        server::info,
+        "Returns information and statistics about the server."
+    ),
+    spec!(
+        "config",
+        -2,
+        Other,
+        NO_KEYS,
+        "server",
+        server::config,
+        "CONFIG GET and SET (maxmemory, maxmemory-policy)."
+    ),
+    spec!(
+        "command",
+        -1,
+        Other,
+        NO_KEYS,
+        "server",
+        server::command,
+        "Returns details about the commands (COUNT, DOCS, INFO)."
+    ),
+    // strata's own
+    spec!(
+        "strata.settags",
+        -3,
+        Write,
+        ONE_KEY,
+        "strata",
+        strata::settags,
+        "Replaces the tags of a key: STRATA.SETTAGS key tag [tag ...]."
+    ),
+    spec!(
+        "strata.invalidate",
+        -3,
+        Write,
+        NO_KEYS,
+        "strata",
+        strata::invalidate,
+        "Drops keys by KEY, PREFIX, PATTERN, TAG, NAMESPACE or EVENT name [param value ...]."
+    ),
+    spec!(
+        "strata.namespace",
+        2,
+        Other,
+        ONE_KEY,
+        "strata",
+        strata::namespace,
+        "Returns the namespace a key lives in."
+    ),
+    spec!(
+        "strata.stats",
+        -1,
+        Other,
+        NO_KEYS,
+        "strata",
+        strata::stats,
+        "Returns the counters of every namespace, or of one."
+    ),
+];
+
+static BY_NAME: LazyLock<HashMap<&'static str, &'static Spec>> =
+    LazyLock::new(|| COMMANDS.iter().map(|spec| (spec.name, spec)).collect());
+
+/// The command called `name` (any case).
+#[inline]
+pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    let mut lower = [0u8; 32];
+    let lower = lower.get_mut(..name.len())?;
+    for (l, b) in lower.iter_mut().zip(name) {
+        *l = b.to_ascii_lowercase();
+    }
+    BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
+}
+
+/// Runs one command (`args[0]` is its name), writing its reply.
+pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) {
+    let Some(name) = args.first() else { return };
+    let Some(spec) = lookup(name) else {
+        let mut text = format!(
+            "ERR unknown command '{}', with args beginning with: ",
+            printable(name, 128)
+        );
+        for arg in args.iter().skip(1) {
+            text.push_str(&format!("'{}' ", printable(arg, 128)));
+        }
+        return reply_error(ctx, &Error::new(text));
+    };
+    ctx.client.commands += 1;
+    if !spec.no_auth && !ctx.client.authenticated {
+        return reply_error(ctx, &Error::new("NOAUTH Authentication required."));
+    }
+    let arity_ok = if spec.arity >= 0 {
+        args.len() == spec.arity as usize
+    } else {
+        args.len() >= spec.arity.unsigned_abs() as usize
+    };
+    if !arity_ok {
+        let text = format!("ERR wrong number of arguments for '{}' command", spec.name);
+        return reply_error(ctx, &Error::new(text));
+    }
+    if let Err(e) = (spec.run)(ctx, args) {
+        reply_error(ctx, &e);
+    }
+}
+
+fn reply_error(ctx: &mut Ctx<'_>, error: &Error) {
+    resp::write_error(ctx.out, &error.0);
+}
+
+/// Text for an error message: at most `max` bytes, lossy UTF-8.
+pub(crate) fn printable(bytes: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(max)]).into_owned()
+}
+
+/// An argument as an integer, Redis-strict: no spaces, no `+`, no leading zeros.
+pub(crate) fn int(arg: &[u8]) -> Result<i64, Error> {
+    parse_i64(arg).ok_or(NOT_INTEGER)
+}
+
+pub(crate) fn parse_i64(arg: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(arg).ok()?;
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty()
+        || digits.len() > 1 && digits.starts_with('0')
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || text == "-0"
+    {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Whether `arg` is `word`, ignoring case.
+#[inline]
+pub(crate) fn is(arg: &[u8], word: &str) -> bool {
+    arg.eq_ignore_ascii_case(word.as_bytes())
+}
+
+/// Milliseconds since the Unix epoch, for `EXAT`-style deadlines.
+pub(crate) fn unix_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// When a key should expire, as the commands give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// In this long (positive).
+    In(Duration),
+    /// At a time already past: the key goes at once.
+    Past,
+}
+
+impl Expiry {
+    /// From a deadline in Unix milliseconds.
+    pub(crate) fn at_millis(at: i64) -> Self {
+        let left = at.saturating_sub(unix_millis());
+        if left <= 0 {
+            Expiry::Past
+        } else {
+            Expiry::In(Duration::from_millis(left as u64))
+        }
+    }
+}
+
+/// A relative or absolute time as `SET`'s EX/PX/EXAT/PXAT and `EXPIRE`-family arguments
+/// give it, checked as Redis checks it (`command` names the command in the error).
+pub(crate) fn expiry(
+    arg: &[u8],
+    unit_ms: i64,
+    absolute: bool,
+    command: &str,
+) -> Result<Expiry, Error> {
+    let n = int(arg)?;
+    let invalid = || Error::new(format!("ERR invalid expire time in '{command}' command"));
+    if n <= 0 && !absolute && command != "expire" && command != "pexpire" {
+        return Err(invalid());
+    }
+    let ms = n.checked_mul(unit_ms).ok_or_else(invalid)?;
+    if absolute {
+        if n <= 0 && (command == "set" || command == "getex") {
+            return Err(invalid());
+        }
+        return Ok(Expiry::at_millis(ms));
+    }
+    ms.checked_add(unix_millis()).ok_or_else(invalid)?;
+    Ok(if ms <= 0 {
+        Expiry::Past
+    } else {
+        Expiry::In(Duration::from_millis(ms as u64))
+    })
+}
+
+/// The reply to a write the engine refused.
+pub(crate) fn refused(namespace: &str, error: &::strata::InsertError) -> Error {
+    match error {
+        ::strata::InsertError::NoRoom => OOM,
+        ::strata::InsertError::TooLarge { weight, limit } => Error::new(format!(
+            "ERR value too large for namespace '{namespace}': the entry weighs {weight} bytes, \
+             at most {limit} fit"
+        )),
+        other => Error::new(format!("ERR {other}")),
+    }
+}

@@ -1,0 +1,399 @@
+//! String commands: `GET`, `SET` and its variants, `MGET`/`MSET`, counters, `APPEND`,
+//! `STRLEN`. Read-modify-write commands run through [`Namespace::update`], under the key's
+//! shard lock, so concurrent `INCR`s never lose a step.
+//!
+//! ```text
+//! GET key                                    bulk or null
+//! SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]
+//!                                            OK, null (NX/XX not met), or the old value (GET)
+//! SETNX key value                            1 if set, 0 if not
+//! SETEX key seconds value / PSETEX key ms value          OK
+//! GETDEL key                                 the value (deleted) or null
+//! GETEX key [EX s|PX ms|EXAT t|PXAT t|PERSIST]           the value or null
+//! MGET key [key ...]                         array of bulk or null
+//! MSET key value [key value ...]             OK
+//! INCR key / DECR key / INCRBY key n / DECRBY key n      the new value
+//! APPEND key value                           the new length
+//! STRLEN key                                 the length (0 if missing)
+//! ```
+
+use bytes::{Bytes, BytesMut};
+use strata::store::{Current, Put, Update};
+
+use super::{expiry, int, is, refused, Ctx, Error, Expiry, Outcome, SYNTAX};
+use crate::keyspace::Value;
+use crate::resp;
+
+pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    reply_value(ctx, &args[1]);
+    Ok(())
+}
+
+/// Writes the value of `key` straight from the cache (no copy of it is made), or null.
+#[inline]
+fn reply_value(ctx: &mut Ctx<'_>, key: &[u8]) {
+    let out = &mut *ctx.out;
+    let found = ctx
+        .shared
+        .keyspace
+        .route(key)
+        .get_with(key, |value| resp::write_bulk(out, value));
+    if found.is_none() {
+        ctx.null();
+    }
+}
+
+/// A copy of an argument to keep: arguments are slices of the connection's read buffer,
+/// which a stored value must not pin.
+fn own(arg: &[u8]) -> Value {
+    Bytes::copy_from_slice(arg)
+}
+
+/// The `Put` of a write: the TTL it gives, under the server's eviction policy.
+fn put(ctx: &Ctx<'_>, ttl: Ttl) -> Put {
+    let put = match ttl {
+        Ttl::Namespace => Put::new(),
+        Ttl::In(d) => Put::new().ttl(d),
+        Ttl::Keep => Put::new().keep_ttl(),
+    };
+    if ctx.shared.keyspace.no_evict() {
+        put.no_evict()
+    } else {
+        put
+    }
+}
+
+/// What TTL a write gives its key.
+#[derive(Clone, Copy)]
+enum Ttl {
+    /// The namespace's (none unless its configuration sets one).
+    Namespace,
+    In(std::time::Duration),
+    Keep,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    Always,
+    IfAbsent,
+    IfPresent,
+}
+
+pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    // Options may repeat; the last of each kind wins, and only conflicting kinds are a
+    // syntax error (as in Redis).
+    let mut condition = Condition::Always;
+    let mut want_old = false;
+    let mut when: Option<Result<Expiry, ()>> = None; // Err(()) = KEEPTTL
+    let mut timed = None; // which of EX/PX/EXAT/PXAT/KEEPTTL was given
+    let mut i = 3;
+    while i < args.len() {
+        let arg = &args[i];
+        let next = args.get(i + 1);
+        if is(arg, "NX") && condition != Condition::IfPresent {
+            condition = Condition::IfAbsent;
+        } else if is(arg, "XX") && condition != Condition::IfAbsent {
+            condition = Condition::IfPresent;
+        } else if is(arg, "GET") {
+            want_old = true;
+        } else if is(arg, "KEEPTTL") && timed.is_none_or(|t: &str| t == "KEEPTTL") {
+            timed = Some("KEEPTTL");
+            when = Some(Err(()));
+        } else if let Some(kind) = ["EX", "PX", "EXAT", "PXAT"]
+            .into_iter()
+            .find(|k| is(arg, k))
+        {
+            if timed.is_some_and(|t| t != kind) {
+                return Err(SYNTAX);
+            }
+            let value = next.ok_or(SYNTAX)?;
+            let unit = if kind == "EX" || kind == "EXAT" {
+                1000
+            } else {
+                1
+            };
+            when = Some(Ok(expiry(value, unit, kind.ends_with("AT"), "set")?));
+            timed = Some(kind);
+            i += 1;
+        } else {
+            return Err(SYNTAX);
+        }
+        i += 1;
+    }
+    let ttl = match when {
+        None => Ttl::Namespace,
+        Some(Err(())) => Ttl::Keep,
+        Some(Ok(Expiry::In(d))) => Ttl::In(d),
+        Some(Ok(Expiry::Past)) => return set_past(ctx, args, condition, want_old),
+    };
+    let ns = ctx.shared.keyspace.route(&args[1]);
+    if condition == Condition::Always && !want_old && matches!(ttl, Ttl::Namespace) {
+        // The plain SET: no need to see the old entry.
+        ns.insert_with(&args[1][..], own(&args[2]), put(ctx, ttl))
+            .map_err(|e| refused(ns.name(), &e))?;
+        ctx.ok();
+        return Ok(());
+    }
+    let value = own(&args[2]);
+    let put = put(ctx, ttl);
+    let (done, old) = ns
+        .update(&args[1][..], |current| {
+            let old = current.as_ref().map(|c| c.value.clone());
+            let go = match condition {
+                Condition::Always => true,
+                Condition::IfAbsent => current.is_none(),
+                Condition::IfPresent => current.is_some(),
+            };
+            if go {
+                (Update::Put(value, put), (true, old))
+            } else {
+                (Update::Keep, (false, old))
+            }
+        })
+        .map_err(|e| refused(ns.name(), &e))?;
+    if want_old {
+        ctx.bulk_or_null(old.as_deref());
+    } else if done {
+        ctx.ok();
+    } else {
+        ctx.null();
+    }
+    Ok(())
+}
+
+/// `SET` with a deadline already past: the key is removed (if the condition holds), as
+/// Redis does.
+fn set_past(ctx: &mut Ctx<'_>, args: &[Bytes], condition: Condition, want_old: bool) -> Outcome {
+    let ns = ctx.shared.keyspace.route(&args[1]);
+    let (done, old) = ns
+        .update(&args[1][..], |current| {
+            let old = current.as_ref().map(|c| c.value.clone());
+            let go = match condition {
+                Condition::Always => true,
+                Condition::IfAbsent => current.is_none(),
+                Condition::IfPresent => current.is_some(),
+            };
+            (if go { Update::Remove } else { Update::Keep }, (go, old))
+        })
+        .map_err(|e| refused(ns.name(), &e))?;
+    if want_old {
+        ctx.bulk_or_null(old.as_deref());
+    } else if done {
+        ctx.ok();
+    } else {
+        ctx.null();
+    }
+    Ok(())
+}
+
+pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let ns = ctx.shared.keyspace.route(&args[1]);
+    let value = own(&args[2]);
+    let put = put(ctx, Ttl::Namespace);
+    let set = ns
+        .update(&args[1][..], |current| match current {
+            Some(_) => (Update::Keep, false),
+            None => (Update::Put(value, put), true),
+        })
+        .map_err(|e| refused(ns.name(), &e))?;
+    ctx.int(i64::from(set));
+    Ok(())
+}
+
+fn set_expiring(ctx: &mut Ctx<'_>, args: &[Bytes], unit: i64, command: &str) -> Outcome {
+    let ttl = match expiry(&args[2], unit, false, command)? {
+        Expiry::In(d) => d,
+        Expiry::Past => {
+            return Err(Error::new(format!(
+                "ERR invalid expire time in '{command}' command"
+            )))
+        }
+    };
+    let ns = ctx.shared.keyspace.route(&args[1]);
+    ns.insert_with(&args[1][..], own(&args[3]), put(ctx, Ttl::In(ttl)))
+        .map_err(|e| refused(ns.name(), &e))?;
+    ctx.ok();
+    Ok(())
+}
+
+pub(crate) fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    set_expiring(ctx, args, 1000, "setex")
+}
+
+pub(crate) fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    set_expiring(ctx, args, 1, "psetex")
+}
+
+pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let ns = ctx.shared.keyspace.route(&args[1]);
+    let old = ns
+        .update(&args[1][..], |current| match current {
+            Some(c) => (Update::Remove, Some(c.value.clone())),
+            None => (Update::Keep, None),
+        })
+        .map_err(|e| refused(ns.name(), &e))?;
+    ctx.bulk_or_null(old.as_deref());
+    Ok(())
+}
+
+pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    // None: leave the TTL; Some(None): persist; Some(Some(e)): expire. An option may
+    // repeat (the last wins); two different ones are a syntax error.
+    let mut change: Option<Option<Expiry>> = None;
+    let mut given: Option<&str> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let arg = &args[i];
+        let kind = ["PERSIST", "EX", "PX", "EXAT", "PXAT"]
+            .into_iter()
+            .find(|k| is(arg, k))
+            .ok_or(SYNTAX)?;
+        if given.is_some_and(|g| g != kind) {
+            return Err(SYNTAX);
+        }
+        given = Some(kind);
+        if kind == "PERSIST" {
+            change = Some(None);
+        } else {
+            let value = args.get(i + 1).ok_or(SYNTAX)?;
+            let unit = if kind == "EX" || kind == "EXAT" {
+                1000
+            } else {
+                1
+            };
+            change = Some(Some(expiry(value, unit, kind.ends_with("AT"), "getex")?));
+            i += 1;
+        }
+        i += 1;
+    }
+    let ns = ctx.shared.keyspace.route(&args[1]);
+    let Some(change) = change else {
+        reply_value(ctx, &args[1]);
+        return Ok(());
+    };
+    let value = ns
+        .update(&args[1][..], |current| {
+            let Some(current) = current else {
+                return (Update::Keep, None);
+            };
+            let value = current.value.clone();
+            let what = match change {
+                None => Update::Put(value.clone(), Put::new().no_ttl().keep_tags()),
+                Some(Expiry::In(d)) => Update::Put(value.clone(), Put::new().ttl(d).keep_tags()),
+                Some(Expiry::Past) => Update::Remove,
+            };
+            (what, Some(value))
+        })
+        .map_err(|e| refused(ns.name(), &e))?;
+    ctx.bulk_or_null(value.as_deref());
+    Ok(())
+}
+
+pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    ctx.array(args.len() - 1);
+    for key in &args[1..] {
+        reply_value(ctx, key);
+    }
+    Ok(())
+}
+
+pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    if args.len().is_multiple_of(2) {
+        return Err(Error::new(
+            "ERR wrong number of arguments for 'mset' command",
+        ));
+    }
+    for pair in args[1..].chunks_exact(2) {
+        let ns = ctx.shared.keyspace.route(&pair[0]);
+        ns.insert_with(&pair[0][..], own(&pair[1]), put(ctx, Ttl::Namespace))
+            .map_err(|e| refused(ns.name(), &e))?;
+    }
+    ctx.ok();
+    Ok(())
+}
+
+/// Adds `by` to the integer at `key` (0 if missing), keeping its TTL and tags.
+fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Outcome {
+    let ns = ctx.shared.keyspace.route(key);
+    let put = put(ctx, Ttl::Keep).keep_tags();
+    let result = ns
+        .update(&key[..], |current: Option<Current<'_, Value>>| {
+            let now = match current {
+                None => 0,
+                Some(c) => match super::parse_i64(c.value) {
+                    Some(n) => n,
+                    None => return (Update::Keep, Err(super::NOT_INTEGER)),
+                },
+            };
+            match now.checked_add(by) {
+                Some(next) => {
+                    let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
+                    (Update::Put(text, put), Ok(next))
+                }
+                None => (
+                    Update::Keep,
+                    Err(Error::new("ERR increment or decrement would overflow")),
+                ),
+            }
+        })
+        .map_err(|e| refused(ns.name(), &e))??;
+    ctx.int(result);
+    Ok(())
+}
+
+pub(crate) fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    add(ctx, &args[1], 1)
+}
+
+pub(crate) fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    add(ctx, &args[1], -1)
+}
+
+pub(crate) fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    add(ctx, &args[1], int(&args[2])?)
+}
+
+pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let by = int(&args[2])?;
+    let by = by
+        .checked_neg()
+        .ok_or_else(|| Error::new("ERR decrement would overflow"))?;
+    add(ctx, &args[1], by)
+}
+
+pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let ns = ctx.shared.keyspace.route(&args[1]);
+    let limit = ctx.shared.limits.max_bulk_len;
+    let put = put(ctx, Ttl::Keep).keep_tags();
+    let tail = &args[2];
+    let len = ns
+        .update(&args[1][..], |current| {
+            let head: &[u8] = current.as_ref().map_or(&[], |c| &c.value[..]);
+            if head.len() + tail.len() > limit {
+                return (
+                    Update::Keep,
+                    Err(Error::new(
+                        "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+                    )),
+                );
+            }
+            let mut joined = BytesMut::with_capacity(head.len() + tail.len());
+            joined.extend_from_slice(head);
+            joined.extend_from_slice(tail);
+            let len = joined.len() as i64;
+            (Update::Put(joined.freeze(), put), Ok(len))
+        })
+        .map_err(|e| refused(ns.name(), &e))??;
+    ctx.int(len);
+    Ok(())
+}
+
+pub(crate) fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+    let len = ctx
+        .shared
+        .keyspace
+        .route(&args[1])
+        .get_with(&args[1], |v| v.len());
+    ctx.int(len.map_or(0, |n| n as i64));
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! The keyspace a client sees: one flat space of keys, each living in the namespace its
+//! prefix names (`[server.prefixes]`, longest prefix first; `default` otherwise), so the
+//! namespace's TTL, limits and statistics apply to it.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+use strata::config::DEFAULT_NAMESPACE;
+use strata::store::{Namespace, Store, StoreError};
+
+/// Values as the server stores them: bytes, binary-safe.
+pub type Value = Bytes;
+
+/// SCAN cursors: the namespace's position in the high bits, its own cursor (below 2^48,
+/// see [`strata::Cache::scan`]) in the low ones.
+const NS_SHIFT: u32 = 48;
+
+/// The store's namespaces, opened for byte values, and the rules that route keys to them.
+pub struct Keyspace {
+    store: Store,
+    /// Every namespace, by name (the order SCAN walks them in).
+    namespaces: Vec<Namespace<Value>>,
+    /// (prefix, index into `namespaces`), longest prefix first.
+    prefixes: Vec<(Box<[u8]>, usize)>,
+    /// Index of `default`.
+    default: usize,
+    /// `maxmemory-policy` as last set, and whether it is `noeviction`.
+    policy: RwLock<String>,
+    no_evict: AtomicBool,
+}
+
+impl Keyspace {
+    /// Opens every namespace of `store` for byte values and compiles the prefix routes of
+    /// its `[server]` configuration. Fails if a namespace was opened with another type.
+    pub fn new(store: Store) -> Result<Self, StoreError> {
+        let names: Vec<String> = store.namespace_names().map(str::to_owned).collect();
+        let namespaces = names
+            .iter()
+            .map(|name| store.namespace::<Value>(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        let index = |name: &str| names.iter().position(|n| n == name);
+        let server = &store.config().server;
+        let mut prefixes: Vec<(Box<[u8]>, usize)> = server
+            .prefixes
+            .iter()
+            .filter_map(|(prefix, ns)| Some((prefix.as_bytes().into(), index(ns)?)))
+            .collect();
+        prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+        let default = index(DEFAULT_NAMESPACE).unwrap_or(0);
+        let policy = server.maxmemory_policy.clone();
+        Ok(Self {
+            no_evict: AtomicBool::new(policy == "noeviction"),
+            policy: RwLock::new(policy),
+            store,
+            namespaces,
+            prefixes,
+            default,
+        })
+    }
+
+    /// The store underneath.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The namespace `key` lives in.
+    #[inline]
+    pub fn route(&self, key: &[u8]) -> &Namespace<Value> {
+        let idx = self
+            .prefixes
+            .iter()
+            .find(|(prefix, _)| key.starts_with(prefix))
+            .map_or(self.default, |&(_, idx)| idx);
+        &self.namespaces[idx]
+    }
+
+    /// Every namespace, in SCAN order.
+    pub fn namespaces(&self) -> &[Namespace<Value>] {
+        &self.namespaces
+    }
+
+    /// The namespace called `name`.
+    pub fn namespace(&self, name: &str) -> Option<&Namespace<Value>> {
+        self.namespaces.iter().find(|ns| ns.name() == name)
+    }
+
+    /// One SCAN step over every namespace: visits the live keys among about `count` slots
+    /// from `cursor`, returns the next cursor (0 at the end).
+    pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8])) -> u64 {
+        self.walk(cursor, count, |_, key, _| visit(key))
+    }
+
+    /// [`scan`](Self::scan) that also gives each key's namespace and deadline (as
+    /// [`Current::fresh_until`](strata::store::Current) has it).
+    pub fn scan_entries(
+        &self,
+        cursor: u64,
+        count: usize,
+        mut visit: impl FnMut(&Namespace<Value>, u64),
+    ) -> u64 {
+        self.walk(cursor, count, |ns, _, fresh_until| visit(ns, fresh_until))
+    }
+
+    fn walk(
+        &self,
+        cursor: u64,
+        count: usize,
+        mut visit: impl FnMut(&Namespace<Value>, &[u8], u64),
+    ) -> u64 {
+        let mut ns = (cursor >> NS_SHIFT) as usize;
+        let mut inner = cursor & ((1 << NS_SHIFT) - 1);
+        let mut budget = count.max(1);
+        while let Some(namespace) = self.namespaces.get(ns) {
+            let mut seen = 0;
+            inner = namespace.scan(inner, budget, |key, current| {
+                seen += 1;
+                visit(namespace, key.as_bytes(), current.fresh_until);
+            });
+            if inner != 0 {
+                return ((ns as u64) << NS_SHIFT) | inner;
+            }
+            ns += 1;
+            // An empty namespace costs a step of its own at most: walking on is cheap.
+            budget = budget.saturating_sub(seen.max(1));
+            if budget == 0 {
+                break;
+            }
+        }
+        if ns >= self.namespaces.len() {
+            0
+        } else {
+            (ns as u64) << NS_SHIFT
+        }
+    }
+
+    /// Live keys in every namespace (what `DBSIZE` answers; expired entries not yet
+    /// reclaimed are counted, as Redis counts them).
+    pub fn len(&self) -> u64 {
+        self.namespaces.iter().map(|ns| ns.len() as u64).sum()
+    }
+
+    /// Whether no namespace holds an entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `maxmemory-policy` as last set.
+    pub fn policy(&self) -> String {
+        self.policy.read().clone()
+    }
+
+    /// Sets `maxmemory-policy` (the caller checked the name).
+    pub fn set_policy(&self, policy: &str) {
+        let mut current = self.policy.write();
+        self.no_evict
+            .store(policy == "noeviction", Ordering::Relaxed);
+        *current = policy.to_owned();
+    }
+
+    /// Whether writes must not evict (`noeviction`).
+    #[inline]
+    pub fn no_evict(&self) -> bool {
+        self.no_evict.load(Ordering::Relaxed)
+    }
+}

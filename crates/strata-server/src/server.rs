@@ -1,0 +1,220 @@
+//! The accept loop: limits on clients, one task per connection, graceful shutdown.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use strata::store::Store;
+//! use strata_server::server::Server;
+//!
+//! let server = Server::bind("127.0.0.1:6380", Store::new()).await?;
+//! server
+//!     .run(async {
+//!         let _ = tokio::signal::ctrl_c().await;
+//!     })
+//!     .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata::config::{Secret, ServerConfig};
+use strata::store::{Store, StoreError};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::connection::{self, ClientState};
+use crate::keyspace::Keyspace;
+
+/// How long shutdown waits for connections to finish what they are doing.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// The limits of `[server]`, in the units the connection uses.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) max_clients: u64,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_bulk_len: usize,
+    pub(crate) max_array_len: usize,
+    pub(crate) max_inline_len: usize,
+    /// The most unparsed bytes of one command: twice the longest bulk string.
+    pub(crate) max_query_len: usize,
+    pub(crate) output_buffer: usize,
+}
+
+impl Limits {
+    fn new(config: &ServerConfig) -> Self {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Self {
+            max_clients: config.max_clients,
+            idle_timeout: config.idle_timeout,
+            max_bulk_len: size(config.max_bulk_len),
+            max_array_len: size(config.max_array_len),
+            max_inline_len: size(config.max_inline_len),
+            max_query_len: size(config.max_bulk_len)
+                .saturating_mul(2)
+                .max(size(config.max_inline_len)),
+            output_buffer: size(config.output_buffer),
+        }
+    }
+}
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    pub(crate) keyspace: Keyspace,
+    pub(crate) limits: Limits,
+    pub(crate) password: Option<Secret>,
+    pub(crate) started: Instant,
+    pub(crate) port: u16,
+    clients: AtomicU64,
+    connections: AtomicU64,
+    rejected: AtomicU64,
+    commands: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn clients(&self) -> u64 {
+        self.clients.load(Ordering::Relaxed)
+    }
+    pub(crate) fn connections_received(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+    pub(crate) fn commands_processed(&self) -> u64 {
+        self.commands.load(Ordering::Relaxed)
+    }
+    /// Adds a connection's commands to the total (once per batch, not per command, to keep
+    /// connections off one shared cache line).
+    pub(crate) fn count_commands(&self, client: &mut ClientState) {
+        if client.commands > 0 {
+            self.commands.fetch_add(client.commands, Ordering::Relaxed);
+            client.commands = 0;
+        }
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The store's namespaces could not be opened for byte values.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A bound RESP server over a store.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Binds `addr` and prepares to serve `store` with its configuration's `[server]` limits.
+    pub async fn bind(
+        addr: impl ToSocketAddrs + std::fmt::Display,
+        store: Store,
+    ) -> Result<Self, ServeError> {
+        let listener = TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let port = listener.local_addr().map_or(0, |a| a.port());
+        let config = store.config().server.clone();
+        let shared = Shared {
+            keyspace: Keyspace::new(store)?,
+            limits: Limits::new(&config),
+            password: config.password.clone(),
+            started: Instant::now(),
+            port,
+            clients: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+        };
+        Ok(Self {
+            listener,
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves clients until `shutdown` completes; then stops accepting, lets each
+    /// connection finish the commands it has read and write their replies (for up to 5
+    /// seconds), and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut next_id = 0u64;
+        tokio::pin!(shutdown);
+        loop {
+            let accepted = tokio::select! {
+                accepted = self.listener.accept() => accepted,
+                () = &mut shutdown => break,
+                // Reap finished connections so the set does not grow.
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            };
+            let (mut stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: wait a little rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let shared = Arc::clone(&self.shared);
+            shared.connections.fetch_add(1, Ordering::Relaxed);
+            if shared.clients.load(Ordering::Relaxed) >= shared.limits.max_clients {
+                shared.rejected.fetch_add(1, Ordering::Relaxed);
+                tasks.spawn(async move {
+                    let _ = stream
+                        .write_all(b"-ERR max number of clients reached\r\n")
+                        .await;
+                });
+                continue;
+            }
+            next_id += 1;
+            let id = next_id;
+            shared.clients.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(client = id, %peer, "connected");
+            let stopped = stopped.clone();
+            tasks.spawn(async move {
+                connection::serve(Arc::clone(&shared), stream, id, stopped).await;
+                shared.clients.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
+        tracing::info!(
+            clients = self.shared.clients(),
+            "shutting down: no new connections"
+        );
+        let _ = stop.send(true);
+        let drained =
+            tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("connections still open after {DRAIN:?}; closing them");
+            tasks.abort_all();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,457 @@
+//! What `strata serve` adds to Redis, through real Redis clients: namespaces chosen by key
+//! prefix (their TTLs, limits and counters), tags and invalidation commands, the memory
+//! budget under `CONFIG SET maxmemory`, `noeviction`, atomic counters under concurrency,
+//! limits against abusive clients, the admin API beside the protocol, and a graceful stop.
+//! `tests/resp.rs` checks the Redis commands themselves (also against a real redis-server).
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::Duration;
+
+use common::{err_text, eventually, Server};
+use redis::Value;
+
+const NAMESPACES: &str = r#"
+max_bytes = "64MiB"
+[namespaces.session]
+ttl = "30m"
+[namespaces.wallet]
+max_bytes = "4MiB"
+[server.prefixes]
+"session:*" = "session"
+"wallet:*" = "wallet"
+"wallet:audit:*" = "default"
+"#;
+
+fn cmd<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+        .unwrap_or_else(|e| panic!("{args:?} failed: {e}"))
+}
+
+fn try_cmd<T: redis::FromRedisValue>(
+    con: &mut redis::Connection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+}
+
+/// `INFO` as field → value.
+fn info(con: &mut redis::Connection, section: &str) -> HashMap<String, String> {
+    let text: String = cmd(con, &["INFO", section]);
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn keys_live_in_the_namespace_their_prefix_names_with_its_ttl() {
+    let Some(server) = Server::start_with_config(NAMESPACES) else {
+        return;
+    };
+    for (round, resp3) in [false, true].into_iter().enumerate() {
+        let mut con = server.con(resp3);
+        let _: () = cmd(&mut con, &["FLUSHALL"]);
+        for (key, ns) in [
+            ("session:abc", "session"),
+            ("wallet:42", "wallet"),
+            ("wallet:audit:1", "default"),
+            ("walletx", "default"),
+            ("other", "default"),
+        ] {
+            let got: String = cmd(&mut con, &["STRATA.NAMESPACE", key]);
+            assert_eq!(got, ns, "{key}");
+        }
+        // SET without EX takes the namespace's TTL (30 minutes); elsewhere none.
+        let _: () = cmd(&mut con, &["SET", "session:abc", "v"]);
+        let _: () = cmd(&mut con, &["SET", "other", "v"]);
+        let ttl: i64 = cmd(&mut con, &["TTL", "session:abc"]);
+        assert!((1790..=1800).contains(&ttl), "TTL {ttl}");
+        assert_eq!(cmd::<i64>(&mut con, &["TTL", "other"]), -1);
+        // EX and PERSIST still win over it.
+        let _: () = cmd(&mut con, &["SET", "session:x", "v", "EX", "5"]);
+        assert_eq!(cmd::<i64>(&mut con, &["TTL", "session:x"]), 5);
+        assert_eq!(cmd::<i64>(&mut con, &["PERSIST", "session:abc"]), 1);
+        assert_eq!(cmd::<i64>(&mut con, &["TTL", "session:abc"]), -1);
+        // Counters are per namespace.
+        let _: Option<String> = cmd(&mut con, &["GET", "wallet:42"]);
+        let _: Option<String> = cmd(&mut con, &["GET", "session:abc"]);
+        let namespaces = info(&mut con, "namespaces");
+        let wallet = &namespaces["ns_wallet"];
+        // Counters run on across FLUSHALL: one miss a round.
+        assert!(
+            wallet.contains(&format!("misses={}", round + 1)),
+            "{wallet}"
+        );
+        assert!(
+            wallet.contains(&format!("max_bytes={}", 4 << 20)),
+            "{wallet}"
+        );
+        assert!(
+            namespaces["ns_session"].contains("keys=2"),
+            "{namespaces:?}"
+        );
+        let stats: HashMap<String, HashMap<String, i64>> = cmd(&mut con, &["STRATA.STATS"]);
+        assert_eq!(stats["session"]["hits"], if resp3 { 2 } else { 1 });
+        assert_eq!(stats["wallet"]["keys"], 0);
+        let one: HashMap<String, HashMap<String, i64>> = cmd(&mut con, &["STRATA.STATS", "wallet"]);
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            err_text(try_cmd::<Value>(&mut con, &["STRATA.STATS", "nope"])),
+            "ERR no namespace \"nope\" (configure it under [namespaces])"
+        );
+    }
+}
+
+#[test]
+fn tags_and_invalidation_commands() {
+    let config = format!(
+        "{NAMESPACES}\n[events.\"user.changed\"]\nparams = [\"id\"]\nkeys = [\"user:{{id}}\"]\n"
+    );
+    let Some(server) = Server::start_with_config(&config) else {
+        return;
+    };
+    let mut con = server.con(false);
+    for key in [
+        "wallet:1",
+        "wallet:2",
+        "session:1",
+        "user:7",
+        "user:8",
+        "a1",
+        "a2",
+        "b1",
+    ] {
+        let _: () = cmd(&mut con, &["SET", key, "v"]);
+    }
+    assert_eq!(
+        cmd::<i64>(&mut con, &["STRATA.SETTAGS", "wallet:1", "u:1", "all"]),
+        1
+    );
+    assert_eq!(
+        cmd::<i64>(&mut con, &["STRATA.SETTAGS", "session:1", "u:1"]),
+        1
+    );
+    assert_eq!(
+        cmd::<i64>(&mut con, &["STRATA.SETTAGS", "missing", "u:1"]),
+        0
+    );
+    // Tags survive an INCR-style rewrite of the value (APPEND keeps them).
+    assert_eq!(cmd::<i64>(&mut con, &["APPEND", "wallet:1", "w"]), 2);
+    assert_eq!(
+        cmd::<i64>(&mut con, &["STRATA.INVALIDATE", "TAG", "u:1"]),
+        2
+    );
+    assert_eq!(cmd::<Option<String>>(&mut con, &["GET", "wallet:1"]), None);
+    assert_eq!(cmd::<Option<String>>(&mut con, &["GET", "session:1"]), None);
+    assert_eq!(
+        cmd::<Option<String>>(&mut con, &["GET", "wallet:2"]).as_deref(),
+        Some("v")
+    );
+    // A plain SET drops the tags it replaces.
+    assert_eq!(
+        cmd::<i64>(&mut con, &["STRATA.SETTAGS", "wallet:2", "t2"]),
+        1
+    );
+    let _: () = cmd(&mut con, &["SET", "wallet:2", "new"]);
+    assert_eq!(cmd::<i64>(&mut con, &["STRATA.INVALIDATE", "TAG", "t2"]), 0);
+
+    assert_eq!(
+        cmd::<i64>(
+            &mut con,
+            &["STRATA.INVALIDATE", "EVENT", "user.changed", "id", "7"]
+        ),
+        1
+    );
+    assert_eq!(cmd::<i64>(&mut con, &["EXISTS", "user:7", "user:8"]), 1);
+    assert_eq!(
+        cmd::<i64>(&mut con, &["STRATA.INVALIDATE", "PREFIX", "a"]),
+        2
+    );
+    assert_eq!(
+        cmd::<i64>(&mut con, &["STRATA.INVALIDATE", "PATTERN", "b?"]),
+        1
+    );
+    assert_eq!(
+        cmd::<i64>(&mut con, &["STRATA.INVALIDATE", "KEY", "user:8"]),
+        1
+    );
+    // A clear counts every entry it drops, also the one whose tag was invalidated (dead to
+    // readers, not yet reclaimed).
+    assert_eq!(
+        cmd::<i64>(&mut con, &["STRATA.INVALIDATE", "NAMESPACE", "wallet"]),
+        2
+    );
+    // DBSIZE counts entries, as Redis counts keys not yet expired away: the tag-invalidated
+    // session:1 leaves when the background thread purges it (it looks every 10 ms).
+    assert!(eventually(Duration::from_secs(5), || cmd::<i64>(
+        &mut con,
+        &["DBSIZE"]
+    ) == 0));
+    assert_eq!(
+        err_text(try_cmd::<Value>(
+            &mut con,
+            &["STRATA.INVALIDATE", "EVENT", "nope"]
+        )),
+        "ERR no rule for event \"nope\""
+    );
+    assert_eq!(
+        err_text(try_cmd::<Value>(
+            &mut con,
+            &["STRATA.INVALIDATE", "NAMESPACE", "nope"]
+        )),
+        "ERR no namespace \"nope\" (configure it under [namespaces])"
+    );
+    assert_eq!(
+        err_text(try_cmd::<Value>(
+            &mut con,
+            &["STRATA.INVALIDATE", "COLOUR", "red"]
+        )),
+        "ERR syntax error"
+    );
+}
+
+#[test]
+fn config_set_maxmemory_shrinks_the_budget_and_evicts() {
+    let Some(server) = Server::start_with_config("max_bytes = \"32MiB\"\n") else {
+        return;
+    };
+    let mut con = server.con(false);
+    let value = "x".repeat(1000);
+    let mut pipe = redis::pipe();
+    for i in 0..20_000 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(&value).ignore();
+    }
+    let _: () = pipe.query(&mut con).expect("pipeline");
+    let before: i64 = cmd(&mut con, &["DBSIZE"]);
+    assert!(before > 15_000, "32 MiB holds most of 20 MB: {before}");
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "maxmemory", "4mb"]);
+    let got: HashMap<String, String> = cmd(&mut con, &["CONFIG", "GET", "maxmemory"]);
+    assert_eq!(got["maxmemory"], (4u64 << 20).to_string());
+    let after: i64 = cmd(&mut con, &["DBSIZE"]);
+    assert!(
+        after < 4_000,
+        "4 MiB holds fewer than 4,000 entries of 1 KB: {after}"
+    );
+    let memory = info(&mut con, "memory");
+    let used: u64 = memory["used_memory"].parse().expect("a number");
+    assert!(used <= 4 << 20, "used_memory {used}");
+    let evicted: u64 = info(&mut con, "stats")["evicted_keys"]
+        .parse()
+        .expect("a number");
+    assert!(evicted as i64 >= before - after, "evicted {evicted}");
+    assert_eq!(
+        err_text(try_cmd::<Value>(
+            &mut con,
+            &["CONFIG", "SET", "maxmemory", "0"]
+        )),
+        "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - strata always \
+         has a memory bound; 0 (no limit) is not supported"
+    );
+    assert!(err_text(try_cmd::<Value>(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory", "1000"]
+    ))
+    .starts_with("ERR CONFIG SET failed (possibly related to argument 'maxmemory') - "));
+    let got: HashMap<String, String> = cmd(&mut con, &["CONFIG", "GET", "maxmemory"]);
+    assert_eq!(
+        got["maxmemory"],
+        (4u64 << 20).to_string(),
+        "a refused value changes nothing"
+    );
+}
+
+#[test]
+fn noeviction_refuses_writes_with_oom_and_loses_nothing() {
+    let config = "max_bytes = \"2MiB\"\n[server]\nmaxmemory_policy = \"noeviction\"\n";
+    let Some(server) = Server::start_with_config(config) else {
+        return;
+    };
+    let mut con = server.con(false);
+    let value = "x".repeat(1000);
+    let mut stored = Vec::new();
+    let mut oom = 0;
+    for i in 0..5_000 {
+        let key = format!("k{i}");
+        match try_cmd::<()>(&mut con, &["SET", &key, &value]) {
+            Ok(()) => stored.push(key),
+            Err(e) => {
+                assert_eq!(
+                    err_text::<()>(Err(e)),
+                    "OOM command not allowed when used memory > 'maxmemory'."
+                );
+                oom += 1;
+            }
+        }
+    }
+    assert!(
+        oom > 0 && !stored.is_empty(),
+        "stored {}, refused {oom}",
+        stored.len()
+    );
+    for key in &stored {
+        let got: Option<String> = cmd(&mut con, &["GET", key]);
+        assert!(
+            got.is_some(),
+            "{key} was acknowledged and must still be there"
+        );
+    }
+    // Overwriting a stored key with a value of the same size needs no room.
+    let _: () = cmd(&mut con, &["SET", &stored[0], &value]);
+    // Back to an evicting policy: writes go through again.
+    let _: () = cmd(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    );
+    let _: () = cmd(&mut con, &["SET", "late", &value]);
+    let got: HashMap<String, String> = cmd(&mut con, &["CONFIG", "GET", "maxmemory-policy"]);
+    assert_eq!(got["maxmemory-policy"], "allkeys-lru");
+}
+
+#[test]
+fn concurrent_incr_and_append_lose_nothing() {
+    let server = Server::start();
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let mut con = server.con(false);
+            thread::spawn(move || {
+                for _ in 0..500 {
+                    let _: i64 = cmd(&mut con, &["INCR", "counter"]);
+                    let _: i64 = cmd(&mut con, &["APPEND", "log", "x"]);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no panic");
+    }
+    let mut con = server.con(false);
+    assert_eq!(cmd::<i64>(&mut con, &["GET", "counter"]), 2_000);
+    assert_eq!(cmd::<i64>(&mut con, &["STRLEN", "log"]), 2_000);
+}
+
+#[test]
+fn a_value_larger_than_a_namespace_can_hold_is_refused_and_the_server_carries_on() {
+    let config = "max_bytes = \"8MiB\"\n[namespaces.tiny]\nmax_bytes = \"1MiB\"\n";
+    let Some(server) = Server::start_with_config(config) else {
+        return;
+    };
+    let mut con = server.con(false);
+    let big = "x".repeat(2 << 20);
+    let err = err_text(try_cmd::<()>(&mut con, &["SET", "tiny:big", &big]));
+    assert!(
+        err.starts_with("ERR value too large for namespace 'tiny'"),
+        "{err}"
+    );
+    assert_eq!(cmd::<Option<String>>(&mut con, &["GET", "tiny:big"]), None);
+    let _: () = cmd(&mut con, &["SET", "tiny:small", "ok"]);
+    assert_eq!(cmd::<String>(&mut con, &["GET", "tiny:small"]), "ok");
+}
+
+#[test]
+fn a_reply_past_the_output_buffer_closes_that_client_only() {
+    let config = "[server]\noutput_buffer = \"64KiB\"\n";
+    let Some(server) = Server::start_with_config(config) else {
+        return;
+    };
+    let mut other = server.con(false);
+    let mut con = server.con(false);
+    let mut pipe = redis::pipe();
+    for i in 0..10_000 {
+        pipe.cmd("SET").arg(format!("key:{i:06}")).arg("v").ignore();
+    }
+    let _: () = pipe.query(&mut con).expect("pipeline");
+    assert!(
+        try_cmd::<Vec<String>>(&mut con, &["KEYS", "*"]).is_err(),
+        "closed"
+    );
+    // Smaller replies are fine, for this client on a new connection and for the others.
+    let mut con = server.con(false);
+    let few: Vec<String> = cmd(&mut con, &["KEYS", "key:00001*"]);
+    assert_eq!(few.len(), 10);
+    assert_eq!(cmd::<i64>(&mut other, &["DBSIZE"]), 10_000);
+}
+
+#[test]
+fn max_clients_and_idle_timeout() {
+    let config = "[server]\nmax_clients = 2\nidle_timeout = \"300ms\"\n";
+    let Some(server) = Server::start_with_config(config) else {
+        return;
+    };
+    let mut a = server.con(false);
+    let mut b = server.con(false);
+    let _: () = cmd(&mut a, &["PING"]);
+    let _: () = cmd(&mut b, &["PING"]);
+    let reply = common::raw(server.addr(), b"PING\r\n");
+    assert_eq!(reply, b"-ERR max number of clients reached\r\n");
+    // Idle clients are closed; their places free up.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let mut c = TcpStream::connect(server.addr()).expect("connect");
+            c.write_all(b"PING\r\n").expect("write");
+            let mut buf = [0u8; 64];
+            let n = c.read(&mut buf).unwrap_or(0);
+            &buf[..n] == b"+PONG\r\n"
+        }),
+        "idle connections were never closed"
+    );
+    assert!(
+        try_cmd::<Value>(&mut a, &["PING"]).is_err(),
+        "the idle client was closed"
+    );
+}
+
+#[test]
+fn the_admin_api_serves_the_same_store() {
+    let Some(server) = Server::start_with_config(NAMESPACES) else {
+        return;
+    };
+    let mut con = server.con(false);
+    let _: () = cmd(&mut con, &["SET", "wallet:1", "v"]);
+    let _: Option<String> = cmd(&mut con, &["GET", "wallet:1"]);
+    let url = format!("http://{}/stats", server.http_addr());
+    let stats: serde_json::Value = ureq::get(&url)
+        .call()
+        .expect("GET /stats")
+        .body_mut()
+        .read_json()
+        .expect("JSON");
+    assert_eq!(stats["namespaces"]["wallet"]["stats"]["hits"], 1);
+    assert_eq!(stats["namespaces"]["wallet"]["stats"]["entries"], 1);
+    let url = format!("http://{}/invalidate", server.http_addr());
+    ureq::post(&url)
+        .send_json(serde_json::json!({"prefix": "wallet:"}))
+        .expect("POST /invalidate");
+    assert_eq!(cmd::<i64>(&mut con, &["EXISTS", "wallet:1"]), 0);
+}
+
+#[test]
+fn sigterm_stops_the_server_gracefully() {
+    let Some(mut server) = Server::start_with_config("") else {
+        return;
+    };
+    let mut con = server.con(false);
+    let _: () = cmd(&mut con, &["SET", "k", "v"]);
+    let status = server.terminate(Duration::from_secs(10));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit status {status:?}"
+    );
+    assert!(
+        try_cmd::<Value>(&mut con, &["PING"]).is_err(),
+        "connections are closed"
+    );
+}
