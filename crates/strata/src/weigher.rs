@@ -86,9 +86,11 @@ impl HeapSize for String {
     }
 }
 
+/// An unsized value's own bytes are not its heap: whatever points to it (`Box<str>`,
+/// `Arc<str>`) counts them, as it counts any pointee's size.
 impl HeapSize for str {
     fn heap_size(&self) -> usize {
-        self.len()
+        0
     }
 }
 
@@ -107,9 +109,10 @@ impl<T: HeapSize> HeapSize for Vec<T> {
     }
 }
 
+/// The elements' own heap; the slice's bytes are counted by what points to it.
 impl<T: HeapSize> HeapSize for [T] {
     fn heap_size(&self) -> usize {
-        std::mem::size_of_val(self) + elements_heap(self)
+        elements_heap(self)
     }
 }
 
@@ -196,6 +199,14 @@ mod tests {
         assert_eq!(vec![String::from("abc")].heap_size(), 24 + 3);
         assert_eq!(bytes::Bytes::from(vec![1u8; 33]).heap_size(), 33);
         assert_eq!(Some(String::from("ab")).heap_size(), 2);
+        // Pointers to unsized values count the pointee once.
+        assert_eq!(Box::<[u8]>::from(&[0u8; 64][..]).heap_size(), 64);
+        assert_eq!(Box::<str>::from("abcd").heap_size(), 4);
+        assert_eq!(
+            Box::<[String]>::from(vec![String::from("abc")]).heap_size(),
+            24 + 3
+        );
+        assert_eq!(std::sync::Arc::<str>::from("abcd").heap_size(), 16 + 4);
     }
 
     #[test]
