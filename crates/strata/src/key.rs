@@ -43,78 +43,153 @@ use crate::{HeapSize, Pattern};
 /// Built from `&str`, `String`, `&[u8]`, `Vec<u8>` or `Bytes`; looked up by anything that is
 /// `AsRef<[u8]>`. It hashes as its bytes, and serialises as a string when it is UTF-8 (as
 /// bytes otherwise), so invalidations carrying keys read naturally as JSON.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key(Box<[u8]>);
+///
+/// Keys of up to 22 bytes (most: `user::42::profile` is 17) are stored inline, in the
+/// key's own 24 bytes: no allocation, and comparing a key found in the hash table with the
+/// one asked for reads no other cache line. Longer keys live on the heap.
+#[derive(Clone)]
+pub struct Key(Repr);
+
+/// The most bytes a key holds inline.
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Repr {
+    /// `len` ≤ [`INLINE`] bytes at the front of `bytes`.
+    Inline {
+        len: u8,
+        bytes: [u8; INLINE],
+    },
+    Heap(Box<[u8]>),
+}
 
 impl Key {
+    fn copy(b: &[u8]) -> Self {
+        if b.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..b.len()].copy_from_slice(b);
+            Key(Repr::Inline {
+                len: b.len() as u8,
+                bytes,
+            })
+        } else {
+            Key(Repr::Heap(b.into()))
+        }
+    }
+
+    fn owned(b: Vec<u8>) -> Self {
+        if b.len() <= INLINE {
+            Self::copy(&b)
+        } else {
+            Key(Repr::Heap(b.into_boxed_slice()))
+        }
+    }
+
     /// The key's bytes.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        match &self.0 {
+            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Heap(b) => b,
+        }
     }
 
     /// The key as text, if it is UTF-8.
     pub fn as_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.0).ok()
+        std::str::from_utf8(self.as_bytes()).ok()
     }
 
     /// How many bytes the key has.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.as_bytes().len()
+    }
+}
+
+impl PartialEq for Key {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl std::hash::Hash for Key {
+    /// As the bytes hash, which `Borrow<[u8]>` requires.
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
 impl Borrow<[u8]> for Key {
+    #[inline]
     fn borrow(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
     }
 }
 
 impl AsRef<[u8]> for Key {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        self.as_bytes()
     }
 }
 
 impl From<&str> for Key {
     fn from(s: &str) -> Self {
-        Key(s.as_bytes().into())
+        Key::copy(s.as_bytes())
     }
 }
 
 impl From<String> for Key {
     fn from(s: String) -> Self {
-        Key(s.into_bytes().into_boxed_slice())
+        Key::owned(s.into_bytes())
     }
 }
 
 impl From<&String> for Key {
     fn from(s: &String) -> Self {
-        Key(s.as_bytes().into())
+        Key::copy(s.as_bytes())
     }
 }
 
 impl From<&[u8]> for Key {
     fn from(b: &[u8]) -> Self {
-        Key(b.into())
+        Key::copy(b)
     }
 }
 
 impl From<Vec<u8>> for Key {
     fn from(b: Vec<u8>) -> Self {
-        Key(b.into_boxed_slice())
+        Key::owned(b)
     }
 }
 
 impl From<bytes::Bytes> for Key {
     fn from(b: bytes::Bytes) -> Self {
-        Key(b.as_ref().into())
+        Key::copy(&b)
     }
 }
 
 impl HeapSize for Key {
     fn heap_size(&self) -> usize {
-        self.0.len()
+        match &self.0 {
+            Repr::Inline { .. } => 0,
+            Repr::Heap(b) => b.len(),
+        }
     }
 }
 
@@ -122,7 +197,7 @@ impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.as_str() {
             Some(s) => fmt::Debug::fmt(s, f),
-            None => write!(f, "b\"{}\"", self.0.escape_ascii()),
+            None => write!(f, "b\"{}\"", self.as_bytes().escape_ascii()),
         }
     }
 }
@@ -132,7 +207,7 @@ impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.as_str() {
             Some(s) => f.write_str(s),
-            None => write!(f, "{}", self.0.escape_ascii()),
+            None => write!(f, "{}", self.as_bytes().escape_ascii()),
         }
     }
 }
@@ -141,7 +216,7 @@ impl Serialize for Key {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.as_str() {
             Some(s) => serializer.serialize_str(s),
-            None => serializer.serialize_bytes(&self.0),
+            None => serializer.serialize_bytes(self.as_bytes()),
         }
     }
 }
@@ -288,6 +363,31 @@ where
 mod tests {
     use super::*;
     use proptest::prelude::*;
+    use std::hash::{BuildHasher, RandomState};
+
+    #[test]
+    fn a_key_is_24_bytes_and_short_ones_need_no_heap() {
+        assert_eq!(std::mem::size_of::<Key>(), 24);
+        assert_eq!(Key::from("user::42::profile").heap_size(), 0);
+        assert_eq!(Key::from("x".repeat(22)).heap_size(), 0);
+        assert_eq!(Key::from("x".repeat(23)).heap_size(), 23);
+    }
+
+    proptest! {
+        /// Inline or not, a key is its bytes: equal, ordered and hashed as they are (the
+        /// hash must match the slice's, or `Borrow<[u8]>` lookups would miss).
+        #[test]
+        fn keys_behave_as_their_bytes(a in proptest::collection::vec(any::<u8>(), 0..40),
+                                      b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let (ka, kb) = (Key::from(a.clone()), Key::from(b.as_slice()));
+            prop_assert_eq!(ka.as_bytes(), a.as_slice());
+            prop_assert_eq!(ka == kb, a == b);
+            prop_assert_eq!(ka.cmp(&kb), a.cmp(&b));
+            let hasher = RandomState::new();
+            prop_assert_eq!(hasher.hash_one(&ka), hasher.hash_one(a.as_slice()));
+            prop_assert_eq!(ka.clone(), ka);
+        }
+    }
 
     #[test]
     fn digests_are_stable_and_separate_parts() {
