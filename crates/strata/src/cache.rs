@@ -47,6 +47,9 @@ pub enum Compute<V> {
         /// fit is refused with [`InsertError::NoRoom`].
         evict: bool,
     },
+    /// Keep the value, and expire the entry `ttl` from now (never for `None`, or for a
+    /// TTL beyond about 584 years). Nothing happens if no live entry holds the key.
+    Expire(Option<Duration>),
 }
 
 /// A concurrent cache bounded by entries and/or weight, with TTL, time-to-idle and exact
@@ -606,6 +609,11 @@ where
                 if let Some((key, value)) = removed {
                     out.push((key, value, RemovalCause::Removed));
                 }
+            }
+            Compute::Expire(ttl) => {
+                let ttl = ttl.map_or(NEVER, duration_to_nanos);
+                let (deadline, hard) = inner.deadlines(now, ttl);
+                shard.set_deadline(hash, &key, deadline, hard, inner.clock.upper_nanos());
             }
             Compute::Insert { value, ttl, evict } => {
                 if ttl.is_some_and(|t| t.is_zero()) {

@@ -299,3 +299,34 @@ fn no_evict_puts_are_refused_when_full_and_nothing_is_lost() {
         );
     }
 }
+
+#[test]
+fn update_expire_changes_only_the_ttl() {
+    let (store, clock) = store("[namespaces.s]\nttl = \"1m\"\nmax_stale = \"1h\"\n");
+    let ns = store.namespace::<String>("s").expect("namespace");
+    ns.insert_with("k", "v".to_string(), Put::new().tag("t"))
+        .expect("fits");
+    let expire = |ttl| {
+        move |c: Option<strata::store::Current<'_, String>>| (Update::Expire(ttl), c.is_some())
+    };
+    assert_eq!(
+        ns.update("k", expire(Some(Duration::from_secs(5)))),
+        Ok(true)
+    );
+    assert_eq!(ns.ttl("k"), Some(Some(Duration::from_secs(5))));
+    assert_eq!(
+        ns.update("missing", expire(Some(Duration::from_secs(5)))),
+        Ok(false)
+    );
+    assert_eq!(ns.get("missing"), None, "expire does not create a key");
+    // Past its new TTL the value is stale: gone for readers, whatever max_stale keeps.
+    clock.advance(Duration::from_secs(6));
+    assert_eq!(ns.get("k"), None);
+    ns.insert_with("k", "v".to_string(), Put::new().tag("t"))
+        .expect("fits");
+    assert_eq!(ns.update("k", expire(None)), Ok(true));
+    assert_eq!(ns.ttl("k"), Some(None));
+    clock.advance(Duration::from_secs(3600 * 24));
+    assert_eq!(ns.get("k").as_deref(), Some("v"), "never expires now");
+    assert_eq!(store.invalidate_tag("t"), 1, "the tag stayed");
+}

@@ -152,6 +152,9 @@ pub enum Update<V> {
     Remove,
     /// Store a value, as [`Namespace::insert_with`] would.
     Put(V, Put),
+    /// Keep the value and tags, and expire `ttl` from now (never for `None`): Redis's
+    /// `EXPIRE` and `PERSIST`, without copying the value.
+    Expire(Option<Duration>),
 }
 
 /// A live entry as [`Namespace::update`] and [`Namespace::scan`] see it.
@@ -546,6 +549,18 @@ where
                         removed = Some(slot.is_some());
                         Compute::Remove
                     }
+                    Update::Expire(ttl) => match slot {
+                        Some(old) => {
+                            let fresh_until = match ttl {
+                                Some(ttl) => self.fresh_until(Some(ttl)),
+                                None => NEVER,
+                            };
+                            // Under the shard's write lock: no reader sees half a change.
+                            old.fresh_until.store(fresh_until, Ordering::Relaxed);
+                            Compute::Expire(self.engine_ttl_until(fresh_until))
+                        }
+                        None => Compute::Keep,
+                    },
                     Update::Put(value, put) => {
                         let mut fresh = self.slot(value, &put);
                         if let Some(old) = slot {
