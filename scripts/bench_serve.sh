@@ -12,12 +12,12 @@
 #   --requests N       requests per test at -P 1 (default 200000)
 #   --requests-p16 N   requests per test at -P 16 (default 10 x --requests)
 #
-# Environment:
-#   STRATA_CMD      the strata command, run as `$STRATA_CMD --resp-addr A --http-addr B --config F`
+# Environment (not STRATA_*: strata reads every STRATA_* variable as configuration):
+#   SERVE_CMD      the strata command, run as `$SERVE_CMD --resp-addr A --http-addr B --config F`
 #                   (split on spaces; default `target/release/strata serve`, built with
-#                   `cargo build --release -p strata-server` when missing). STRATA_CMD=redis uses
+#                   `cargo build --release -p strata-server` when missing). SERVE_CMD=redis uses
 #                   a second redis-server as a stand-in for strata (to test this script).
-#   STRATA_MAX_BYTES  strata's memory budget, written to the temporary config (default 2GiB).
+#   SERVE_MAX_BYTES  strata's memory budget, written to the temporary config (default 2GiB).
 #   BENCH_TIMEOUT   seconds before one redis-benchmark run is abandoned (default 600).
 #
 # Starts its own servers on free ports of 127.0.0.1 (never touches an existing Redis), kills them
@@ -62,12 +62,12 @@ done
 
 # --- the strata command ---------------------------------------------------------------------
 stand_in=0
-if [ "${STRATA_CMD:-}" = redis ]; then
+if [ "${SERVE_CMD:-}" = redis ]; then
     stand_in=1
     strata_label="redis-server (stand-in for strata)"
-elif [ -n "${STRATA_CMD:-}" ]; then
-    read -r -a strata_cmd <<<"$STRATA_CMD"
-    strata_label="$STRATA_CMD"
+elif [ -n "${SERVE_CMD:-}" ]; then
+    read -r -a strata_cmd <<<"$SERVE_CMD"
+    strata_label="$SERVE_CMD"
 else
     if [ ! -x target/release/strata ]; then
         log "target/release/strata missing: cargo build --release -p strata-server"
@@ -79,7 +79,7 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench_serve.XXXXXX")
 strata_config="$work/strata.toml"
-printf 'max_bytes = "%s"\n' "${STRATA_MAX_BYTES:-2GiB}" >"$strata_config"
+printf 'max_bytes = "%s"\n' "${SERVE_MAX_BYTES:-2GiB}" >"$strata_config"
 
 declare -A PID=() PORT=()
 cleanup() {
@@ -256,7 +256,7 @@ if [ "$do_memory" = 1 ]; then
         summary=$(tr -d '\r' <"$work/pipe.out" | grep '^errors:' || true)
         [ "$summary" = "errors: 0, replies: $keys" ] || { cat "$work/pipe.out" >&2; die "loading $server: expected 'errors: 0, replies: $keys', got '$summary'"; }
         dbsize=$(cli "$server" DBSIZE)
-        [ "$dbsize" = "$keys" ] || die "$server holds $dbsize keys after loading $keys (evictions? strata's budget is ${STRATA_MAX_BYTES:-2GiB})"
+        [ "$dbsize" = "$keys" ] || die "$server holds $dbsize keys after loading $keys (evictions? strata's budget is ${SERVE_MAX_BYTES:-2GiB})"
         sleep 1
         after=$(rss_kib "$server")
         used_after=$(used_memory "$server")

@@ -12,6 +12,11 @@ mod serve;
 
 use std::process::ExitCode;
 
+/// mimalloc rather than the system allocator: less memory per small allocation (keys and
+/// values are mostly small) and faster; docs/benchmarks.md has the comparison.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 use client::Failure;

@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata::store::{Put, Update};
+use strata::store::Update;
 
 use super::{expiry, is, Ctx, Error, Expiry, Outcome};
 
@@ -96,7 +96,7 @@ fn set_expiry(
             }
             let what = match expiry {
                 Expiry::Past => Update::Remove,
-                Expiry::In(d) => Update::Put(current.value.clone(), Put::new().ttl(d).keep_tags()),
+                Expiry::In(d) => Update::Expire(Some(d)),
             };
             (what, true)
         })
@@ -150,10 +150,7 @@ pub(crate) fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let ns = ctx.shared.keyspace.route(&args[1]);
     let done = ns
         .update(&args[1][..], |current| match current {
-            Some(c) if ns.remaining(c.fresh_until).is_some() => (
-                Update::Put(c.value.clone(), Put::new().no_ttl().keep_tags()),
-                true,
-            ),
+            Some(c) if ns.remaining(c.fresh_until).is_some() => (Update::Expire(None), true),
             _ => (Update::Keep, false),
         })
         .map_err(|e| super::refused(ns.name(), &e))?;

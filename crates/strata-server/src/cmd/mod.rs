@@ -11,7 +11,6 @@ mod strata;
 mod strings;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -559,8 +558,13 @@ pub(crate) static COMMANDS: &[Spec] = &[
     ),
 ];
 
-static BY_NAME: LazyLock<HashMap<&'static str, &'static Spec>> =
-    LazyLock::new(|| COMMANDS.iter().map(|spec| (spec.name, spec)).collect());
+/// The commands sorted by name, for a binary search (a handful of short comparisons: less
+/// work than hashing the name).
+static BY_NAME: LazyLock<Vec<&'static Spec>> = LazyLock::new(|| {
+    let mut specs: Vec<&Spec> = COMMANDS.iter().collect();
+    specs.sort_by_key(|spec| spec.name);
+    specs
+});
 
 /// The command called `name` (any case).
 #[inline]
@@ -570,7 +574,11 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
     for (l, b) in lower.iter_mut().zip(name) {
         *l = b.to_ascii_lowercase();
     }
-    BY_NAME.get(std::str::from_utf8(lower).ok()?).copied()
+    let lower: &[u8] = lower;
+    BY_NAME
+        .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
+        .ok()
+        .map(|i| BY_NAME[i])
 }
 
 /// Runs one command (`args[0]` is its name), writing its reply.
@@ -702,5 +710,47 @@ pub(crate) fn refused(namespace: &str, error: &::strata::InsertError) -> Error {
              at most {limit} fit"
         )),
         other => Error::new(format!("ERR {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_command_is_found_by_its_name_in_any_case() {
+        let mut names: Vec<&str> = COMMANDS.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), COMMANDS.len(), "names are unique");
+        for spec in COMMANDS {
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase());
+            for name in [spec.name.to_string(), spec.name.to_ascii_uppercase()] {
+                let found = lookup(name.as_bytes()).map(|s| s.name);
+                assert_eq!(found, Some(spec.name));
+            }
+        }
+        assert!(lookup(b"gett").is_none());
+        assert!(lookup(b"").is_none());
+        assert!(lookup(&[b'x'; 40]).is_none());
+    }
+
+    #[test]
+    fn integers_parse_as_redis_parses_them() {
+        assert_eq!(parse_i64(b"42"), Some(42));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"+1",
+            b"01",
+            b" 1",
+            b"1 ",
+            b"-0",
+            b"-",
+            b"1.5",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }

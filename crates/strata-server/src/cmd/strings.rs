@@ -17,7 +17,7 @@
 //! STRLEN key                                 the length (0 if missing)
 //! ```
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use strata::store::{Current, Put, Update};
 
 use super::{expiry, int, is, refused, Ctx, Error, Expiry, Outcome, SYNTAX};
@@ -46,7 +46,7 @@ fn reply_value(ctx: &mut Ctx<'_>, key: &[u8]) {
 /// A copy of an argument to keep: arguments are slices of the connection's read buffer,
 /// which a stored value must not pin.
 fn own(arg: &[u8]) -> Value {
-    Bytes::copy_from_slice(arg)
+    Box::from(arg)
 }
 
 /// The `Put` of a write: the TTL it gives, under the server's eviction policy.
@@ -278,8 +278,8 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
             };
             let value = current.value.clone();
             let what = match change {
-                None => Update::Put(value.clone(), Put::new().no_ttl().keep_tags()),
-                Some(Expiry::In(d)) => Update::Put(value.clone(), Put::new().ttl(d).keep_tags()),
+                None => Update::Expire(None),
+                Some(Expiry::In(d)) => Update::Expire(Some(d)),
                 Some(Expiry::Past) => Update::Remove,
             };
             (what, Some(value))
@@ -327,7 +327,7 @@ fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Outcome {
             };
             match now.checked_add(by) {
                 Some(next) => {
-                    let text = Bytes::copy_from_slice(itoa::Buffer::new().format(next).as_bytes());
+                    let text = Value::from(itoa::Buffer::new().format(next).as_bytes());
                     (Update::Put(text, put), Ok(next))
                 }
                 None => (
@@ -377,11 +377,11 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
                     )),
                 );
             }
-            let mut joined = BytesMut::with_capacity(head.len() + tail.len());
+            let mut joined = Vec::with_capacity(head.len() + tail.len());
             joined.extend_from_slice(head);
             joined.extend_from_slice(tail);
             let len = joined.len() as i64;
-            (Update::Put(joined.freeze(), put), Ok(len))
+            (Update::Put(joined.into_boxed_slice(), put), Ok(len))
         })
         .map_err(|e| refused(ns.name(), &e))??;
     ctx.int(len);
