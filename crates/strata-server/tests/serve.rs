@@ -455,3 +455,28 @@ fn sigterm_stops_the_server_gracefully() {
         "connections are closed"
     );
 }
+
+#[test]
+fn mget_of_one_big_value_many_times_is_cut_off_at_the_output_limit() {
+    let config = "[server]\noutput_buffer = \"2MiB\"\n";
+    let Some(server) = Server::start_with_config(config) else {
+        return;
+    };
+    let mut con = server.con(false);
+    let big = "x".repeat(512 << 10);
+    let _: () = cmd(&mut con, &["SET", "big", &big]);
+    // 10,000 copies of 512 KiB would be a 5 GB reply: the connection is closed instead.
+    let mut mget = redis::cmd("MGET");
+    for _ in 0..10_000 {
+        mget.arg("big");
+    }
+    assert!(
+        mget.query::<Vec<String>>(&mut con).is_err(),
+        "closed, not answered"
+    );
+    let peak = server.peak_rss().expect("VmHWM");
+    assert!(peak < 256 << 20, "the server peaked at {peak} bytes");
+    let mut con = server.con(false);
+    let two: Vec<String> = cmd(&mut con, &["MGET", "big", "big"]);
+    assert_eq!(two.len(), 2, "a reply within the limit is answered");
+}

@@ -292,6 +292,12 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     ctx.array(args.len() - 1);
     for key in &args[1..] {
+        // The same big key asked a million times would make a reply far larger than the
+        // store: stop once the reply passes the client's output limit (the connection is
+        // then closed, as for any reply past it).
+        if ctx.out.len() > ctx.shared.limits.output_buffer {
+            break;
+        }
         reply_value(ctx, key);
     }
     Ok(())

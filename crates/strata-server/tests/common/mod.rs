@@ -153,6 +153,14 @@ impl Server {
         panic!("server would not start:\n{last_log}");
     }
 
+    /// The server process's peak resident memory in bytes (`VmHWM`, Linux only).
+    pub fn peak_rss(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
     /// The RESP address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
