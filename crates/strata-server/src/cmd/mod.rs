@@ -131,431 +131,61 @@ const NO_KEYS: (i32, i32, i32) = (0, 0, 0);
 const ONE_KEY: (i32, i32, i32) = (1, 1, 1);
 const ALL_KEYS: (i32, i32, i32) = (1, -1, 1);
 
-/// Every command the server knows.
+/// Every command the server knows, one line each.
+#[rustfmt::skip]
 pub(crate) static COMMANDS: &[Spec] = &[
     // connection
-    spec!(
-        "ping",
-        -1,
-        Other,
-        NO_KEYS,
-        "connection",
-        connection::ping,
-        "Returns the server's liveliness response."
-    ),
-    spec!(
-        "echo",
-        2,
-        Other,
-        NO_KEYS,
-        "connection",
-        connection::echo,
-        "Returns the given string."
-    ),
-    spec!(
-        "hello",
-        -1,
-        Other,
-        NO_KEYS,
-        "connection",
-        connection::hello,
-        "Handshakes with the server: protocol version, authentication, client name.",
-        no_auth
-    ),
-    spec!(
-        "auth",
-        -2,
-        Other,
-        NO_KEYS,
-        "connection",
-        connection::auth,
-        "Authenticates the connection.",
-        no_auth
-    ),
-    spec!(
-        "select",
-        2,
-        Other,
-        NO_KEYS,
-        "connection",
-        connection::select,
-        "Changes the selected database (only 0 exists)."
-    ),
-    spec!(
-        "client",
-        -2,
-        Other,
-        NO_KEYS,
-        "connection",
-        connection::client,
-        "CLIENT SETNAME, GETNAME, SETINFO and ID."
-    ),
-    spec!(
-        "quit",
-        -1,
-        Other,
-        NO_KEYS,
-        "connection",
-        connection::quit,
-        "Closes the connection.",
-        no_auth
-    ),
-    spec!(
-        "reset",
-        1,
-        Other,
-        NO_KEYS,
-        "connection",
-        connection::reset,
-        "Resets the connection's state."
-    ),
+    spec!("ping", -1, Other, NO_KEYS, "connection", connection::ping, "Returns the server's liveliness response."),
+    spec!("echo", 2, Other, NO_KEYS, "connection", connection::echo, "Returns the given string."),
+    spec!("hello", -1, Other, NO_KEYS, "connection", connection::hello, "Handshakes with the server: protocol version, authentication, client name.", no_auth),
+    spec!("auth", -2, Other, NO_KEYS, "connection", connection::auth, "Authenticates the connection.", no_auth),
+    spec!("select", 2, Other, NO_KEYS, "connection", connection::select, "Changes the selected database (only 0 exists)."),
+    spec!("client", -2, Other, NO_KEYS, "connection", connection::client, "CLIENT SETNAME, GETNAME, SETINFO and ID."),
+    spec!("quit", -1, Other, NO_KEYS, "connection", connection::quit, "Closes the connection.", no_auth),
+    spec!("reset", 1, Other, NO_KEYS, "connection", connection::reset, "Resets the connection's state."),
     // strings
-    spec!(
-        "get",
-        2,
-        Read,
-        ONE_KEY,
-        "string",
-        strings::get,
-        "Returns the string value of a key."
-    ),
-    spec!(
-        "set",
-        -3,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::set,
-        "Sets the string value of a key, with EX/PX/EXAT/PXAT/NX/XX/KEEPTTL/GET."
-    ),
-    spec!(
-        "setnx",
-        3,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::setnx,
-        "Sets the value of a key only when it does not exist."
-    ),
-    spec!(
-        "setex",
-        4,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::setex,
-        "Sets the value and the expiration in seconds of a key."
-    ),
-    spec!(
-        "psetex",
-        4,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::psetex,
-        "Sets the value and the expiration in milliseconds of a key."
-    ),
-    spec!(
-        "getdel",
-        2,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::getdel,
-        "Returns the value of a key and deletes it."
-    ),
-    spec!(
-        "getex",
-        -2,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::getex,
-        "Returns the value of a key and sets or removes its expiration."
-    ),
-    spec!(
-        "mget",
-        -2,
-        Read,
-        ALL_KEYS,
-        "string",
-        strings::mget,
-        "Returns the values of one or more keys."
-    ),
-    spec!(
-        "mset",
-        -3,
-        Write,
-        (1, -1, 2),
-        "string",
-        strings::mset,
-        "Sets the values of one or more keys."
-    ),
-    spec!(
-        "incr",
-        2,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::incr,
-        "Increments the integer value of a key by one."
-    ),
-    spec!(
-        "decr",
-        2,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::decr,
-        "Decrements the integer value of a key by one."
-    ),
-    spec!(
-        "incrby",
-        3,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::incrby,
-        "Increments the integer value of a key by a number."
-    ),
-    spec!(
-        "decrby",
-        3,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::decrby,
-        "Decrements the integer value of a key by a number."
-    ),
-    spec!(
-        "append",
-        3,
-        Write,
-        ONE_KEY,
-        "string",
-        strings::append,
-        "Appends a string to the value of a key."
-    ),
-    spec!(
-        "strlen",
-        2,
-        Read,
-        ONE_KEY,
-        "string",
-        strings::strlen,
-        "Returns the length of a string value."
-    ),
+    spec!("get", 2, Read, ONE_KEY, "string", strings::get, "Returns the string value of a key."),
+    spec!("set", -3, Write, ONE_KEY, "string", strings::set, "Sets the string value of a key, with EX/PX/EXAT/PXAT/NX/XX/KEEPTTL/GET."),
+    spec!("setnx", 3, Write, ONE_KEY, "string", strings::setnx, "Sets the value of a key only when it does not exist."),
+    spec!("setex", 4, Write, ONE_KEY, "string", strings::setex, "Sets the value and the expiration in seconds of a key."),
+    spec!("psetex", 4, Write, ONE_KEY, "string", strings::psetex, "Sets the value and the expiration in milliseconds of a key."),
+    spec!("getdel", 2, Write, ONE_KEY, "string", strings::getdel, "Returns the value of a key and deletes it."),
+    spec!("getex", -2, Write, ONE_KEY, "string", strings::getex, "Returns the value of a key and sets or removes its expiration."),
+    spec!("mget", -2, Read, ALL_KEYS, "string", strings::mget, "Returns the values of one or more keys."),
+    spec!("mset", -3, Write, (1, -1, 2), "string", strings::mset, "Sets the values of one or more keys."),
+    spec!("incr", 2, Write, ONE_KEY, "string", strings::incr, "Increments the integer value of a key by one."),
+    spec!("decr", 2, Write, ONE_KEY, "string", strings::decr, "Decrements the integer value of a key by one."),
+    spec!("incrby", 3, Write, ONE_KEY, "string", strings::incrby, "Increments the integer value of a key by a number."),
+    spec!("decrby", 3, Write, ONE_KEY, "string", strings::decrby, "Decrements the integer value of a key by a number."),
+    spec!("append", 3, Write, ONE_KEY, "string", strings::append, "Appends a string to the value of a key."),
+    spec!("strlen", 2, Read, ONE_KEY, "string", strings::strlen, "Returns the length of a string value."),
     // keys
-    spec!(
-        "del",
-        -2,
-        Write,
-        ALL_KEYS,
-        "generic",
-        keys::del,
-        "Deletes one or more keys."
-    ),
-    spec!(
-        "unlink",
-        -2,
-        Write,
-        ALL_KEYS,
-        "generic",
-        keys::del,
-        "Deletes one or more keys."
-    ),
-    spec!(
-        "exists",
-        -2,
-        Read,
-        ALL_KEYS,
-        "generic",
-        keys::exists,
-        "Counts how many of the given keys exist."
-    ),
-    spec!(
-        "type",
-        2,
-        Read,
-        ONE_KEY,
-        "generic",
-        keys::type_,
-        "Returns the type of the value of a key."
-    ),
-    spec!(
-        "scan",
-        -2,
-        Read,
-        NO_KEYS,
-        "generic",
-        keys::scan,
-        "Iterates over the keys (MATCH, COUNT, TYPE)."
-    ),
-    spec!(
-        "keys",
-        2,
-        Read,
-        NO_KEYS,
-        "generic",
-        keys::keys,
-        "Returns every key matching a pattern."
-    ),
+    spec!("del", -2, Write, ALL_KEYS, "generic", keys::del, "Deletes one or more keys."),
+    spec!("unlink", -2, Write, ALL_KEYS, "generic", keys::del, "Deletes one or more keys."),
+    spec!("exists", -2, Read, ALL_KEYS, "generic", keys::exists, "Counts how many of the given keys exist."),
+    spec!("type", 2, Read, ONE_KEY, "generic", keys::type_, "Returns the type of the value of a key."),
+    spec!("scan", -2, Read, NO_KEYS, "generic", keys::scan, "Iterates over the keys (MATCH, COUNT, TYPE)."),
+    spec!("keys", 2, Read, NO_KEYS, "generic", keys::keys, "Returns every key matching a pattern."),
     // expiry
-    spec!(
-        "expire",
-        -3,
-        Write,
-        ONE_KEY,
-        "generic",
-        expiry::expire,
-        "Sets a key's time to live in seconds (NX/XX/GT/LT)."
-    ),
-    spec!(
-        "pexpire",
-        -3,
-        Write,
-        ONE_KEY,
-        "generic",
-        expiry::pexpire,
-        "Sets a key's time to live in milliseconds (NX/XX/GT/LT)."
-    ),
-    spec!(
-        "expireat",
-        -3,
-        Write,
-        ONE_KEY,
-        "generic",
-        expiry::expireat,
-        "Sets a key's expiration to a Unix time in seconds (NX/XX/GT/LT)."
-    ),
-    spec!(
-        "pexpireat",
-        -3,
-        Write,
-        ONE_KEY,
-        "generic",
-        expiry::pexpireat,
-        "Sets a key's expiration to a Unix time in milliseconds (NX/XX/GT/LT)."
-    ),
-    spec!(
-        "ttl",
-        2,
-        Read,
-        ONE_KEY,
-        "generic",
-        expiry::ttl,
-        "Returns a key's time to live in seconds."
-    ),
-    spec!(
-        "pttl",
-        2,
-        Read,
-        ONE_KEY,
-        "generic",
-        expiry::pttl,
-        "Returns a key's time to live in milliseconds."
-    ),
-    spec!(
-        "persist",
-        2,
-        Write,
-        ONE_KEY,
-        "generic",
-        expiry::persist,
-        "Removes a key's expiration."
-    ),
+    spec!("expire", -3, Write, ONE_KEY, "generic", expiry::expire, "Sets a key's time to live in seconds (NX/XX/GT/LT)."),
+    spec!("pexpire", -3, Write, ONE_KEY, "generic", expiry::pexpire, "Sets a key's time to live in milliseconds (NX/XX/GT/LT)."),
+    spec!("expireat", -3, Write, ONE_KEY, "generic", expiry::expireat, "Sets a key's expiration to a Unix time in seconds (NX/XX/GT/LT)."),
+    spec!("pexpireat", -3, Write, ONE_KEY, "generic", expiry::pexpireat, "Sets a key's expiration to a Unix time in milliseconds (NX/XX/GT/LT)."),
+    spec!("ttl", 2, Read, ONE_KEY, "generic", expiry::ttl, "Returns a key's time to live in seconds."),
+    spec!("pttl", 2, Read, ONE_KEY, "generic", expiry::pttl, "Returns a key's time to live in milliseconds."),
+    spec!("persist", 2, Write, ONE_KEY, "generic", expiry::persist, "Removes a key's expiration."),
     // server
-    spec!(
-        "dbsize",
-        1,
-        Read,
-        NO_KEYS,
-        "server",
-        server::dbsize,
-        "Returns the number of keys."
-    ),
-    spec!(
-        "flushdb",
-        -1,
-        Write,
-        NO_KEYS,
-        "server",
-        server::flush,
-        "Removes every key."
-    ),
-    spec!(
-        "flushall",
-        -1,
-        Write,
-        NO_KEYS,
-        "server",
-        server::flush,
-        "Removes every key."
-    ),
-    spec!(
-        "info",
-        -1,
-        Other,
-        NO_KEYS,
-        "server",
-        server::info,
-        "Returns information and statistics about the server."
-    ),
-    spec!(
-        "config",
-        -2,
-        Other,
-        NO_KEYS,
-        "server",
-        server::config,
-        "CONFIG GET and SET (maxmemory, maxmemory-policy)."
-    ),
-    spec!(
-        "command",
-        -1,
-        Other,
-        NO_KEYS,
-        "server",
-        server::command,
-        "Returns details about the commands (COUNT, DOCS, INFO)."
-    ),
+    spec!("dbsize", 1, Read, NO_KEYS, "server", server::dbsize, "Returns the number of keys."),
+    spec!("flushdb", -1, Write, NO_KEYS, "server", server::flush, "Removes every key."),
+    spec!("flushall", -1, Write, NO_KEYS, "server", server::flush, "Removes every key."),
+    spec!("info", -1, Other, NO_KEYS, "server", server::info, "Returns information and statistics about the server."),
+    spec!("config", -2, Other, NO_KEYS, "server", server::config, "CONFIG GET and SET (maxmemory, maxmemory-policy)."),
+    spec!("command", -1, Other, NO_KEYS, "server", server::command, "Returns details about the commands (COUNT, DOCS, INFO)."),
     // strata's own
-    spec!(
-        "strata.settags",
-        -3,
-        Write,
-        ONE_KEY,
-        "strata",
-        strata::settags,
-        "Replaces the tags of a key: STRATA.SETTAGS key tag [tag ...]."
-    ),
-    spec!(
-        "strata.invalidate",
-        -3,
-        Write,
-        NO_KEYS,
-        "strata",
-        strata::invalidate,
-        "Drops keys by KEY, PREFIX, PATTERN, TAG, NAMESPACE or EVENT name [param value ...]."
-    ),
-    spec!(
-        "strata.namespace",
-        2,
-        Other,
-        ONE_KEY,
-        "strata",
-        strata::namespace,
-        "Returns the namespace a key lives in."
-    ),
-    spec!(
-        "strata.stats",
-        -1,
-        Other,
-        NO_KEYS,
-        "strata",
-        strata::stats,
-        "Returns the counters of every namespace, or of one."
-    ),
+    spec!("strata.settags", -3, Write, ONE_KEY, "strata", strata::settags, "Replaces the tags of a key: STRATA.SETTAGS key tag [tag ...]."),
+    spec!("strata.invalidate", -3, Write, NO_KEYS, "strata", strata::invalidate, "Drops keys by KEY, PREFIX, PATTERN, TAG, NAMESPACE or EVENT name [param value ...]."),
+    spec!("strata.namespace", 2, Other, ONE_KEY, "strata", strata::namespace, "Returns the namespace a key lives in."),
+    spec!("strata.stats", -1, Other, NO_KEYS, "strata", strata::stats, "Returns the counters of every namespace, or of one."),
 ];
 
 /// The commands sorted by name, for a binary search (a handful of short comparisons: less

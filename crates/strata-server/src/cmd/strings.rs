@@ -120,14 +120,15 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         }
         i += 1;
     }
-    let ttl = match when {
-        None => Ttl::Namespace,
-        Some(Err(())) => Ttl::Keep,
-        Some(Ok(Expiry::In(d))) => Ttl::In(d),
-        Some(Ok(Expiry::Past)) => return set_past(ctx, args, condition, want_old),
+    let (ttl, past) = match when {
+        None => (Ttl::Namespace, false),
+        Some(Err(())) => (Ttl::Keep, false),
+        Some(Ok(Expiry::In(d))) => (Ttl::In(d), false),
+        // A deadline already past removes the key (if the condition holds), as in Redis.
+        Some(Ok(Expiry::Past)) => (Ttl::Namespace, true),
     };
     let ns = ctx.shared.keyspace.route(&args[1]);
-    if condition == Condition::Always && !want_old && matches!(ttl, Ttl::Namespace) {
+    if condition == Condition::Always && !want_old && !past && matches!(ttl, Ttl::Namespace) {
         // The plain SET: no need to see the old entry.
         ns.insert_with(&args[1][..], own(&args[2]), put(ctx, ttl))
             .map_err(|e| refused(ns.name(), &e))?;
@@ -144,36 +145,12 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
                 Condition::IfAbsent => current.is_none(),
                 Condition::IfPresent => current.is_some(),
             };
-            if go {
-                (Update::Put(value, put), (true, old))
-            } else {
-                (Update::Keep, (false, old))
-            }
-        })
-        .map_err(|e| refused(ns.name(), &e))?;
-    if want_old {
-        ctx.bulk_or_null(old.as_deref());
-    } else if done {
-        ctx.ok();
-    } else {
-        ctx.null();
-    }
-    Ok(())
-}
-
-/// `SET` with a deadline already past: the key is removed (if the condition holds), as
-/// Redis does.
-fn set_past(ctx: &mut Ctx<'_>, args: &[Bytes], condition: Condition, want_old: bool) -> Outcome {
-    let ns = ctx.shared.keyspace.route(&args[1]);
-    let (done, old) = ns
-        .update(&args[1][..], |current| {
-            let old = current.as_ref().map(|c| c.value.clone());
-            let go = match condition {
-                Condition::Always => true,
-                Condition::IfAbsent => current.is_none(),
-                Condition::IfPresent => current.is_some(),
+            let what = match (go, past) {
+                (false, _) => Update::Keep,
+                (true, true) => Update::Remove,
+                (true, false) => Update::Put(value, put),
             };
-            (if go { Update::Remove } else { Update::Keep }, (go, old))
+            (what, (go, old))
         })
         .map_err(|e| refused(ns.name(), &e))?;
     if want_old {
