@@ -23,6 +23,14 @@ use crate::server::Shared;
 const FLUSH_AT: usize = 64 << 10;
 /// How much the read buffer grows by at a time.
 const READ_CHUNK: usize = 16 << 10;
+/// A buffer that grew past this is replaced by a small one once empty.
+const KEEP_AT_MOST: usize = 256 << 10;
+/// The decoder's limits before `AUTH` (when a password is configured), as Redis's.
+const BEFORE_AUTH: resp::Limits = resp::Limits {
+    max_bulk_len: 16 << 10,
+    max_array_len: 10,
+    max_inline_len: 16 << 10,
+};
 
 /// What a connection remembers between commands.
 pub(crate) struct ClientState {
@@ -58,11 +66,19 @@ pub(crate) async fn serve(
         commands: 0,
     };
     let limits = shared.limits;
-    let mut decoder = Decoder::new(resp::Limits {
+    let full = resp::Limits {
         max_bulk_len: limits.max_bulk_len,
         max_array_len: limits.max_array_len,
         max_inline_len: limits.max_inline_len,
+    };
+    // Until a client has authenticated it may send only small commands (Redis's limits for
+    // unauthenticated clients): a stranger cannot make the server hold 64 MiB arguments.
+    let mut decoder = Decoder::new(if client.authenticated {
+        full
+    } else {
+        BEFORE_AUTH
     });
+    let mut restricted = !client.authenticated;
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -87,6 +103,11 @@ pub(crate) async fn serve(
                 &args,
             );
             drop(args);
+            if restricted == client.authenticated {
+                // AUTH or HELLO AUTH passed (or RESET logged the client out).
+                restricted = !client.authenticated;
+                decoder.set_limits(if restricted { BEFORE_AUTH } else { full });
+            }
             if client.closing {
                 let _ = stream.write_all(&out).await;
                 return shared.count_commands(&mut client);
@@ -113,6 +134,14 @@ pub(crate) async fn serve(
                 return;
             }
             out.clear();
+        }
+        // A big reply or command grew a buffer; give the memory back rather than keep it
+        // for the connection's life (Redis shrinks idle buffers the same way).
+        if out.capacity() > KEEP_AT_MOST {
+            out = BytesMut::with_capacity(READ_CHUNK);
+        }
+        if input.is_empty() && input.capacity() > KEEP_AT_MOST {
+            input = BytesMut::with_capacity(READ_CHUNK);
         }
         if input.len() + decoder.held_bytes() > limits.max_query_len {
             // The decoder bounds each argument; this bounds a whole command.

@@ -540,7 +540,12 @@ both! {
         assert_eq!(i(con, &["EXPIRE", "k", "10", "NX"]), 0);
         assert_eq!(i(con, &["EXPIRE", "k", "300", "XX"]), 1);
         assert_in(i(con, &["TTL", "k"]), 299..=300, "XX");
-        assert_eq!(i(con, &["EXPIRE", "k", "300", "xx", "gt"]), 0, "XX GT: 300 is not greater than ~300");
+        // The same deadline again is neither later nor sooner (an absolute one: a relative
+        // 300 s asked a millisecond later is a later deadline, for Redis too).
+        let at = (now_millis() + 300_000).to_string();
+        assert_eq!(i(con, &["PEXPIREAT", "k", &at, "XX"]), 1);
+        assert_eq!(i(con, &["PEXPIREAT", "k", &at, "xx", "gt"]), 0, "XX GT: the same deadline");
+        assert_eq!(i(con, &["PEXPIREAT", "k", &at, "LT"]), 0, "LT: the same deadline");
         assert_eq!(i(con, &["EXPIRE", "k", "400", "XX", "GT"]), 1);
         assert_eq!(i(con, &["PERSIST", "k"]), 1);
         assert_eq!(i(con, &["EXPIRE", "k", "10", "NX"]), 1);
@@ -829,6 +834,23 @@ both! {
         assert_eq!(
             raw.cmd_str(&["FOO", "a b", "c"]),
             "-ERR unknown command 'FOO', with args beginning with: 'a b' 'c' \r\n"
+        );
+        // Arguments are listed while fewer than 128 bytes of them are written, each cut to
+        // the room left: a command with a million arguments gets a short error.
+        let long = "a".repeat(200);
+        assert_eq!(
+            raw.cmd_str(&["FOO", &long, "b", "c"]),
+            format!("-ERR unknown command 'FOO', with args beginning with: '{}' \r\n", &long[..128])
+        );
+        let tens: Vec<String> = (0..40).map(|i| format!("{i:09}")).collect();
+        let mut args = vec!["FOO"];
+        args.extend(tens.iter().map(String::as_str));
+        // Ten of 12 bytes each, then 8 bytes of room for the eleventh.
+        let listed: String = tens[..10].iter().map(|t| format!("'{t}' ")).collect::<String>()
+            + "'00000001' ";
+        assert_eq!(
+            raw.cmd_str(&args),
+            format!("-ERR unknown command 'FOO', with args beginning with: {listed}\r\n")
         );
         assert_eq!(
             raw.cmd_str(&["foo"]),

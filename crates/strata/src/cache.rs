@@ -710,7 +710,8 @@ where
         }
         let inner = &*self.inner;
         let n = inner.shards.len() as u64;
-        let max_weight = max_weight.max(n);
+        // `NO_BOUND` means "no weight bound": the largest bound is one below it.
+        let max_weight = max_weight.clamp(n, NO_BOUND - 1);
         inner.max_weight.store(max_weight, Ordering::Relaxed);
         inner
             .max_entry_weight

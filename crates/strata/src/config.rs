@@ -139,7 +139,8 @@ pub struct Config {
 /// max_bulk_len = "64MiB"            # the largest argument (a value, say)
 /// max_array_len = 1048576           # the most arguments in one command
 /// max_inline_len = "64KiB"          # the longest inline command
-/// output_buffer = "64MiB"           # a client whose pending replies pass this is closed
+/// output_buffer = "128MiB"          # a client whose reply passes this is closed (keep it
+///                                   # above max_bulk_len, or the largest value cannot be read)
 ///
 /// [server.prefixes]                 # which namespace a key lives in, by key prefix
 /// "wallet:*" = "wallet"             # (default: "NAME:*" for each configured namespace)
@@ -168,7 +169,8 @@ pub struct ServerConfig {
     pub max_array_len: u64,
     /// The longest inline command, in bytes.
     pub max_inline_len: u64,
-    /// Pending reply bytes past which a client is closed.
+    /// Reply bytes past which a client is closed. Keep it above `max_bulk_len`, or a value
+    /// that could be written cannot be read back.
     pub output_buffer: u64,
 }
 
@@ -197,7 +199,7 @@ impl Default for ServerConfig {
             max_bulk_len: 64 << 20,
             max_array_len: 1 << 20,
             max_inline_len: 64 << 10,
-            output_buffer: 64 << 20,
+            output_buffer: 128 << 20,
         }
     }
 }

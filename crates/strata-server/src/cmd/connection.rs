@@ -221,6 +221,8 @@ pub(crate) fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Outcome {
 pub(crate) fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Outcome {
     ctx.client.proto = Protocol::Resp2;
     ctx.client.name = None;
+    ctx.client.lib_name = None;
+    ctx.client.lib_ver = None;
     ctx.client.authenticated = ctx.shared.password.is_none();
     ctx.simple("RESET");
     Ok(())

@@ -77,6 +77,10 @@ fn set_expiry(
         Expiry::Past => Duration::ZERO,
     };
     let ns = ctx.shared.keyspace.route(&args[1]);
+    // Redis keeps deadlines in milliseconds; ours are read from a clock of coarser grain.
+    // Deadlines closer than either are the same deadline for GT and LT, so an EXPIREAT
+    // repeated with its own time is neither later nor sooner.
+    let grain = ns.ttl_resolution().max(Duration::from_millis(1));
     let set = ns
         .update(&args[1][..], |current| {
             let Some(current) = current else {
@@ -88,8 +92,8 @@ fn set_expiry(
                 && match when {
                     When::Always => true,
                     When::NoTtl => now_left.is_none(),
-                    When::Later => now_left.is_some_and(|now| left > now),
-                    When::Sooner => now_left.is_none_or(|now| left < now),
+                    When::Later => now_left.is_some_and(|now| left > now + grain),
+                    When::Sooner => now_left.is_none_or(|now| left + grain < now),
                 };
             if !ok {
                 return (Update::Keep, false);

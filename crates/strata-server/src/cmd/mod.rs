@@ -85,7 +85,7 @@ impl Ctx<'_> {
 pub(crate) enum Kind {
     /// Reads keys.
     Read,
-    /// Writes keys (and may need memory: refused with OOM under `noeviction`).
+    /// Writes keys.
     Write,
     /// Neither: connection and server commands.
     Other,
@@ -215,13 +215,20 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
 pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let Some(name) = args.first() else { return };
     let Some(spec) = lookup(name) else {
+        // As Redis words it: arguments quoted, while fewer than 128 bytes of them are
+        // written, each cut to the room left.
         let mut text = format!(
             "ERR unknown command '{}', with args beginning with: ",
             printable(name, 128)
         );
+        let mut listed = String::new();
         for arg in args.iter().skip(1) {
-            text.push_str(&format!("'{}' ", printable(arg, 128)));
+            if listed.len() >= 128 {
+                break;
+            }
+            listed.push_str(&format!("'{}' ", printable(arg, 128 - listed.len())));
         }
+        text.push_str(&listed);
         return reply_error(ctx, &Error::new(text));
     };
     ctx.client.commands += 1;
@@ -277,9 +284,13 @@ pub(crate) fn is(arg: &[u8], word: &str) -> bool {
 
 /// Milliseconds since the Unix epoch, for `EXAT`-style deadlines.
 pub(crate) fn unix_millis() -> i64 {
+    i64::try_from(unix_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn unix_nanos() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 /// When a key should expire, as the commands give it.
@@ -292,14 +303,16 @@ pub(crate) enum Expiry {
 }
 
 impl Expiry {
-    /// From a deadline in Unix milliseconds.
+    /// From a deadline in Unix milliseconds, measured from now to the nanosecond: the same
+    /// deadline given twice must come out the same (for `GT` and `LT`), whatever part of a
+    /// millisecond passed in between.
     pub(crate) fn at_millis(at: i64) -> Self {
-        let left = at.saturating_sub(unix_millis());
+        let left = i128::from(at) * 1_000_000 - unix_nanos();
         if left <= 0 {
-            Expiry::Past
-        } else {
-            Expiry::In(Duration::from_millis(left as u64))
+            return Expiry::Past;
         }
+        let secs = u64::try_from(left / 1_000_000_000).unwrap_or(u64::MAX);
+        Expiry::In(Duration::new(secs, (left % 1_000_000_000) as u32))
     }
 }
 

@@ -33,12 +33,13 @@ pub(crate) fn settags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         .map(|t| text(t))
         .collect::<Result<Vec<_>, _>>()?;
     let ns = ctx.shared.keyspace.route(&args[1]);
+    let mut put = Put::new().keep_ttl().tags(tags);
+    if ctx.shared.keyspace.no_evict() {
+        put = put.no_evict();
+    }
     let done = ns
         .update(&args[1][..], |current| match current {
-            Some(c) => (
-                Update::Put(c.value.clone(), Put::new().keep_ttl().tags(tags)),
-                true,
-            ),
+            Some(c) => (Update::Put(c.value.clone(), put), true),
             None => (Update::Keep, false),
         })
         .map_err(|e| super::refused(ns.name(), &e))?;

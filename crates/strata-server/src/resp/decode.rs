@@ -125,12 +125,18 @@ enum State {
         remaining: usize,
         /// Arguments read so far, split off the buffer.
         args: Vec<Bytes>,
-        /// Their total length in bytes.
+        /// How many of `args` (from the front) are copies of their own rather than slices of
+        /// the read buffer (see [`Decoder::decode`]).
+        owned: usize,
+        /// The memory they hold: their lengths plus a `Bytes` handle each.
         held: usize,
         /// The length from the current argument's `$` header, once read.
         bulk_len: Option<usize>,
     },
 }
+
+/// What an argument held between reads costs beyond its bytes: its `Bytes` handle.
+const ARG_OVERHEAD: usize = std::mem::size_of::<Bytes>();
 
 /// A resumable decoder for client requests; one per connection.
 #[derive(Debug)]
@@ -171,13 +177,35 @@ impl Decoder {
     /// needed: call again after the next read, with the same buffer, unchanged
     /// apart from bytes appended at the end. Empty commands (`*0`, `*-1`, blank
     /// inline lines) are skipped. After an error the connection must be closed.
+    ///
+    /// When a command spans reads, the arguments it has so far are copied out of the read
+    /// buffer before `Ok(None)` is returned: a slice would keep the buffer's whole chunk
+    /// alive, and a client dripping one-byte arguments would make each pin a chunk. A
+    /// command that arrives whole is never copied.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         let result = self.decode_inner(buf);
-        if result.is_err() {
-            self.state = State::Idle;
-            self.scanned = 0;
+        match &result {
+            Err(_) => {
+                self.state = State::Idle;
+                self.scanned = 0;
+            }
+            Ok(None) => {
+                if let State::Multibulk { args, owned, .. } = &mut self.state {
+                    for arg in &mut args[*owned..] {
+                        *arg = Bytes::copy_from_slice(arg);
+                    }
+                    *owned = args.len();
+                }
+            }
+            Ok(Some(_)) => {}
         }
         result
+    }
+
+    /// Enforces `limits` from the next command on (for example, larger ones once a client
+    /// has authenticated).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Bytes of the command being decoded that were already taken out of the
@@ -230,6 +258,7 @@ impl Decoder {
                         self.state = State::Multibulk {
                             remaining: n,
                             args: Vec::with_capacity(n.min(MAX_PREALLOC_ARGS)),
+                            owned: 0,
                             held: 0,
                             bulk_len: None,
                         };
@@ -246,6 +275,7 @@ impl Decoder {
                     args,
                     held,
                     bulk_len,
+                    ..
                 } => {
                     let len = match *bulk_len {
                         Some(len) => len,
@@ -285,7 +315,7 @@ impl Decoder {
                     let arg = buf.split_to(len).freeze();
                     buf.advance(2);
                     *bulk_len = None;
-                    *held += len;
+                    *held += len + ARG_OVERHEAD;
                     args.push(arg);
                     *remaining -= 1;
                     if *remaining == 0 {
@@ -630,8 +660,9 @@ mod tests {
             b"*1\r\n$4\r\nPING\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\n",
         );
         assert_eq!(cmds, vec![args(&[b"PING"]), args(&[b"PING"])]);
-        // `GET` is held by the decoder, `$1\r\n` consumed, nothing left in the buffer.
-        assert_eq!(rest, Ok(3));
+        // `GET` is held by the decoder (3 bytes and its handle), `$1\r\n` consumed, nothing
+        // left in the buffer.
+        assert_eq!(rest, Ok(3 + ARG_OVERHEAD));
     }
 
     #[test]
@@ -845,7 +876,7 @@ mod tests {
         let mut d = Decoder::new(Limits::default());
         let mut buf = BytesMut::from(&b"*2\r\n$1\r\na\r\n$100\r\nxy"[..]);
         assert_eq!(d.decode(&mut buf), Ok(None));
-        assert_eq!(d.held_bytes(), 1);
+        assert_eq!(d.held_bytes(), 1 + ARG_OVERHEAD);
         assert_eq!(buf.len(), 2);
         assert_eq!(d.bytes_wanted(buf.len()), 100);
         assert_eq!(Decoder::new(Limits::default()).bytes_wanted(0), 1);
@@ -878,7 +909,11 @@ mod tests {
                 if i > 0 {
                     out.push(b' ');
                 }
+                // A line starting with `*` is a multibulk header, not an inline command
+                // (as in Redis), so a first argument starting with it is quoted.
+                let header = i == 0 && a.first() == Some(&b'*');
                 let plain = !a.is_empty()
+                    && !header
                     && a.iter()
                         .all(|&c| c.is_ascii_graphic() && c != b'"' && c != b'\'');
                 if plain {

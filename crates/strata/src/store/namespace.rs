@@ -595,6 +595,13 @@ where
         Ok(answer)
     }
 
+    /// How precise the namespace's TTLs are: its clock's resolution (4 ms with the coarse
+    /// system clock on Linux, nothing for a [`MockClock`](crate::MockClock)). Deadlines closer
+    /// together than this cannot be told apart.
+    pub fn ttl_resolution(&self) -> Duration {
+        Duration::from_nanos(self.inner.core.clock.resolution_nanos())
+    }
+
     /// How long an entry fresh until `fresh_until` (see [`Current`]) has left: `None` for
     /// never.
     pub fn remaining(&self, fresh_until: u64) -> Option<Duration> {
