@@ -330,3 +330,52 @@ fn update_expire_changes_only_the_ttl() {
     assert_eq!(ns.get("k").as_deref(), Some("v"), "never expires now");
     assert_eq!(store.invalidate_tag("t"), 1, "the tag stayed");
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The same guarantee in a byte-bounded cache, where a key rewritten with a heavier value
+    /// makes others leave: the key must stay where the walk will find it.
+    #[test]
+    fn scan_finds_keys_rewritten_heavier_during_the_walk(
+        seed in any::<u64>(),
+        count in 1usize..20,
+        churn in 1usize..10,
+    ) {
+        let cache: Cache<u64, Vec<u8>> = Cache::builder()
+            .max_bytes(64 << 10)
+            .shards(2)
+            .build()
+            .expect("cache");
+        let mut rng = Rng(seed);
+        for i in 0..2_000u64 {
+            cache.insert(i, vec![0; 40]).expect("fits");
+        }
+        let mut seen = BTreeSet::new();
+        let mut rewritten = BTreeSet::new();
+        let mut cursor = 0;
+        loop {
+            cursor = cache.scan(cursor, count, |k, _| {
+                seen.insert(*k);
+            });
+            if cursor == 0 {
+                break;
+            }
+            for _ in 0..churn {
+                // A key still there, rewritten with a value twice as heavy.
+                let key = rng.below(2_000);
+                if cache.contains_key(&key) {
+                    cache.insert(key, vec![1; 80]).expect("fits");
+                    rewritten.insert(key);
+                }
+            }
+        }
+        for key in rewritten {
+            // Present throughout (it was there before, and rewriting never removes it): if it
+            // is still there, the walk saw it.
+            if cache.contains_key(&key) {
+                prop_assert!(seen.contains(&key), "rewritten key {} was missed", key);
+            }
+        }
+    }
+}

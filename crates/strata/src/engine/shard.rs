@@ -384,16 +384,40 @@ where
             self.counters.updates += 1;
             RemovalCause::Replaced
         };
-        let old_weight = self.weight_of(idx);
-        if self.weight - old_weight + weight > self.config.max_weight {
-            // Heavier than the room left: the old entry leaves, and the new value is admitted
-            // like a new key (others make room first; it can never evict itself), read once.
-            let old = self.remove_at(idx, hash, hasher);
-            out.push((old.key, old.value, cause));
-            let idx = self.place(hash, key, value, weight, deadline, hard, now, hasher, out);
-            self.slab[idx].touch();
-            return Outcome::Stored;
+        let mut idx = idx;
+        if self.weight - self.weight_of(idx) + weight > self.config.max_weight {
+            // Heavier than the room left: other entries leave by the policy until the new
+            // value fits, and the key keeps its slab slot, where a scan in progress will still
+            // find it (see `scan`). Meanwhile it waits at main's tail with every access bit
+            // set, the last place the policy looks.
+            self.unlink(idx);
+            self.slab[idx].set_state(FREQ_MASK >> FREQ_SHIFT, true);
+            self.push_tail(idx as u32, true);
+            while self.weight - self.weight_of(idx) + weight > self.config.max_weight
+                && self.slab.len() > 1
+            {
+                let (victim, victim_hash, left) = self.choose_victim(now, hasher);
+                if victim == idx {
+                    // Only the key itself is left to take: its entry leaves, and the new
+                    // value is admitted like a new key, read once.
+                    let old = self.remove_at(idx, hash, hasher);
+                    out.push((old.key, old.value, cause));
+                    let idx =
+                        self.place(hash, key, value, weight, deadline, hard, now, hasher, out);
+                    self.slab[idx].touch();
+                    return Outcome::Stored;
+                }
+                let last = self.slab.len() - 1;
+                let gone = self.remove_at(victim, victim_hash, hasher);
+                if idx == last {
+                    // The slab's last entry fills the hole: that was the key's.
+                    idx = victim;
+                }
+                self.count_removal(left);
+                out.push((gone.key, gone.value, left));
+            }
         }
+        let old_weight = self.weight_of(idx);
         if self.config.weighted {
             self.weights[idx] = weight as u32;
             let queue = if self.slab[idx].in_main() {
