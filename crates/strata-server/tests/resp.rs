@@ -787,6 +787,15 @@ both! {
 
     fn command(server, con, resp3) {
         assert!(i(con, &["COMMAND", "COUNT"]) > 0);
+        assert_eq!(
+            e(con, &["COMMAND", "COUNT", "x"]),
+            format!("{ARITY} 'command|count' command")
+        );
+        // An unknown name in COMMAND INFO is a null in its place.
+        assert_eq!(
+            q::<Value>(con, &["COMMAND", "INFO", "nosuchcommand"]),
+            Value::Array(vec![Value::Nil])
+        );
         let docs: Value = q(con, &["COMMAND", "DOCS", "get"]);
         let entries: Vec<(Value, Value)> = match docs {
             Value::Map(m) => {

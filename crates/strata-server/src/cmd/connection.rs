@@ -96,12 +96,13 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
             }
         };
     }
+    // Every option is read before any takes effect, so a bad one changes nothing.
     let mut name = None;
+    let mut credentials = None;
     let mut i = 2;
     while i < args.len() {
         if is(&args[i], "AUTH") && i + 2 < args.len() {
-            let (user, password) = (args[i + 1].clone(), args[i + 2].clone());
-            check_password(ctx, &user, &password)?;
+            credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
             i += 3;
         } else if is(&args[i], "SETNAME") && i + 1 < args.len() {
             check_name(&args[i + 1])?;
@@ -113,6 +114,9 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
                 super::printable(&args[i], 128)
             )));
         }
+    }
+    if let Some((user, password)) = credentials {
+        check_password(ctx, &user, &password)?;
     }
     if !ctx.client.authenticated {
         return Err(Error::new(

@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata::store::Update;
 
-use super::{expiry, is, Ctx, Error, Expiry, Outcome};
+use super::{is, Ctx, Error, Expiry, Outcome, TimeArg};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum When {
@@ -71,7 +71,12 @@ fn set_expiry(
         when = When::Sooner;
     }
     // XX combines with GT and LT: both must hold.
-    let expiry = expiry(&args[2], unit, absolute, command)?;
+    let time = TimeArg {
+        unit_ms: unit,
+        absolute,
+        positive: false,
+    };
+    let expiry = time.read(&args[2], command)?;
     let left = match expiry {
         Expiry::In(d) => d,
         Expiry::Past => Duration::ZERO,

@@ -316,32 +316,53 @@ impl Expiry {
     }
 }
 
-/// A relative or absolute time as `SET`'s EX/PX/EXAT/PXAT and `EXPIRE`-family arguments
-/// give it, checked as Redis checks it (`command` names the command in the error).
-pub(crate) fn expiry(
-    arg: &[u8],
-    unit_ms: i64,
-    absolute: bool,
-    command: &str,
-) -> Result<Expiry, Error> {
-    let n = int(arg)?;
-    let invalid = || Error::new(format!("ERR invalid expire time in '{command}' command"));
-    if n <= 0 && !absolute && command != "expire" && command != "pexpire" {
-        return Err(invalid());
+/// How a command's time argument is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimeArg {
+    /// Milliseconds per unit: 1000 for seconds (`EX`, `EXPIRE`), 1 for milliseconds.
+    pub(crate) unit_ms: i64,
+    /// A Unix time (`EXAT`, `EXPIREAT`) rather than a time from now.
+    pub(crate) absolute: bool,
+    /// Zero and negative times are errors (`SET`'s options, `SETEX`, `GETEX`) rather than
+    /// times already past, which remove the key (`EXPIRE` and its kin).
+    pub(crate) positive: bool,
+}
+
+impl TimeArg {
+    /// `SET`'s and `GETEX`'s time options, by name.
+    pub(crate) fn option(name: &[u8]) -> Option<TimeArg> {
+        let (unit_ms, absolute) = match () {
+            () if is(name, "EX") => (1000, false),
+            () if is(name, "PX") => (1, false),
+            () if is(name, "EXAT") => (1000, true),
+            () if is(name, "PXAT") => (1, true),
+            () => return None,
+        };
+        Some(TimeArg {
+            unit_ms,
+            absolute,
+            positive: true,
+        })
     }
-    let ms = n.checked_mul(unit_ms).ok_or_else(invalid)?;
-    if absolute {
-        if n <= 0 && (command == "set" || command == "getex") {
+
+    /// Reads `arg`, checked as Redis checks it (`command` names the command in the error).
+    pub(crate) fn read(self, arg: &[u8], command: &str) -> Result<Expiry, Error> {
+        let n = int(arg)?;
+        let invalid = || Error::new(format!("ERR invalid expire time in '{command}' command"));
+        if n <= 0 && self.positive {
             return Err(invalid());
         }
-        return Ok(Expiry::at_millis(ms));
+        let ms = n.checked_mul(self.unit_ms).ok_or_else(invalid)?;
+        if self.absolute {
+            return Ok(Expiry::at_millis(ms));
+        }
+        ms.checked_add(unix_millis()).ok_or_else(invalid)?;
+        Ok(if ms <= 0 {
+            Expiry::Past
+        } else {
+            Expiry::In(Duration::from_millis(ms as u64))
+        })
     }
-    ms.checked_add(unix_millis()).ok_or_else(invalid)?;
-    Ok(if ms <= 0 {
-        Expiry::Past
-    } else {
-        Expiry::In(Duration::from_millis(ms as u64))
-    })
 }
 
 /// The reply to a write the engine refused.

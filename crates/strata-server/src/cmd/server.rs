@@ -262,8 +262,11 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         return Ok(());
     }
     if is(sub, "RESETSTAT") {
-        ctx.ok();
-        return Ok(());
+        // strata's counters are the engine's and never go back to zero (the admin API and
+        // the metrics read them too): saying OK would be a lie.
+        return Err(Error::new(
+            "ERR CONFIG RESETSTAT is not supported: strata's counters are cumulative",
+        ));
     }
     Err(Error::new(format!(
         "ERR unknown subcommand '{}'. Try CONFIG HELP.",
@@ -354,6 +357,11 @@ pub(crate) fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let named =
         || -> Vec<Option<&'static Spec>> { args[2..].iter().map(|n| super::lookup(n)).collect() };
     if is(sub, "COUNT") {
+        if args.len() != 2 {
+            return Err(Error::new(
+                "ERR wrong number of arguments for 'command|count' command",
+            ));
+        }
         ctx.int(COMMANDS.len() as i64);
     } else if is(sub, "LIST") {
         let names = COMMANDS
@@ -367,7 +375,7 @@ pub(crate) fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         } else {
             named()
                 .into_iter()
-                .map(|s| s.map_or(Frame::NullArray, command_info))
+                .map(|s| s.map_or(Frame::Null, command_info))
                 .collect()
         };
         ctx.frame(&Frame::Array(infos));

@@ -20,7 +20,7 @@
 use bytes::Bytes;
 use strata::store::{Current, Put, Update};
 
-use super::{expiry, int, is, refused, Ctx, Error, Expiry, Outcome, SYNTAX};
+use super::{int, is, refused, Ctx, Error, Expiry, Outcome, TimeArg, SYNTAX};
 use crate::keyspace::Value;
 use crate::resp;
 
@@ -85,7 +85,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let mut condition = Condition::Always;
     let mut want_old = false;
     let mut when: Option<Result<Expiry, ()>> = None; // Err(()) = KEEPTTL
-    let mut timed = None; // which of EX/PX/EXAT/PXAT/KEEPTTL was given
+    let mut timed = None; // which of EX/PX/EXAT/PXAT (Some(Some)) or KEEPTTL (Some(None))
     let mut i = 3;
     while i < args.len() {
         let arg = &args[i];
@@ -96,24 +96,16 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
             condition = Condition::IfPresent;
         } else if is(arg, "GET") {
             want_old = true;
-        } else if is(arg, "KEEPTTL") && timed.is_none_or(|t: &str| t == "KEEPTTL") {
-            timed = Some("KEEPTTL");
+        } else if is(arg, "KEEPTTL") && timed.is_none_or(|t: Option<TimeArg>| t.is_none()) {
+            timed = Some(None);
             when = Some(Err(()));
-        } else if let Some(kind) = ["EX", "PX", "EXAT", "PXAT"]
-            .into_iter()
-            .find(|k| is(arg, k))
-        {
-            if timed.is_some_and(|t| t != kind) {
+        } else if let Some(time) = TimeArg::option(arg) {
+            if timed.is_some_and(|t| t != Some(time)) {
                 return Err(SYNTAX);
             }
             let value = next.ok_or(SYNTAX)?;
-            let unit = if kind == "EX" || kind == "EXAT" {
-                1000
-            } else {
-                1
-            };
-            when = Some(Ok(expiry(value, unit, kind.ends_with("AT"), "set")?));
-            timed = Some(kind);
+            when = Some(Ok(time.read(value, "set")?));
+            timed = Some(Some(time));
             i += 1;
         } else {
             return Err(SYNTAX);
@@ -178,8 +170,14 @@ pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 }
 
 fn set_expiring(ctx: &mut Ctx<'_>, args: &[Bytes], unit: i64, command: &str) -> Outcome {
-    let ttl = match expiry(&args[2], unit, false, command)? {
+    let time = TimeArg {
+        unit_ms: unit,
+        absolute: false,
+        positive: true,
+    };
+    let ttl = match time.read(&args[2], command)? {
         Expiry::In(d) => d,
+        // A positive time from now is never past.
         Expiry::Past => {
             return Err(Error::new(format!(
                 "ERR invalid expire time in '{command}' command"
@@ -217,29 +215,26 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     // None: leave the TTL; Some(None): persist; Some(Some(e)): expire. An option may
     // repeat (the last wins); two different ones are a syntax error.
     let mut change: Option<Option<Expiry>> = None;
-    let mut given: Option<&str> = None;
+    let mut given: Option<Option<TimeArg>> = None;
     let mut i = 2;
     while i < args.len() {
         let arg = &args[i];
-        let kind = ["PERSIST", "EX", "PX", "EXAT", "PXAT"]
-            .into_iter()
-            .find(|k| is(arg, k))
-            .ok_or(SYNTAX)?;
-        if given.is_some_and(|g| g != kind) {
+        let this = if is(arg, "PERSIST") {
+            None
+        } else {
+            Some(TimeArg::option(arg).ok_or(SYNTAX)?)
+        };
+        if given.is_some_and(|g| g != this) {
             return Err(SYNTAX);
         }
-        given = Some(kind);
-        if kind == "PERSIST" {
-            change = Some(None);
-        } else {
-            let value = args.get(i + 1).ok_or(SYNTAX)?;
-            let unit = if kind == "EX" || kind == "EXAT" {
-                1000
-            } else {
-                1
-            };
-            change = Some(Some(expiry(value, unit, kind.ends_with("AT"), "getex")?));
-            i += 1;
+        given = Some(this);
+        match this {
+            None => change = Some(None),
+            Some(time) => {
+                let value = args.get(i + 1).ok_or(SYNTAX)?;
+                change = Some(Some(time.read(value, "getex")?));
+                i += 1;
+            }
         }
         i += 1;
     }
