@@ -102,7 +102,7 @@ pub(crate) async fn serve(
                 },
                 &args,
             );
-            drop(args);
+            decoder.recycle(args);
             if restricted == client.authenticated {
                 // AUTH or HELLO AUTH passed (or RESET logged the client out).
                 restricted = !client.authenticated;

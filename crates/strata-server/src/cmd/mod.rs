@@ -11,6 +11,7 @@ mod strata;
 mod strings;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -188,13 +189,14 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("strata.stats", -1, Other, NO_KEYS, "strata", strata::stats, "Returns the counters of every namespace, or of one."),
 ];
 
-/// The commands sorted by name, for a binary search (a handful of short comparisons: less
-/// work than hashing the name).
-static BY_NAME: LazyLock<Vec<&'static Spec>> = LazyLock::new(|| {
-    let mut specs: Vec<&Spec> = COMMANDS.iter().collect();
-    specs.sort_by_key(|spec| spec.name);
-    specs
-});
+/// The commands by name, hashed with foldhash (a few nanoseconds for a short name).
+static BY_NAME: LazyLock<HashMap<&'static [u8], &'static Spec, ::strata::DefaultHashBuilder>> =
+    LazyLock::new(|| {
+        COMMANDS
+            .iter()
+            .map(|spec| (spec.name.as_bytes(), spec))
+            .collect()
+    });
 
 /// The command called `name` (any case).
 #[inline]
@@ -204,11 +206,7 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
     for (l, b) in lower.iter_mut().zip(name) {
         *l = b.to_ascii_lowercase();
     }
-    let lower: &[u8] = lower;
-    BY_NAME
-        .binary_search_by(|spec| spec.name.as_bytes().cmp(lower))
-        .ok()
-        .map(|i| BY_NAME[i])
+    BY_NAME.get(&*lower).copied()
 }
 
 /// Runs one command (`args[0]` is its name), writing its reply.

@@ -142,6 +142,8 @@ const ARG_OVERHEAD: usize = std::mem::size_of::<Bytes>();
 #[derive(Debug)]
 pub struct Decoder {
     limits: Limits,
+    /// A vector handed back by [`recycle`](Self::recycle), for the next command's arguments.
+    spare: Option<Vec<Bytes>>,
     state: State,
     /// How many bytes at the front of the buffer were already searched for the
     /// current line's terminator without finding it.
@@ -161,6 +163,7 @@ impl Decoder {
     pub fn new(limits: Limits) -> Self {
         Decoder {
             limits,
+            spare: None,
             state: State::Idle,
             scanned: 0,
         }
@@ -200,6 +203,16 @@ impl Decoder {
             Ok(Some(_)) => {}
         }
         result
+    }
+
+    /// Hands back a command's argument vector once it has run: emptied, it holds the next
+    /// command's arguments, which spares an allocation per command. Vectors larger than a
+    /// preallocation are dropped instead.
+    pub fn recycle(&mut self, mut args: Vec<Bytes>) {
+        if args.capacity() <= MAX_PREALLOC_ARGS {
+            args.clear();
+            self.spare = Some(args);
+        }
     }
 
     /// Enforces `limits` from the next command on (for example, larger ones once a client
@@ -257,7 +270,10 @@ impl Decoder {
                             .map_err(|_| ProtocolError::InvalidMultibulkLength)?;
                         self.state = State::Multibulk {
                             remaining: n,
-                            args: Vec::with_capacity(n.min(MAX_PREALLOC_ARGS)),
+                            args: match self.spare.take() {
+                                Some(spare) => spare,
+                                None => Vec::with_capacity(n.min(MAX_PREALLOC_ARGS)),
+                            },
                             owned: 0,
                             held: 0,
                             bulk_len: None,
@@ -869,6 +885,22 @@ mod tests {
             State::Multibulk { args, .. } => assert!(args.capacity() <= MAX_PREALLOC_ARGS),
             State::Idle => panic!("expected a multibulk in progress"),
         }
+    }
+
+    #[test]
+    fn a_recycled_vector_carries_the_next_command() {
+        let mut d = Decoder::new(Limits::default());
+        let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n"[..]);
+        let first = d.decode(&mut buf).expect("valid").expect("complete");
+        assert_eq!(first, args(&[b"GET", b"a"]));
+        let spare = first.as_ptr();
+        d.recycle(first);
+        let second = d.decode(&mut buf).expect("valid").expect("complete");
+        assert_eq!(second, args(&[b"PING"]));
+        assert_eq!(second.as_ptr(), spare, "the same allocation");
+        // Too large to keep: dropped, not stored.
+        d.recycle(Vec::with_capacity(MAX_PREALLOC_ARGS + 1));
+        assert!(d.spare.is_none());
     }
 
     #[test]
