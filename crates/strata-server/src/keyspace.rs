@@ -90,34 +90,18 @@ impl Keyspace {
     /// One SCAN step over every namespace: visits the live keys among about `count` slots
     /// from `cursor`, returns the next cursor (0 at the end).
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8])) -> u64 {
-        self.walk(cursor, count, |_, key, _| visit(key))
+        self.walk(cursor, count, |key| visit(key))
     }
 
-    /// [`scan`](Self::scan) that also gives each key's namespace and deadline (as
-    /// [`Current::fresh_until`](strata::store::Current) has it).
-    pub fn scan_entries(
-        &self,
-        cursor: u64,
-        count: usize,
-        mut visit: impl FnMut(&Namespace<Value>, u64),
-    ) -> u64 {
-        self.walk(cursor, count, |ns, _, fresh_until| visit(ns, fresh_until))
-    }
-
-    fn walk(
-        &self,
-        cursor: u64,
-        count: usize,
-        mut visit: impl FnMut(&Namespace<Value>, &[u8], u64),
-    ) -> u64 {
+    fn walk(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8])) -> u64 {
         let mut ns = (cursor >> NS_SHIFT) as usize;
         let mut inner = cursor & ((1 << NS_SHIFT) - 1);
         let mut budget = count.max(1);
         while let Some(namespace) = self.namespaces.get(ns) {
             let mut seen = 0;
-            inner = namespace.scan(inner, budget, |key, current| {
+            inner = namespace.scan(inner, budget, |key, _| {
                 seen += 1;
-                visit(namespace, key.as_bytes(), current.fresh_until);
+                visit(key.as_bytes());
             });
             if inner != 0 {
                 return ((ns as u64) << NS_SHIFT) | inner;
@@ -140,6 +124,14 @@ impl Keyspace {
     /// reclaimed are counted, as Redis counts them).
     pub fn len(&self) -> u64 {
         self.namespaces.iter().map(|ns| ns.len() as u64).sum()
+    }
+
+    /// Keys with a TTL in every namespace (what `INFO keyspace` calls `expires`).
+    pub fn expiring_len(&self) -> u64 {
+        self.namespaces
+            .iter()
+            .map(|ns| ns.expiring_len() as u64)
+            .sum()
     }
 
     /// Whether no namespace holds an entry.

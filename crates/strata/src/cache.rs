@@ -847,6 +847,16 @@ where
         self.inner.shards.iter().map(|c| c.lock.read().len()).sum()
     }
 
+    /// Entries with a deadline (a TTL, or time-to-idle), counted as [`len`](Self::len)
+    /// counts: expired ones not reclaimed yet included. Redis's `expires`, in O(shards).
+    pub fn expiring_len(&self) -> usize {
+        self.inner
+            .shards
+            .iter()
+            .map(|c| c.lock.read().timed_len())
+            .sum()
+    }
+
     /// Whether the cache holds no entries.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

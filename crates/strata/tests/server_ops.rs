@@ -379,3 +379,60 @@ proptest! {
         }
     }
 }
+
+#[derive(Debug, Clone)]
+enum TtlOp {
+    Insert(u8),
+    InsertWithTtl(u8),
+    Remove(u8),
+    SetTtl(u8, bool),
+    ComputeInsert(u8, bool),
+    ComputeExpire(u8, bool),
+    Clear,
+}
+
+fn ttl_op() -> impl Strategy<Value = TtlOp> {
+    prop_oneof![
+        4 => any::<u8>().prop_map(TtlOp::Insert),
+        4 => any::<u8>().prop_map(TtlOp::InsertWithTtl),
+        2 => any::<u8>().prop_map(TtlOp::Remove),
+        2 => (any::<u8>(), any::<bool>()).prop_map(|(k, t)| TtlOp::SetTtl(k, t)),
+        2 => (any::<u8>(), any::<bool>()).prop_map(|(k, t)| TtlOp::ComputeInsert(k, t)),
+        2 => (any::<u8>(), any::<bool>()).prop_map(|(k, t)| TtlOp::ComputeExpire(k, t)),
+        1 => Just(TtlOp::Clear),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// `expiring_len` (INFO's `expires`) counts exactly the entries with a deadline, through
+    /// inserts, replacements, removals, TTL changes, evictions (a bound of 64 entries under
+    /// 256 keys) and clears. No time passes, so nothing expires.
+    #[test]
+    fn expiring_len_counts_the_entries_with_a_ttl(ops in proptest::collection::vec(ttl_op(), 1..300)) {
+        let cache: Cache<u8, u32> = Cache::builder().max_entries(64).shards(2).build().expect("cache");
+        let ttl = Duration::from_secs(60);
+        for op in ops {
+            match op {
+                TtlOp::Insert(k) => cache.insert(k, 0).expect("fits"),
+                TtlOp::InsertWithTtl(k) => cache.insert_with_ttl(k, 0, ttl).expect("fits"),
+                TtlOp::Remove(k) => {
+                    cache.remove(&k);
+                }
+                TtlOp::SetTtl(k, t) => {
+                    cache.set_ttl(&k, t.then_some(ttl));
+                }
+                TtlOp::ComputeInsert(k, t) => cache
+                    .compute(k, |_| (Compute::Insert { value: 1, ttl: t.then_some(ttl), evict: true }, ()))
+                    .expect("fits"),
+                TtlOp::ComputeExpire(k, t) => cache
+                    .compute(k, |_| (Compute::Expire(t.then_some(ttl)), ()))
+                    .expect("fits"),
+                TtlOp::Clear => cache.clear(),
+            }
+            let truth = cache.keys().filter(|k| cache.ttl(k).is_some_and(|t| t.is_some())).count();
+            prop_assert_eq!(cache.expiring_len(), truth);
+        }
+    }
+}

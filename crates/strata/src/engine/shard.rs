@@ -185,6 +185,8 @@ pub(crate) struct Shard<K, V> {
     cursor: usize,
     /// Whether any entry was ever given a deadline (no sweeping otherwise).
     has_deadlines: bool,
+    /// How many slab entries have a deadline (expired ones not yet reclaimed included).
+    timed: usize,
     pub(crate) counters: WriteCounters,
 }
 
@@ -224,12 +226,29 @@ where
             weight: 0,
             cursor: 0,
             has_deadlines: false,
+            timed: 0,
             counters: WriteCounters::default(),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
         self.slab.len()
+    }
+
+    /// How many entries have a deadline, expired ones not yet reclaimed included (Redis's
+    /// `expires` count).
+    pub(crate) fn timed_len(&self) -> usize {
+        self.timed
+    }
+
+    /// Keeps `timed` in step when an entry's deadline goes from `old` to `new`.
+    #[inline]
+    fn retime(&mut self, old: u64, new: u64) {
+        match (old == NEVER, new == NEVER) {
+            (true, false) => self.timed += 1,
+            (false, true) => self.timed -= 1,
+            _ => {}
+        }
     }
 
     /// Tells the policy how many lookups (hits + misses) the shard has served so far; writes
@@ -316,6 +335,8 @@ where
         if self.config.idle {
             self.hard[idx] = hard;
         }
+        let before = self.slab[idx].deadline();
+        self.retime(before, deadline);
         *self.slab[idx].deadline.get_mut() = deadline;
         self.has_deadlines |= deadline != NEVER;
         true
@@ -431,6 +452,8 @@ where
         if self.config.idle {
             self.hard[idx] = hard;
         }
+        let before = self.slab[idx].deadline();
+        self.retime(before, deadline);
         let entry = &mut self.slab[idx];
         let old = std::mem::replace(&mut entry.value, value);
         *entry.deadline.get_mut() = deadline;
@@ -470,6 +493,7 @@ where
             let (victim, victim_hash, cause) = self.choose_victim(now, hasher);
             self.detach(victim, victim_hash);
             let old = std::mem::replace(&mut self.slab[victim], fresh);
+            self.retime(old.deadline(), NEVER);
             self.count_removal(cause);
             out.push((old.key, old.value, cause));
             if self.config.weighted {
@@ -490,6 +514,7 @@ where
             }
             self.slab.len() - 1
         };
+        self.retime(NEVER, deadline);
         self.sketch.increment(hash);
         // The table has room (reserved by `insert`), so this does not rehash.
         let slab = &self.slab;
@@ -559,6 +584,7 @@ where
         self.main = Queue::EMPTY;
         self.weight = 0;
         self.cursor = 0;
+        self.timed = 0;
         self.sketch.clear();
         let taken = std::mem::take(&mut self.slab);
         self.counters.removals += taken.len() as u64;
@@ -928,6 +954,7 @@ where
         let moved_hash = (idx != last).then(|| hasher(&self.slab[last].key));
         self.detach(idx, hash);
         let entry = self.slab.swap_remove(idx);
+        self.retime(entry.deadline(), NEVER);
         if self.config.weighted {
             self.weights.swap_remove(idx);
         }

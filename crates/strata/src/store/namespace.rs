@@ -683,6 +683,11 @@ where
         self.len() == 0
     }
 
+    /// Entries with a TTL (see [`Cache::expiring_len`]), in O(shards).
+    pub fn expiring_len(&self) -> usize {
+        self.inner.cache.expiring_len()
+    }
+
     /// The namespace's counters.
     pub fn stats(&self) -> CacheStats {
         self.inner.cache.stats()
