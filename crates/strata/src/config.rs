@@ -51,7 +51,8 @@
 //! Any value can be set or overridden by an environment variable: `STRATA_` followed by the
 //! path, with `__` between levels, for example `STRATA_MAX_BYTES=2GiB`,
 //! `STRATA_DEFAULTS__TTL=5m` or `STRATA_NAMESPACES__WALLET__TTL=90s`. The environment wins
-//! over the file. Namespace names are lower case (`[a-z0-9_-]`), since environment variables
+//! over the file. `STRATA_URL`, `STRATA_CONFIG` and `STRATA_TEST_SERVER` belong to the command
+//! line and the tests, and are not read as configuration ([`NOT_CONFIGURATION`]). Namespace names are lower case (`[a-z0-9_-]`), since environment variables
 //! cannot carry case.
 //!
 //! Durations are written like `500ms`, `90s`, `2m`, `12h` or `1d` (parsed by `humantime`).
@@ -91,6 +92,11 @@ use thiserror::Error;
 
 /// The prefix of the environment variables that override the configuration.
 pub const ENV_PREFIX: &str = "STRATA";
+
+/// Variables with the prefix that are not configuration: the `strata` command line's own
+/// (`--url` of the admin commands, `strata serve --config`) and the test harness's. A shell
+/// that exports `STRATA_URL` for the CLI must still be able to run `strata serve`.
+pub const NOT_CONFIGURATION: [&str; 3] = ["STRATA_URL", "STRATA_CONFIG", "STRATA_TEST_SERVER"];
 
 /// The namespace that always exists: it takes the `[defaults]` settings unless configured
 /// under `[namespaces.default]`.
@@ -485,7 +491,9 @@ impl Config {
         let prefix = format!("{ENV_PREFIX}_");
         let env: config::Map<String, String> = env
             .into_iter()
-            .filter(|(key, _)| key.starts_with(&prefix))
+            .filter(|(key, _)| {
+                key.starts_with(&prefix) && !NOT_CONFIGURATION.contains(&key.as_str())
+            })
             .collect();
         let mut builder = config::Config::builder();
         if let Some(toml) = toml {

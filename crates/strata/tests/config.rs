@@ -452,3 +452,19 @@ fn bad_server_settings_are_refused_with_the_field_named() {
         "lots",
     );
 }
+
+#[test]
+fn the_command_lines_own_variables_are_not_configuration() {
+    let config = Config::from_sources(
+        None,
+        env(&[
+            ("STRATA_URL", "http://10.0.0.5:8080"),
+            ("STRATA_CONFIG", "/etc/strata.toml"),
+            ("STRATA_TEST_SERVER", "redis"),
+        ]),
+    )
+    .expect("not read as configuration");
+    assert_eq!(config, Config::default());
+    // Any other unknown variable is still an error.
+    assert!(Config::from_sources(None, env(&[("STRATA_URLS", "x")])).is_err());
+}
