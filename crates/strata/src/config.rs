@@ -52,8 +52,8 @@
 //! path, with `__` between levels, for example `STRATA_MAX_BYTES=2GiB`,
 //! `STRATA_DEFAULTS__TTL=5m` or `STRATA_NAMESPACES__WALLET__TTL=90s`. The environment wins
 //! over the file. `STRATA_URL`, `STRATA_CONFIG` and `STRATA_TEST_SERVER` belong to the command
-//! line and the tests, and are not read as configuration ([`NOT_CONFIGURATION`]). Namespace names are lower case (`[a-z0-9_-]`), since environment variables
-//! cannot carry case.
+//! line and the tests, and are not read as configuration ([`NOT_CONFIGURATION`]). Namespace
+//! names are lower case (`[a-z0-9_-]`), since environment variables cannot carry case.
 //!
 //! Durations are written like `500ms`, `90s`, `2m`, `12h` or `1d` (parsed by `humantime`).
 //! Sizes are written like `4096`, `64KiB`, `100MiB`, `1GiB` or `1GB` (parsed by `bytesize`;
