@@ -122,6 +122,30 @@ struct Inner<K, V, S> {
 /// `Inner::max_weight` of a cache bounded by entries alone.
 const NO_BOUND: u64 = u64::MAX;
 
+/// The parts of an insert settled before the shard's lock is taken (or, for
+/// [`Cache::compute`], before the insert is decided).
+#[derive(Clone, Copy)]
+struct Write {
+    hash: u64,
+    weight: u32,
+    /// The entry's own TTL; the cache's default for `None`.
+    ttl: Option<Duration>,
+    /// The clock's reading deadlines count from.
+    now: u64,
+}
+
+/// Shard `i`'s part of a bound `total` split over `n` shards: the remainder goes to the
+/// first shards, so the parts add up to `total` exactly.
+fn shard_share(total: u64, n: usize, i: usize) -> u64 {
+    total / n as u64 + u64::from((i as u64) < total % n as u64)
+}
+
+/// The heaviest entry a cache of weight bound `total` over `n` shards admits: what the
+/// smallest shard holds, at most `u32::MAX` (weights are kept as `u32`).
+fn heaviest_entry(total: u64, n: usize) -> u64 {
+    (total / n as u64).min(u64::from(u32::MAX))
+}
+
 impl<K, V, S> Inner<K, V, S> {
     /// An entry's deadlines for a TTL of `ttl` nanoseconds (`NEVER` for none) starting at
     /// `now`: the effective one (sooner with time-to-idle) and the hard one (the TTL's). A TTL
@@ -172,8 +196,7 @@ where
 {
     pub(crate) fn from_config(config: Config<K, V, S>) -> Self {
         let n = config.shards;
-        let split =
-            |total: u64, i: usize| total / n as u64 + u64::from((i as u64) < total % n as u64);
+        let split = |total: u64, i: usize| shard_share(total, n, i);
         let len_cap = MAX_SHARD_LEN as u64;
         let shards: Box<[ShardCell<K, V>]> = (0..n)
             .map(|i| {
@@ -196,9 +219,9 @@ where
                 }
             })
             .collect();
-        let max_entry_weight = config.max_weight.map_or(u64::from(u32::MAX), |w| {
-            (w / n as u64).min(u64::from(u32::MAX))
-        });
+        let max_entry_weight = config
+            .max_weight
+            .map_or(u64::from(u32::MAX), |w| heaviest_entry(w, n));
         Self {
             inner: Arc::new(Inner {
                 shards,
@@ -452,34 +475,21 @@ where
     ) -> Result<Option<V>, InsertError> {
         let weight = self.weigh(&key, &value)?;
         let hash = self.hash(&key);
-        let inner = &*self.inner;
-        let ttl = ttl.map_or(inner.default_ttl, duration_to_nanos);
-        let hasher = |k: &K| inner.hasher.hash_one(k);
         let mut out = Removed::new();
         // Deadlines count from this reading (taken outside the lock, to keep the critical
         // section short). Whether the key's existing entry is still live is judged by a second
         // reading under the lock, since this one may be stale by the time the lock is ours.
-        let now = inner.clock.now_nanos();
-        let upper = now.saturating_add(inner.clock.resolution_nanos());
+        let now = self.inner.clock.now_nanos();
         let cell = self.shard(hash);
         let mut shard = cell.lock.write();
-        let (deadline, hard) = inner.deadlines(now, ttl);
-        shard.observe_lookups(
-            cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed),
-        );
-        let outcome = shard.insert(
+        let write = Write {
             hash,
-            key,
-            value,
             weight,
-            deadline,
-            hard,
-            if_absent,
-            gone,
-            upper,
-            || inner.clock.upper_nanos(),
-            &hasher,
-            &mut out,
+            ttl,
+            now,
+        };
+        let outcome = self.insert_locked(
+            cell, &mut shard, write, key, value, if_absent, gone, &mut out,
         );
         // Release the lock before dropping what left or calling the listener.
         drop(shard);
@@ -491,6 +501,44 @@ where
                 Some(existing)
             }
         })
+    }
+
+    /// The insert proper, under the shard's write lock (`shard` is `cell`'s): what
+    /// [`insert_inner`](Self::insert_inner) and [`compute`](Self::compute) share. `write.ttl`
+    /// is the entry's, `None` for the cache's default.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_locked(
+        &self,
+        cell: &ShardCell<K, V>,
+        shard: &mut Shard<K, V>,
+        write: Write,
+        key: K,
+        value: V,
+        if_absent: bool,
+        gone: impl FnOnce(&V) -> bool,
+        out: &mut Removed<K, V>,
+    ) -> Outcome<K, V> {
+        let inner = &*self.inner;
+        let hasher = |k: &K| inner.hasher.hash_one(k);
+        let ttl = write.ttl.map_or(inner.default_ttl, duration_to_nanos);
+        let (deadline, hard) = inner.deadlines(write.now, ttl);
+        shard.observe_lookups(
+            cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed),
+        );
+        shard.insert(
+            write.hash,
+            key,
+            value,
+            write.weight,
+            deadline,
+            hard,
+            if_absent,
+            gone,
+            write.now.saturating_add(inner.clock.resolution_nanos()),
+            || inner.clock.upper_nanos(),
+            &hasher,
+            out,
+        )
     }
 
     /// Removes `key`, returning its value if a live entry held one.
@@ -571,16 +619,18 @@ where
         f: impl FnOnce(Option<&V>) -> (Compute<V>, R),
     ) -> Result<R, InsertError> {
         self.compute_unless(key, |_| false, f)
+            .map(|(answer, _)| answer)
     }
 
     /// [`compute`](Self::compute) for the layers above: `gone(value)` says that an unexpired
-    /// entry counts as absent (see [`insert_unless`](Self::insert_unless)).
+    /// entry counts as absent (see [`insert_unless`](Self::insert_unless)). The key comes back
+    /// unless it went into the cache, for a caller that still needs it (to publish a removal).
     pub(crate) fn compute_unless<R>(
         &self,
         key: K,
         gone: impl Fn(&V) -> bool,
         f: impl FnOnce(Option<&V>) -> (Compute<V>, R),
-    ) -> Result<R, InsertError> {
+    ) -> Result<(R, Option<K>), InsertError> {
         let hash = self.hash(&key);
         let inner = &*self.inner;
         let hasher = |k: &K| inner.hasher.hash_one(k);
@@ -595,8 +645,8 @@ where
             .filter(|e| !e.is_expired(|| inner.clock.upper_nanos()) && !gone(&e.value))
             .map(|e| &e.value);
         let (what, answer) = f(current);
-        match what {
-            Compute::Keep => {}
+        let kept = match what {
+            Compute::Keep => Some(key),
             Compute::Remove => {
                 let removed = shard.remove(
                     hash,
@@ -609,11 +659,13 @@ where
                 if let Some((key, value)) = removed {
                     out.push((key, value, RemovalCause::Removed));
                 }
+                Some(key)
             }
             Compute::Expire(ttl) => {
                 let ttl = ttl.map_or(NEVER, duration_to_nanos);
                 let (deadline, hard) = inner.deadlines(now, ttl);
                 shard.set_deadline(hash, &key, deadline, hard, inner.clock.upper_nanos());
+                Some(key)
             }
             Compute::Insert { value, ttl, evict } => {
                 if ttl.is_some_and(|t| t.is_zero()) {
@@ -623,30 +675,19 @@ where
                 if !evict && !shard.has_room(hash, &key, weight) {
                     return Err(InsertError::NoRoom);
                 }
-                let ttl = ttl.map_or(inner.default_ttl, duration_to_nanos);
-                let (deadline, hard) = inner.deadlines(now, ttl);
-                shard.observe_lookups(
-                    cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed),
-                );
-                shard.insert(
+                let write = Write {
                     hash,
-                    key,
-                    value,
                     weight,
-                    deadline,
-                    hard,
-                    false,
-                    gone,
-                    upper,
-                    || inner.clock.upper_nanos(),
-                    &hasher,
-                    &mut out,
-                );
+                    ttl,
+                    now,
+                };
+                self.insert_locked(cell, &mut shard, write, key, value, false, gone, &mut out);
+                None
             }
-        }
+        };
         drop(shard);
         self.dispose(out);
-        Ok(answer)
+        Ok((answer, kept))
     }
 
     /// One step of a walk over the live entries that can be resumed later, like Redis's
@@ -715,11 +756,11 @@ where
         inner.max_weight.store(max_weight, Ordering::Relaxed);
         inner
             .max_entry_weight
-            .store((max_weight / n).min(u64::from(u32::MAX)), Ordering::Relaxed);
+            .store(heaviest_entry(max_weight, n as usize), Ordering::Relaxed);
         let hasher = |k: &K| inner.hasher.hash_one(k);
         let now = inner.clock.now_nanos();
         for (i, cell) in inner.shards.iter().enumerate() {
-            let share = max_weight / n + u64::from((i as u64) < max_weight % n);
+            let share = shard_share(max_weight, n as usize, i);
             let mut out = Removed::new();
             cell.lock
                 .write()

@@ -263,6 +263,16 @@ where
         self.weight
     }
 
+    /// An entry's weight as the shard counts it: the weigher's, or 1 in an unweighted shard.
+    #[inline]
+    fn counted(&self, weight: u32) -> u64 {
+        if self.config.weighted {
+            u64::from(weight)
+        } else {
+            1
+        }
+    }
+
     #[inline]
     fn weight_of(&self, idx: usize) -> u64 {
         if self.config.weighted {
@@ -372,11 +382,7 @@ where
         self.table.reserve(1, |&i| hasher(&slab[i as usize].key));
         self.has_deadlines |= deadline != NEVER;
         self.sweep(now, 2, hasher, out);
-        let weight = if self.config.weighted {
-            u64::from(weight)
-        } else {
-            1
-        };
+        let weight = self.counted(weight);
         let Some(idx) = self.index_of(hash, &key) else {
             self.place(hash, key, value, weight, deadline, hard, now, hasher, out);
             self.counters.inserts += 1;
@@ -681,11 +687,7 @@ where
         K: std::borrow::Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let weight = if self.config.weighted {
-            u64::from(weight)
-        } else {
-            1
-        };
+        let weight = self.counted(weight);
         match self.index_of(hash, key) {
             Some(idx) => self.weight - self.weight_of(idx) + weight <= self.config.max_weight,
             None => {

@@ -66,7 +66,7 @@ impl<V: HeapSize> HeapSize for Slot<V> {
 pub struct Put {
     ttl: Option<Duration>,
     tags: Vec<String>,
-    /// `Some(None)`: never expires, whatever the namespace's TTL.
+    /// Never expires, whatever the namespace's TTL.
     never: bool,
     keep_ttl: bool,
     keep_tags: bool,
@@ -283,14 +283,20 @@ where
     /// ```
     #[inline]
     pub fn get_with<R>(&self, key: impl AsRef<[u8]>, read: impl FnOnce(&V) -> R) -> Option<R> {
-        let key = key.as_ref();
         let inner = &*self.inner;
-        let found = inner.cache.get_with(key, |slot| match &slot.value {
+        self.read_slot(key.as_ref(), |slot| match &slot.value {
             Some(value) if inner.is_fresh(slot) => Some(read(value)),
             _ => None,
-        });
+        })
+    }
+
+    /// What every read shares: `read` judges the key's slot under the shard's read lock
+    /// (`None` is a miss), and a hit is sampled for the hot-key estimates.
+    #[inline]
+    fn read_slot<R>(&self, key: &[u8], read: impl FnOnce(&Slot<V>) -> Option<R>) -> Option<R> {
+        let found = self.inner.cache.get_with(key, read);
         if found.is_some() && HotKeys::should_sample() {
-            inner.hot.record(key);
+            self.inner.hot.record(key);
         }
         found
     }
@@ -306,31 +312,23 @@ where
     #[inline]
     pub(crate) fn lookup_where(&self, key: &[u8], fits: impl Fn(&V) -> bool) -> Option<(V, u64)> {
         let inner = &*self.inner;
-        let found = inner.cache.get_with(key, |slot| match &slot.value {
+        self.read_slot(key, |slot| match &slot.value {
             Some(value) if fits(value) && inner.is_fresh(slot) => {
                 Some((value.clone(), slot.fresh_until.load(Ordering::Relaxed)))
             }
             _ => None,
-        });
-        if found.is_some() && HotKeys::should_sample() {
-            inner.hot.record(key);
-        }
-        found
+        })
     }
 
     /// [`lookup`](Self::lookup) that also sees negative entries: `Some((None, _))` when the
     /// origin's "not found" is remembered. Counts a hit or a miss.
     pub(crate) fn lookup_known(&self, key: &[u8]) -> Option<(Option<V>, u64)> {
         let inner = &*self.inner;
-        let found = inner.cache.get_with(key, |slot| {
+        self.read_slot(key, |slot| {
             inner
                 .is_fresh(slot)
                 .then(|| (slot.value.clone(), slot.fresh_until.load(Ordering::Relaxed)))
-        });
-        if found.is_some() && HotKeys::should_sample() {
-            inner.hot.record(key);
-        }
-        found
+        })
     }
 
     /// Whether a live entry holds `key`. Counts nothing.
@@ -529,11 +527,10 @@ where
         key: impl Into<Key>,
         f: impl FnOnce(Option<Current<'_, V>>) -> (Update<V>, R),
     ) -> Result<R, InsertError> {
-        let key = key.into();
         let inner = &*self.inner;
-        let mut removed = None;
-        let answer = inner.cache.compute_unless(
-            key.clone(),
+        let mut removed = false;
+        let (answer, key) = inner.cache.compute_unless(
+            key.into(),
             |slot| !inner.is_current(slot),
             |slot| {
                 let current = slot.and_then(|slot| {
@@ -546,7 +543,7 @@ where
                 let what = match what {
                     Update::Keep => Compute::Keep,
                     Update::Remove => {
-                        removed = Some(slot.is_some());
+                        removed = true;
                         Compute::Remove
                     }
                     Update::Expire(ttl) => match slot {
@@ -583,7 +580,7 @@ where
                 (what, answer)
             },
         )?;
-        if removed.is_some() {
+        if let Some(key) = key.filter(|_| removed) {
             // After the removal (not under the engine's lock): a load of the key in the air
             // is marked so that it does not land what it read before.
             inner.flights.invalidate(key.as_bytes());
