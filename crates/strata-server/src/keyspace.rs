@@ -2,10 +2,9 @@
 //! prefix names (`[server.prefixes]`, longest prefix first; `default` otherwise), so the
 //! namespace's TTL, limits and statistics apply to it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::RwLock;
-use strata::config::DEFAULT_NAMESPACE;
+use strata::config::{DEFAULT_NAMESPACE, MAXMEMORY_POLICIES};
 use strata::store::{Namespace, Store, StoreError};
 
 /// Values as the server stores them: bytes, binary-safe, in an allocation of their exact
@@ -27,9 +26,9 @@ pub struct Keyspace {
     prefixes: Vec<(Box<[u8]>, usize)>,
     /// Index of `default`.
     default: usize,
-    /// `maxmemory-policy` as last set, and whether it is `noeviction`.
-    policy: RwLock<String>,
-    no_evict: AtomicBool,
+    /// `maxmemory-policy` as last set: its index in [`MAXMEMORY_POLICIES`], where
+    /// `noeviction` comes first.
+    policy: AtomicUsize,
 }
 
 impl Keyspace {
@@ -50,15 +49,18 @@ impl Keyspace {
             .collect();
         prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         let default = index(DEFAULT_NAMESPACE).unwrap_or(0);
-        let policy = server.maxmemory_policy.clone();
-        Ok(Self {
-            no_evict: AtomicBool::new(policy == "noeviction"),
-            policy: RwLock::new(policy),
+        let keyspace = Self {
+            policy: AtomicUsize::new(0),
             store,
             namespaces,
             prefixes,
             default,
-        })
+        };
+        // The configuration admits only Redis's names; were one unknown, the keyspace would
+        // stay at `noeviction`, refusing writes rather than evicting.
+        let known = keyspace.set_policy(&keyspace.store.config().server.maxmemory_policy);
+        debug_assert!(known, "the configuration checks maxmemory_policy");
+        Ok(keyspace)
     }
 
     /// The store underneath.
@@ -77,23 +79,9 @@ impl Keyspace {
         &self.namespaces[idx]
     }
 
-    /// Every namespace, in SCAN order.
-    pub fn namespaces(&self) -> &[Namespace<Value>] {
-        &self.namespaces
-    }
-
-    /// The namespace called `name`.
-    pub fn namespace(&self, name: &str) -> Option<&Namespace<Value>> {
-        self.namespaces.iter().find(|ns| ns.name() == name)
-    }
-
     /// One SCAN step over every namespace: visits the live keys among about `count` slots
     /// from `cursor`, returns the next cursor (0 at the end).
     pub fn scan(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8])) -> u64 {
-        self.walk(cursor, count, |key| visit(key))
-    }
-
-    fn walk(&self, cursor: u64, count: usize, mut visit: impl FnMut(&[u8])) -> u64 {
         let mut ns = (cursor >> NS_SHIFT) as usize;
         let mut inner = cursor & ((1 << NS_SHIFT) - 1);
         let mut budget = count.max(1);
@@ -140,21 +128,24 @@ impl Keyspace {
     }
 
     /// `maxmemory-policy` as last set.
-    pub fn policy(&self) -> String {
-        self.policy.read().clone()
+    pub fn policy(&self) -> &'static str {
+        MAXMEMORY_POLICIES[self.policy.load(Ordering::Relaxed)]
     }
 
-    /// Sets `maxmemory-policy` (the caller checked the name).
-    pub fn set_policy(&self, policy: &str) {
-        let mut current = self.policy.write();
-        self.no_evict
-            .store(policy == "noeviction", Ordering::Relaxed);
-        *current = policy.to_owned();
+    /// Sets `maxmemory-policy`; false (and nothing changes) for a name Redis does not know.
+    pub fn set_policy(&self, policy: &str) -> bool {
+        match MAXMEMORY_POLICIES.iter().position(|p| *p == policy) {
+            Some(index) => {
+                self.policy.store(index, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether writes must not evict (`noeviction`).
     #[inline]
     pub fn no_evict(&self) -> bool {
-        self.no_evict.load(Ordering::Relaxed)
+        self.policy.load(Ordering::Relaxed) == 0
     }
 }

@@ -85,7 +85,7 @@ pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let mut proto = ctx.client.proto;
     if let Some(version) = args.get(1) {
-        proto = match super::parse_i64(version) {
+        proto = match crate::resp::parse_integer(version) {
             Some(2) => Protocol::Resp2,
             Some(3) => Protocol::Resp3,
             Some(_) => return Err(Error::new("NOPROTO unsupported protocol version")),

@@ -35,7 +35,6 @@ fn set_expiry(
     absolute: bool,
     command: &str,
 ) -> Outcome {
-    let mut when = When::Always;
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for arg in &args[3..] {
         if is(arg, "NX") {
@@ -63,14 +62,13 @@ fn set_expiry(
             "ERR GT and LT options at the same time are not compatible",
         ));
     }
-    if nx {
-        when = When::NoTtl;
-    } else if gt {
-        when = When::Later;
-    } else if lt {
-        when = When::Sooner;
-    }
     // XX combines with GT and LT: both must hold.
+    let when = match (nx, gt, lt) {
+        (true, _, _) => When::NoTtl,
+        (_, true, _) => When::Later,
+        (_, _, true) => When::Sooner,
+        _ => When::Always,
+    };
     let time = TimeArg {
         unit_ms: unit,
         absolute,

@@ -57,7 +57,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         if is(&args[i], "MATCH") {
             pattern = Some(Pattern::new(value));
         } else if is(&args[i], "COUNT") {
-            count = match super::parse_i64(value) {
+            count = match crate::resp::parse_integer(value) {
                 Some(n) if n >= 1 => n as usize,
                 Some(_) => return Err(SYNTAX),
                 None => return Err(super::NOT_INTEGER),

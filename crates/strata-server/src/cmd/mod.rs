@@ -79,6 +79,15 @@ impl Ctx<'_> {
     pub(crate) fn frame(&mut self, frame: &Frame) {
         frame.encode(self.client.proto, self.out);
     }
+    /// `put` under the server's eviction policy: with `noeviction`, a write that needs room
+    /// fails (OOM) instead of evicting.
+    pub(crate) fn under_policy(&self, put: ::strata::store::Put) -> ::strata::store::Put {
+        if self.shared.keyspace.no_evict() {
+            put.no_evict()
+        } else {
+            put
+        }
+    }
 }
 
 /// Command flags, as `COMMAND` lists them.
@@ -258,20 +267,7 @@ pub(crate) fn printable(bytes: &[u8], max: usize) -> String {
 
 /// An argument as an integer, Redis-strict: no spaces, no `+`, no leading zeros.
 pub(crate) fn int(arg: &[u8]) -> Result<i64, Error> {
-    parse_i64(arg).ok_or(NOT_INTEGER)
-}
-
-pub(crate) fn parse_i64(arg: &[u8]) -> Option<i64> {
-    let text = std::str::from_utf8(arg).ok()?;
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty()
-        || digits.len() > 1 && digits.starts_with('0')
-        || !digits.bytes().all(|b| b.is_ascii_digit())
-        || text == "-0"
-    {
-        return None;
-    }
-    text.parse().ok()
+    resp::parse_integer(arg).ok_or(NOT_INTEGER)
 }
 
 /// Whether `arg` is `word`, ignoring case.
@@ -395,24 +391,5 @@ mod tests {
         assert!(lookup(b"gett").is_none());
         assert!(lookup(b"").is_none());
         assert!(lookup(&[b'x'; 40]).is_none());
-    }
-
-    #[test]
-    fn integers_parse_as_redis_parses_them() {
-        assert_eq!(parse_i64(b"42"), Some(42));
-        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
-        for bad in [
-            &b""[..],
-            b"+1",
-            b"01",
-            b" 1",
-            b"1 ",
-            b"-0",
-            b"-",
-            b"1.5",
-            b"9223372036854775808",
-        ] {
-            assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
-        }
     }
 }

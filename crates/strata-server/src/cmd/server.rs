@@ -18,7 +18,6 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use strata::config::MAXMEMORY_POLICIES;
 use strata::Pattern;
 
 use super::{is, Ctx, Error, Kind, Outcome, Spec, COMMANDS, SYNTAX};
@@ -175,7 +174,7 @@ fn parameters(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     let shared = ctx.shared;
     vec![
         ("maxmemory", shared.keyspace.store().max_bytes().to_string()),
-        ("maxmemory-policy", shared.keyspace.policy()),
+        ("maxmemory-policy", shared.keyspace.policy().to_owned()),
         ("maxclients", shared.limits.max_clients.to_string()),
         (
             "timeout",
@@ -288,10 +287,9 @@ fn set_parameter(ctx: &mut Ctx<'_>, name: &[u8], value: &[u8]) -> Outcome {
     }
     if is(name, "maxmemory-policy") {
         let policy = String::from_utf8_lossy(value).to_ascii_lowercase();
-        if !MAXMEMORY_POLICIES.contains(&policy.as_str()) {
+        if !ctx.shared.keyspace.set_policy(&policy) {
             return Err(failed("maxmemory-policy", "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"));
         }
-        ctx.shared.keyspace.set_policy(&policy);
         tracing::info!(policy, "maxmemory-policy changed by CONFIG SET");
         return Ok(());
     }

@@ -33,10 +33,7 @@ pub(crate) fn settags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         .map(|t| text(t))
         .collect::<Result<Vec<_>, _>>()?;
     let ns = ctx.shared.keyspace.route(&args[1]);
-    let mut put = Put::new().keep_ttl().tags(tags);
-    if ctx.shared.keyspace.no_evict() {
-        put = put.no_evict();
-    }
+    let put = ctx.under_policy(Put::new().keep_ttl().tags(tags));
     let done = ns
         .update(&args[1][..], |current| match current {
             Some(c) => (Update::Put(c.value.clone(), put), true),

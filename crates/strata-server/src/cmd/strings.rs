@@ -49,29 +49,6 @@ fn own(arg: &[u8]) -> Value {
     Box::from(arg)
 }
 
-/// The `Put` of a write: the TTL it gives, under the server's eviction policy.
-fn put(ctx: &Ctx<'_>, ttl: Ttl) -> Put {
-    let put = match ttl {
-        Ttl::Namespace => Put::new(),
-        Ttl::In(d) => Put::new().ttl(d),
-        Ttl::Keep => Put::new().keep_ttl(),
-    };
-    if ctx.shared.keyspace.no_evict() {
-        put.no_evict()
-    } else {
-        put
-    }
-}
-
-/// What TTL a write gives its key.
-#[derive(Clone, Copy)]
-enum Ttl {
-    /// The namespace's (none unless its configuration sets one).
-    Namespace,
-    In(std::time::Duration),
-    Keep,
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Condition {
     Always,
@@ -84,54 +61,54 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     // syntax error (as in Redis).
     let mut condition = Condition::Always;
     let mut want_old = false;
-    let mut when: Option<Result<Expiry, ()>> = None; // Err(()) = KEEPTTL
-    let mut timed = None; // which of EX/PX/EXAT/PXAT (Some(Some)) or KEEPTTL (Some(None))
+    let mut ttl: Option<TtlOption> = None;
     let mut i = 3;
     while i < args.len() {
         let arg = &args[i];
-        let next = args.get(i + 1);
         if is(arg, "NX") && condition != Condition::IfPresent {
             condition = Condition::IfAbsent;
         } else if is(arg, "XX") && condition != Condition::IfAbsent {
             condition = Condition::IfPresent;
         } else if is(arg, "GET") {
             want_old = true;
-        } else if is(arg, "KEEPTTL") && timed.is_none_or(|t: Option<TimeArg>| t.is_none()) {
-            timed = Some(None);
-            when = Some(Err(()));
+        } else if is(arg, "KEEPTTL") && matches!(ttl, None | Some(TtlOption::Keep)) {
+            ttl = Some(TtlOption::Keep);
         } else if let Some(time) = TimeArg::option(arg) {
-            if timed.is_some_and(|t| t != Some(time)) {
+            if matches!(ttl, Some(TtlOption::Keep)) || ttl.is_some_and(|t| t.arg() != Some(time)) {
                 return Err(SYNTAX);
             }
-            let value = next.ok_or(SYNTAX)?;
-            when = Some(Ok(time.read(value, "set")?));
-            timed = Some(Some(time));
+            let value = args.get(i + 1).ok_or(SYNTAX)?;
+            ttl = Some(TtlOption::Time(time, time.read(value, "set")?));
             i += 1;
         } else {
             return Err(SYNTAX);
         }
         i += 1;
     }
-    let (ttl, past) = match when {
-        None => (Ttl::Namespace, false),
-        Some(Err(())) => (Ttl::Keep, false),
-        Some(Ok(Expiry::In(d))) => (Ttl::In(d), false),
+    let (put, past) = match ttl {
+        None => (Put::new(), false),
+        Some(TtlOption::Keep) => (Put::new().keep_ttl(), false),
+        Some(TtlOption::Time(_, Expiry::In(d))) => (Put::new().ttl(d), false),
         // A deadline already past removes the key (if the condition holds), as in Redis.
-        Some(Ok(Expiry::Past)) => (Ttl::Namespace, true),
+        Some(TtlOption::Time(_, Expiry::Past)) => (Put::new(), true),
     };
+    let put = ctx.under_policy(put);
     let ns = ctx.shared.keyspace.route(&args[1]);
-    if condition == Condition::Always && !want_old && !past && matches!(ttl, Ttl::Namespace) {
-        // The plain SET: no need to see the old entry.
-        ns.insert_with(&args[1][..], own(&args[2]), put(ctx, ttl))
+    if condition == Condition::Always && !want_old && !past {
+        // Nothing to decide from the old entry (KEEPTTL reads it inside the insert).
+        ns.insert_with(&args[1][..], own(&args[2]), put)
             .map_err(|e| refused(ns.name(), &e))?;
         ctx.ok();
         return Ok(());
     }
     let value = own(&args[2]);
-    let put = put(ctx, ttl);
     let (done, old) = ns
         .update(&args[1][..], |current| {
-            let old = current.as_ref().map(|c| c.value.clone());
+            // The old value is copied only for GET, which answers with it.
+            let old = current
+                .as_ref()
+                .filter(|_| want_old)
+                .map(|c| c.value.clone());
             let go = match condition {
                 Condition::Always => true,
                 Condition::IfAbsent => current.is_none(),
@@ -155,10 +132,27 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
+/// `SET`'s TTL option: `KEEPTTL`, or a time and what it came to.
+#[derive(Clone, Copy)]
+enum TtlOption {
+    Keep,
+    Time(TimeArg, Expiry),
+}
+
+impl TtlOption {
+    /// Which time option gave it (`None` for `KEEPTTL`).
+    fn arg(self) -> Option<TimeArg> {
+        match self {
+            TtlOption::Keep => None,
+            TtlOption::Time(arg, _) => Some(arg),
+        }
+    }
+}
+
 pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let ns = ctx.shared.keyspace.route(&args[1]);
     let value = own(&args[2]);
-    let put = put(ctx, Ttl::Namespace);
+    let put = ctx.under_policy(Put::new());
     let set = ns
         .update(&args[1][..], |current| match current {
             Some(_) => (Update::Keep, false),
@@ -185,8 +179,12 @@ fn set_expiring(ctx: &mut Ctx<'_>, args: &[Bytes], unit: i64, command: &str) -> 
         }
     };
     let ns = ctx.shared.keyspace.route(&args[1]);
-    ns.insert_with(&args[1][..], own(&args[3]), put(ctx, Ttl::In(ttl)))
-        .map_err(|e| refused(ns.name(), &e))?;
+    ns.insert_with(
+        &args[1][..],
+        own(&args[3]),
+        ctx.under_policy(Put::new().ttl(ttl)),
+    )
+    .map_err(|e| refused(ns.name(), &e))?;
     ctx.ok();
     Ok(())
 }
@@ -283,7 +281,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     }
     for pair in args[1..].chunks_exact(2) {
         let ns = ctx.shared.keyspace.route(&pair[0]);
-        ns.insert_with(&pair[0][..], own(&pair[1]), put(ctx, Ttl::Namespace))
+        ns.insert_with(&pair[0][..], own(&pair[1]), ctx.under_policy(Put::new()))
             .map_err(|e| refused(ns.name(), &e))?;
     }
     ctx.ok();
@@ -293,12 +291,12 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 /// Adds `by` to the integer at `key` (0 if missing), keeping its TTL and tags.
 fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Outcome {
     let ns = ctx.shared.keyspace.route(key);
-    let put = put(ctx, Ttl::Keep).keep_tags();
+    let put = ctx.under_policy(Put::new().keep_ttl().keep_tags());
     let result = ns
         .update(&key[..], |current: Option<Current<'_, Value>>| {
             let now = match current {
                 None => 0,
-                Some(c) => match super::parse_i64(c.value) {
+                Some(c) => match resp::parse_integer(c.value) {
                     Some(n) => n,
                     None => return (Update::Keep, Err(super::NOT_INTEGER)),
                 },
@@ -342,7 +340,7 @@ pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let ns = ctx.shared.keyspace.route(&args[1]);
     let limit = ctx.shared.limits.max_bulk_len;
-    let put = put(ctx, Ttl::Keep).keep_tags();
+    let put = ctx.under_policy(Put::new().keep_ttl().keep_tags());
     let tail = &args[2];
     let len = ns
         .update(&args[1][..], |current| {

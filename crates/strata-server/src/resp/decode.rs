@@ -231,19 +231,6 @@ impl Decoder {
         }
     }
 
-    /// At least how many more bytes must be appended to a buffer now holding
-    /// `buffered` bytes before [`decode`](Self::decode) can make progress: the
-    /// rest of a bulk payload whose length is known (so the reader can reserve
-    /// it in one go), otherwise 1. Zero if `decode` may progress already.
-    pub fn bytes_wanted(&self, buffered: usize) -> usize {
-        match &self.state {
-            State::Multibulk {
-                bulk_len: Some(n), ..
-            } => n.saturating_add(2).saturating_sub(buffered),
-            _ => usize::from(buffered == 0),
-        }
-    }
-
     fn decode_inner(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         loop {
             match &mut self.state {
@@ -422,12 +409,14 @@ fn parse_header(buf: &[u8], cr: usize) -> Option<i64> {
     if buf.get(cr + 1) != Some(&b'\n') {
         return None;
     }
-    parse_ll(buf.get(1..cr)?)
+    parse_integer(buf.get(1..cr)?)
 }
 
 /// Redis's `string2ll`: an optional `-`, then digits with no leading zero
-/// (except `0` itself), fitting an `i64`. No `+`, no blanks, no `-0`.
-fn parse_ll(s: &[u8]) -> Option<i64> {
+/// (except `0` itself), fitting an `i64`. No `+`, no blanks, no `-0`. Lengths in
+/// the protocol and integers in commands (`INCRBY`, `SCAN ... COUNT`) are read
+/// the same way.
+pub fn parse_integer(s: &[u8]) -> Option<i64> {
     let (neg, digits) = match s.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, s),
@@ -888,6 +877,30 @@ mod tests {
     }
 
     #[test]
+    fn integers_parse_as_redis_parses_them() {
+        assert_eq!(parse_integer(b"42"), Some(42));
+        assert_eq!(parse_integer(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"+1",
+            b"01",
+            b" 1",
+            b"1 ",
+            b"-0",
+            b"-",
+            b"1.5",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(
+                parse_integer(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
     fn a_recycled_vector_carries_the_next_command() {
         let mut d = Decoder::new(Limits::default());
         let mut buf = BytesMut::from(&b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*1\r\n$4\r\nPING\r\n"[..]);
@@ -904,14 +917,12 @@ mod tests {
     }
 
     #[test]
-    fn wanted_and_held() {
+    fn held_arguments_are_counted() {
         let mut d = Decoder::new(Limits::default());
         let mut buf = BytesMut::from(&b"*2\r\n$1\r\na\r\n$100\r\nxy"[..]);
         assert_eq!(d.decode(&mut buf), Ok(None));
         assert_eq!(d.held_bytes(), 1 + ARG_OVERHEAD);
         assert_eq!(buf.len(), 2);
-        assert_eq!(d.bytes_wanted(buf.len()), 100);
-        assert_eq!(Decoder::new(Limits::default()).bytes_wanted(0), 1);
     }
 
     #[test]

@@ -120,10 +120,7 @@ impl Frame {
                 }
             }
             Frame::Map(pairs) => {
-                match proto {
-                    Protocol::Resp3 => write_header(out, b'%', pairs.len()),
-                    Protocol::Resp2 => write_header(out, b'*', pairs.len().saturating_mul(2)),
-                }
+                write_map_header(out, proto, pairs.len());
                 for (k, v) in pairs {
                     k.encode(proto, out);
                     v.encode(proto, out);

@@ -24,7 +24,7 @@
 pub mod decode;
 pub mod frame;
 
-pub use decode::{Decoder, Limits, ProtocolError, MAX_PREALLOC_ARGS};
+pub use decode::{parse_integer, Decoder, Limits, ProtocolError, MAX_PREALLOC_ARGS};
 pub use frame::{
     format_double, write_array_header, write_bulk, write_double, write_error, write_integer,
     write_map_header, write_null, write_null_array, write_simple, Frame, Protocol,
