@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::{Cache, Config};
+use crate::cache::{Cache, CacheSettings};
 use crate::clock::Clock;
 use crate::error::BuildError;
 use crate::listener::{Listener, RemovalCause};
@@ -215,7 +215,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
                 return Err(BuildError::TooManyShards { shards, bound });
             }
         }
-        let cache = Cache::from_config(Config {
+        let cache = Cache::from_settings(CacheSettings {
             max_entries: self.max_entries,
             max_weight: self.max_weight,
             weigher: self.weigher,

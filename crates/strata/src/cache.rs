@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use crate::builder::CacheBuilder;
 use crate::clock::{duration_to_nanos, Clock};
-use crate::engine::{Outcome, Removed, Shard, ShardCell, ShardConfig, MAX_SHARD_LEN, NEVER};
+use crate::engine::{
+    IfPresent, Insertion, NewEntry, Readings, Removed, Shard, ShardCell, ShardSettings,
+    MAX_SHARD_LEN, NEVER,
+};
 use crate::error::InsertError;
 use crate::listener::{Listener, RemovalCause};
 use crate::stats::CacheStats;
@@ -88,8 +91,8 @@ impl<K, V, S> Clone for Cache<K, V, S> {
     }
 }
 
-/// Everything the builder decided, handed to [`Cache::from_config`].
-pub(crate) struct Config<K, V, S> {
+/// Everything the builder decided, handed to [`Cache::from_settings`].
+pub(crate) struct CacheSettings<K, V, S> {
     pub(crate) max_entries: Option<u64>,
     pub(crate) max_weight: Option<u64>,
     pub(crate) weigher: Option<Arc<dyn Weigher<K, V>>>,
@@ -122,11 +125,12 @@ struct Inner<K, V, S> {
 /// `Inner::max_weight` of a cache bounded by entries alone.
 const NO_BOUND: u64 = u64::MAX;
 
-/// The parts of an insert settled before the shard's lock is taken (or, for
-/// [`Cache::compute`], before the insert is decided).
-#[derive(Clone, Copy)]
-struct Write {
+/// An insert as settled before the shard's lock is taken (or, for [`Cache::compute`], before
+/// the insert is decided).
+struct Write<K, V> {
     hash: u64,
+    key: K,
+    value: V,
     weight: u32,
     /// The entry's own TTL; the cache's default for `None`.
     ttl: Option<Duration>,
@@ -194,20 +198,20 @@ where
     V: Clone + Send + Sync + 'static,
     S: BuildHasher + Clone + Send + Sync + 'static,
 {
-    pub(crate) fn from_config(config: Config<K, V, S>) -> Self {
-        let n = config.shards;
+    pub(crate) fn from_settings(settings: CacheSettings<K, V, S>) -> Self {
+        let n = settings.shards;
         let split = |total: u64, i: usize| shard_share(total, n, i);
         let len_cap = MAX_SHARD_LEN as u64;
         let shards: Box<[ShardCell<K, V>]> = (0..n)
             .map(|i| {
-                let max_len = config
+                let max_len = settings
                     .max_entries
                     .map_or(len_cap, |e| split(e, i).min(len_cap));
-                let shard = ShardConfig {
+                let shard = ShardSettings {
                     max_len: max_len as usize,
-                    max_weight: config.max_weight.map_or(u64::MAX, |w| split(w, i)),
-                    weighted: config.weigher.is_some(),
-                    idle: config.time_to_idle.is_some(),
+                    max_weight: settings.max_weight.map_or(u64::MAX, |w| split(w, i)),
+                    weighted: settings.weigher.is_some(),
+                    idle: settings.time_to_idle.is_some(),
                     // Small: an empty cache (a namespace not used yet) should hold little
                     // beyond its bounds; the slab doubles as it fills.
                     preallocate: (max_len as usize).min(64),
@@ -219,21 +223,21 @@ where
                 }
             })
             .collect();
-        let max_entry_weight = config
+        let max_entry_weight = settings
             .max_weight
             .map_or(u64::from(u32::MAX), |w| heaviest_entry(w, n));
         Self {
             inner: Arc::new(Inner {
                 shards,
                 mask: n - 1,
-                hasher: config.hasher,
-                clock: config.clock,
-                default_ttl: config.default_ttl.map_or(NEVER, duration_to_nanos),
-                tti: config.time_to_idle.map_or(0, duration_to_nanos),
-                weigher: config.weigher,
-                listener: config.listener,
-                max_entries: config.max_entries,
-                max_weight: AtomicU64::new(config.max_weight.unwrap_or(NO_BOUND)),
+                hasher: settings.hasher,
+                clock: settings.clock,
+                default_ttl: settings.default_ttl.map_or(NEVER, duration_to_nanos),
+                tti: settings.time_to_idle.map_or(0, duration_to_nanos),
+                weigher: settings.weigher,
+                listener: settings.listener,
+                max_entries: settings.max_entries,
+                max_weight: AtomicU64::new(settings.max_weight.unwrap_or(NO_BOUND)),
                 max_entry_weight: AtomicU64::new(max_entry_weight),
             }),
         }
@@ -388,7 +392,7 @@ where
 
     /// Stores `value` under `key` with the cache's default TTL, replacing any previous value.
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError> {
-        self.insert_inner(key, value, None, false, |_| false)
+        self.insert_inner(key, value, None, IfPresent::Replace, |_| false)
             .map(|_| ())
     }
 
@@ -398,7 +402,7 @@ where
         if ttl.is_zero() {
             return Err(InsertError::ZeroTtl);
         }
-        self.insert_inner(key, value, Some(ttl), false, |_| false)
+        self.insert_inner(key, value, Some(ttl), IfPresent::Replace, |_| false)
             .map(|_| ())
     }
 
@@ -409,7 +413,7 @@ where
     /// caller win again). The existing value is cloned under the shard's lock; the caller's
     /// rejected key and value are dropped after it is released.
     pub fn insert_if_absent(&self, key: K, value: V) -> Result<Inserted<V>, InsertError> {
-        match self.insert_inner(key, value, None, true, |_| false)? {
+        match self.insert_inner(key, value, None, IfPresent::Keep, |_| false)? {
             None => Ok(Inserted::Inserted),
             Some(v) => Ok(Inserted::Existing(v)),
         }
@@ -425,7 +429,7 @@ where
         if ttl.is_zero() {
             return Err(InsertError::ZeroTtl);
         }
-        match self.insert_inner(key, value, Some(ttl), true, |_| false)? {
+        match self.insert_inner(key, value, Some(ttl), IfPresent::Keep, |_| false)? {
             None => Ok(Inserted::Inserted),
             Some(v) => Ok(Inserted::Existing(v)),
         }
@@ -448,29 +452,30 @@ where
     /// The inserts of the layers above the engine: `gone(value)` says that an unexpired
     /// entry's value counts as absent (its tag was invalidated, say). Judged under the
     /// shard's lock, so it is atomic with the insert: a gone entry is replaced, counted as
-    /// an insert and a removal (cause [`RemovalCause::Invalidated`]), and never returned by
-    /// `if_absent`.
+    /// an insert and a removal (cause [`RemovalCause::Invalidated`]), and never kept by
+    /// [`IfPresent::Keep`].
     pub(crate) fn insert_unless(
         &self,
         key: K,
         value: V,
         ttl: Option<Duration>,
-        if_absent: bool,
+        if_present: IfPresent,
         gone: impl FnOnce(&V) -> bool,
     ) -> Result<Option<V>, InsertError> {
         if ttl.is_some_and(|t| t.is_zero()) {
             return Err(InsertError::ZeroTtl);
         }
-        self.insert_inner(key, value, ttl, if_absent, gone)
+        self.insert_inner(key, value, ttl, if_present, gone)
     }
 
-    /// Inserts (or, with `if_absent`, leaves a live entry alone and returns its value).
+    /// Inserts (or, with [`IfPresent::Keep`], leaves a live entry alone and returns its
+    /// value).
     fn insert_inner(
         &self,
         key: K,
         value: V,
         ttl: Option<Duration>,
-        if_absent: bool,
+        if_present: IfPresent,
         gone: impl FnOnce(&V) -> bool,
     ) -> Result<Option<V>, InsertError> {
         let weight = self.weigh(&key, &value)?;
@@ -484,19 +489,19 @@ where
         let mut shard = cell.lock.write();
         let write = Write {
             hash,
+            key,
+            value,
             weight,
             ttl,
             now,
         };
-        let outcome = self.insert_locked(
-            cell, &mut shard, write, key, value, if_absent, gone, &mut out,
-        );
+        let insertion = self.insert_locked(cell, &mut shard, write, if_present, gone, &mut out);
         // Release the lock before dropping what left or calling the listener.
         drop(shard);
         self.dispose(out);
-        Ok(match outcome {
-            Outcome::Stored => None,
-            Outcome::Present { existing, rejected } => {
+        Ok(match insertion {
+            Insertion::Stored => None,
+            Insertion::Kept { existing, rejected } => {
                 drop(rejected);
                 Some(existing)
             }
@@ -506,18 +511,15 @@ where
     /// The insert proper, under the shard's write lock (`shard` is `cell`'s): what
     /// [`insert_inner`](Self::insert_inner) and [`compute`](Self::compute) share. `write.ttl`
     /// is the entry's, `None` for the cache's default.
-    #[allow(clippy::too_many_arguments)]
     fn insert_locked(
         &self,
         cell: &ShardCell<K, V>,
         shard: &mut Shard<K, V>,
-        write: Write,
-        key: K,
-        value: V,
-        if_absent: bool,
+        write: Write<K, V>,
+        if_present: IfPresent,
         gone: impl FnOnce(&V) -> bool,
         out: &mut Removed<K, V>,
-    ) -> Outcome<K, V> {
+    ) -> Insertion<K, V> {
         let inner = &*self.inner;
         let hasher = |k: &K| inner.hasher.hash_one(k);
         let ttl = write.ttl.map_or(inner.default_ttl, duration_to_nanos);
@@ -525,20 +527,19 @@ where
         shard.observe_lookups(
             cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed),
         );
-        shard.insert(
-            write.hash,
-            key,
-            value,
-            write.weight,
+        let new = NewEntry {
+            hash: write.hash,
+            key: write.key,
+            value: write.value,
+            weight: write.weight,
             deadline,
             hard,
-            if_absent,
-            gone,
-            write.now.saturating_add(inner.clock.resolution_nanos()),
-            || inner.clock.upper_nanos(),
-            &hasher,
-            out,
-        )
+        };
+        let clock = Readings {
+            approx: write.now.saturating_add(inner.clock.resolution_nanos()),
+            exact: || inner.clock.upper_nanos(),
+        };
+        shard.insert(new, if_present, gone, clock, &hasher, out)
     }
 
     /// Removes `key`, returning its value if a live entry held one.
@@ -577,14 +578,11 @@ where
         if !entry.is_expired(|| inner.clock.upper_nanos()) && !doomed(&entry.value) {
             return None;
         }
-        let removed = shard.remove(
-            hash,
-            key,
-            now,
-            || inner.clock.upper_nanos(),
-            &hasher,
-            &mut out,
-        );
+        let clock = Readings {
+            approx: now,
+            exact: || inner.clock.upper_nanos(),
+        };
+        let removed = shard.remove(hash, key, clock, &hasher, &mut out);
         drop(shard);
         self.dispose(out);
         let (key, value) = removed?;
@@ -648,14 +646,11 @@ where
         let kept = match what {
             Compute::Keep => Some(key),
             Compute::Remove => {
-                let removed = shard.remove(
-                    hash,
-                    &key,
-                    upper,
-                    || inner.clock.upper_nanos(),
-                    &hasher,
-                    &mut out,
-                );
+                let clock = Readings {
+                    approx: upper,
+                    exact: || inner.clock.upper_nanos(),
+                };
+                let removed = shard.remove(hash, &key, clock, &hasher, &mut out);
                 if let Some((key, value)) = removed {
                     out.push((key, value, RemovalCause::Removed));
                 }
@@ -677,11 +672,14 @@ where
                 }
                 let write = Write {
                     hash,
+                    key,
+                    value,
                     weight,
                     ttl,
                     now,
                 };
-                self.insert_locked(cell, &mut shard, write, key, value, false, gone, &mut out);
+                let replace = IfPresent::Replace;
+                self.insert_locked(cell, &mut shard, write, replace, gone, &mut out);
                 None
             }
         };
@@ -818,7 +816,6 @@ where
                     next,
                     REMOVE_WHERE_SLICE,
                     now,
-                    RemovalCause::Invalidated,
                     &mut doomed,
                     &hasher,
                     &mut out,
@@ -962,6 +959,20 @@ where
             .map(|c| c.lock.read().heap_bytes())
             .sum::<usize>()
             + std::mem::size_of_val(&*self.inner.shards)
+    }
+
+    /// Checks the engine's structural invariants in every shard (the hash table and the slab
+    /// agree, the queues hold every entry once with consistent links, lengths, weights and
+    /// deadline counts add up, the bounds hold) and panics with the first one broken. It walks
+    /// every entry under each shard's read lock: for tests, which call it after every
+    /// operation (`tests/model.rs`), not for production.
+    #[doc(hidden)]
+    pub fn check_invariants(&self) {
+        let inner = &*self.inner;
+        let hasher = |k: &K| inner.hasher.hash_one(k);
+        for cell in inner.shards.iter() {
+            cell.lock.read().check_invariants(&hasher);
+        }
     }
 
     pub(crate) fn spawn_reaper(&self, interval: Duration) {

@@ -500,6 +500,8 @@ impl Harness {
     }
 
     fn check_invariants(&self) {
+        // The engine's own structure first: table, slab, queues, weights, deadline counts.
+        self.cache.check_invariants();
         let len = self.cache.len();
         let weight = self.cache.weighted_size();
         let s = self.cache.stats();

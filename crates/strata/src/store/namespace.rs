@@ -10,7 +10,7 @@ use super::load::{Flights, LoadCounters};
 use super::tags::{TagRegistry, TagSet};
 use super::{Core, Invalidation};
 use crate::config::NamespaceConfig;
-use crate::engine::NEVER;
+use crate::engine::{IfPresent, NEVER};
 use crate::key::Key;
 use crate::{Cache, CacheStats, Compute, HeapSize, InsertError, Inserted, Pattern};
 
@@ -405,7 +405,8 @@ where
 
     /// Stores `value` under `key` with a TTL and tags of its own.
     pub fn insert_with(&self, key: impl Into<Key>, value: V, put: Put) -> Result<(), InsertError> {
-        self.store(key.into(), value, put, false).map(|_| ())
+        self.store(key.into(), value, put, IfPresent::Replace)
+            .map(|_| ())
     }
 
     /// Stores `value` only if no live entry holds `key`; of concurrent callers exactly one
@@ -426,7 +427,7 @@ where
         value: V,
         put: Put,
     ) -> Result<Inserted<V>, InsertError> {
-        Ok(match self.store(key.into(), value, put, true)? {
+        Ok(match self.store(key.into(), value, put, IfPresent::Keep)? {
             None => Inserted::Inserted,
             Some(existing) => Inserted::Existing(existing),
         })
@@ -439,11 +440,13 @@ where
         key: Key,
         value: V,
         put: Put,
-        if_absent: bool,
+        if_present: IfPresent,
     ) -> Result<Option<V>, InsertError> {
         if put.reads_current() {
             return self.update(key, |current| match current {
-                Some(current) if if_absent => (Update::Keep, Some(current.value.clone())),
+                Some(current) if if_present == IfPresent::Keep => {
+                    (Update::Keep, Some(current.value.clone()))
+                }
                 _ => (Update::Put(value, put), None),
             });
         }
@@ -456,7 +459,9 @@ where
         let existing = self
             .inner
             .cache
-            .insert_unless(key, slot, ttl, if_absent, |old| !self.inner.is_current(old))?;
+            .insert_unless(key, slot, ttl, if_present, |old| {
+                !self.inner.is_current(old)
+            })?;
         // `insert_unless` hands back only a current entry, which holds a value.
         Ok(existing.and_then(|slot| slot.value))
     }
@@ -477,10 +482,13 @@ where
         };
         // A negative entry weighs its key alone, so it is refused only by a namespace too
         // small to hold the key, and then there is nothing to remember it in.
-        let _ =
-            self.inner
-                .cache
-                .insert_unless(key, slot, self.engine_ttl(Some(ttl)), false, |_| true);
+        let _ = self.inner.cache.insert_unless(
+            key,
+            slot,
+            self.engine_ttl(Some(ttl)),
+            IfPresent::Replace,
+            |_| true,
+        );
     }
 
     fn slot(&self, value: V, put: &Put) -> Slot<V> {

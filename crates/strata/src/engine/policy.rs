@@ -1,0 +1,227 @@
+//! The eviction policy: which entry leaves when a shard needs room.
+//!
+//! New entries enter the **small** queue (1% of the shard). An entry read while in the small
+//! queue moves to the **main** queue when it reaches the small queue's head (S3-FIFO, Yang et
+//! al. 2023). An entry never read there is a *candidate*: it enters main only if the sketch
+//! says it is asked for more often than main's next victim (TinyLFU admission); otherwise it
+//! leaves. Main is a CLOCK: an entry with access bits left goes back to the tail with one bit
+//! less, and one without is the victim. The sketch stands in for S3-FIFO's ghost queue and
+//! costs a fraction of it. Expired entries are reclaimed first wherever the policy meets them.
+//!
+//! The policy decides and reorders; it never removes an entry itself (the shard does, given
+//! the [`Victim`]), so every slab index stays valid while it runs. The queue mechanics it uses
+//! are in `queue.rs`.
+
+use super::column::Column;
+use super::entry::{Entry, MAX_FREQ};
+use super::queue::Queues;
+use super::sketch::Sketch;
+use crate::listener::RemovalCause;
+
+/// The small queue's share of a shard: 1% of its entries (and of its weight), as in
+/// W-TinyLFU. Measured against 10% (S3-FIFO's share) in docs/design.md: larger windows help
+/// only when popularity shifts quickly, and cost hits on every skewed and looping trace.
+const SMALL_SHARE_PERCENT: u64 = 1;
+
+/// The entry the policy chose to leave.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Victim {
+    /// Its slab index.
+    pub(super) idx: usize,
+    /// Its key's hash.
+    pub(super) hash: u64,
+    /// Whether it leaves because it expired or to make room.
+    pub(super) cause: RemovalCause,
+}
+
+/// One shard's policy state: the queues, the frequency sketch, and the queues' shares of the
+/// shard's bounds.
+pub(super) struct Policy {
+    pub(super) queues: Queues,
+    sketch: Sketch,
+    /// The shard's bounds, which size the queues (kept in step by `Shard::set_max_weight`).
+    max_len: usize,
+    max_weight: u64,
+    small_max_len: usize,
+    small_max_weight: u64,
+}
+
+impl Policy {
+    /// A policy for a shard of at most `max_len` entries and `max_weight` weight, with a
+    /// sketch sized for `sketch_capacity` keys to start with.
+    pub(super) fn new(max_len: usize, max_weight: u64, sketch_capacity: usize) -> Self {
+        let small_max_len = (max_len as u64 * SMALL_SHARE_PERCENT / 100).max(1);
+        Self {
+            queues: Queues::EMPTY,
+            sketch: Sketch::new(sketch_capacity),
+            max_len,
+            max_weight,
+            small_max_len: small_max_len as usize,
+            small_max_weight: Self::small_share(max_weight),
+        }
+    }
+
+    fn small_share(max_weight: u64) -> u64 {
+        (max_weight / 100 * SMALL_SHARE_PERCENT).max(1)
+    }
+
+    /// The shard's weight bound changed.
+    pub(super) fn set_max_weight(&mut self, max_weight: u64) {
+        self.max_weight = max_weight;
+        self.small_max_weight = Self::small_share(max_weight);
+    }
+
+    /// The bounds the queues are sized for, for invariant checks.
+    pub(super) fn bounds(&self) -> (usize, u64) {
+        (self.max_len, self.max_weight)
+    }
+
+    /// The shard's running count of requests (lookups and writes), which ages the sketch.
+    #[inline]
+    pub(super) fn observe_requests(&mut self, requests: u64) {
+        self.sketch.observe_requests(requests);
+    }
+
+    /// A new entry at `idx`: counted in the sketch and put on probation in the small queue.
+    #[inline]
+    pub(super) fn admit<K, V>(
+        &mut self,
+        slab: &mut [Entry<K, V>],
+        idx: usize,
+        hash: u64,
+        weight: u64,
+    ) {
+        self.sketch.increment(hash);
+        self.queues.push_tail(slab, idx as u32, false, weight);
+    }
+
+    /// The sketch grows with the slab (to `capacity` keys), keeping its counts.
+    pub(super) fn grow(&mut self, capacity: usize) {
+        if self.sketch.capacity() < capacity {
+            self.sketch.grow(capacity);
+        }
+    }
+
+    /// Forgets every entry (the shard was emptied), and the sketch's history with them.
+    pub(super) fn clear(&mut self) {
+        self.queues = Queues::EMPTY;
+        self.sketch.clear();
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.sketch.heap_bytes()
+    }
+
+    /// Parks `idx` at main's tail with every access bit set, the last place the policy looks:
+    /// where an entry waits while room is made for its own heavier value.
+    pub(super) fn park<K, V>(&mut self, slab: &mut [Entry<K, V>], idx: usize, weight: u64) {
+        self.queues.move_to_main_tail(slab, idx, MAX_FREQ, weight);
+    }
+
+    fn main_has_room(&self) -> bool {
+        self.queues.main.len + self.small_max_len < self.max_len
+            && self.queues.main.weight + self.small_max_weight < self.max_weight
+    }
+
+    /// Small at (or past) its share: the next eviction takes a candidate from it.
+    fn small_full(&self) -> bool {
+        self.queues.small.len >= self.small_max_len
+            || self.queues.small.weight >= self.small_max_weight
+    }
+
+    /// Runs the policy until it names the entry to leave. Promotions and CLOCK rotations
+    /// happen on the way; nothing is removed. The shard must not be empty.
+    pub(super) fn choose_victim<K, V>(
+        &mut self,
+        slab: &mut [Entry<K, V>],
+        weights: &Column<u32>,
+        now: u64,
+        hasher: &impl Fn(&K) -> u64,
+    ) -> Victim {
+        let weight_of = |idx: usize| weights.get(idx).map_or(1, u64::from);
+        loop {
+            let small = self.queues.small;
+            if small.len == 0 || !(self.small_full() || self.queues.main.len == 0) {
+                let idx = self.main_victim(slab, weights, now, hasher);
+                let entry = &slab[idx];
+                let cause = if entry.is_expired(|| now) {
+                    RemovalCause::Expired
+                } else {
+                    RemovalCause::Evicted
+                };
+                let hash = hasher(&entry.key);
+                return Victim { idx, hash, cause };
+            }
+            let cand = small.head as usize;
+            let cand_hash = hasher(&slab[cand].key);
+            let candidate = |cause| Victim {
+                idx: cand,
+                hash: cand_hash,
+                cause,
+            };
+            if slab[cand].is_expired(|| now) {
+                return candidate(RemovalCause::Expired);
+            }
+            let freq = slab[cand].freq();
+            if freq > 0 {
+                // Read while on probation: promote, and let the sketch remember the reads.
+                for _ in 0..freq {
+                    self.sketch.increment(cand_hash);
+                }
+                self.queues
+                    .move_to_main_tail(slab, cand, 0, weight_of(cand));
+                continue;
+            }
+            if self.main_has_room() {
+                // Main fills freely up to its share; only then must candidates compete.
+                self.queues
+                    .move_to_main_tail(slab, cand, 0, weight_of(cand));
+                continue;
+            }
+            if self.queues.main.len == 0 {
+                // A shard too small to have a main share: the small queue is the cache.
+                return candidate(RemovalCause::Evicted);
+            }
+            let victim = self.main_victim(slab, weights, now, hasher);
+            let victim_hash = hasher(&slab[victim].key);
+            let incumbent = |cause| Victim {
+                idx: victim,
+                hash: victim_hash,
+                cause,
+            };
+            if slab[victim].is_expired(|| now) {
+                return incumbent(RemovalCause::Expired);
+            }
+            if self.sketch.frequency(cand_hash) <= self.sketch.frequency(victim_hash) {
+                // Ties go to the incumbent: that is what keeps part of a loop cached.
+                return candidate(RemovalCause::Evicted);
+            }
+            self.queues
+                .move_to_main_tail(slab, cand, 0, weight_of(cand));
+            return incumbent(RemovalCause::Evicted);
+        }
+    }
+
+    /// Runs main's CLOCK until its head has no access bits left (or is expired) and returns
+    /// that head. Main must not be empty.
+    fn main_victim<K, V>(
+        &mut self,
+        slab: &mut [Entry<K, V>],
+        weights: &Column<u32>,
+        now: u64,
+        hasher: &impl Fn(&K) -> u64,
+    ) -> usize {
+        loop {
+            let head = self.queues.main.head as usize;
+            let entry = &slab[head];
+            let freq = entry.freq();
+            if freq == 0 || entry.is_expired(|| now) {
+                return head;
+            }
+            // Each access the CLOCK consumes is remembered by the sketch.
+            self.sketch.increment(hasher(&entry.key));
+            let weight = weights.get(head).map_or(1, u64::from);
+            self.queues.move_to_main_tail(slab, head, freq - 1, weight);
+        }
+    }
+}
