@@ -287,7 +287,7 @@ pub mod __private {
     fn unerase<M: Mode<R>, R>(erased: Erased) -> M::Value {
         match erased.value.downcast_ref::<M::Value>() {
             Some(value) => value.clone(),
-            // `load_inline` hands back only values that `Erased::is::<M::Value>` accepted,
+            // `load_borrowed` hands back only values that `Erased::is::<M::Value>` accepted,
             // or the one this caller's own body produced.
             None => unreachable!("a cached value of another type was handed back"),
         }
@@ -304,7 +304,9 @@ pub mod __private {
         };
         let body = async move { M::split(body.await).map(erase::<M, R>) };
         let fits = Erased::is::<M::Value>;
-        let loaded = ns.load_inline(Key::from(key), site.put(), fits, body).await;
+        let loaded = ns
+            .load_borrowed(Key::from(key), site.put(), fits, body)
+            .await;
         M::join(loaded.map(|loaded| unerase::<M, R>(loaded.value)))
     }
 
@@ -318,7 +320,7 @@ pub mod __private {
         };
         let body = move || M::split(body()).map(erase::<M, R>);
         let fits = Erased::is::<M::Value>;
-        let loaded = ns.load_inline_blocking(Key::from(key), site.put(), fits, body);
+        let loaded = ns.load_borrowed_blocking(Key::from(key), site.put(), fits, body);
         M::join(loaded.map(|loaded| unerase::<M, R>(loaded.value)))
     }
 

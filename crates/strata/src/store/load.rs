@@ -18,19 +18,20 @@
 use std::collections::HashMap;
 use std::error::Error;
 use std::future::Future;
-use std::hash::BuildHasher;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
 use thiserror::Error as ThisError;
 
-use super::latency::{Latency, LatencyRecorder};
-use super::namespace::{Namespace, Put};
+use super::flight::{Flight, FlightEnd};
+use super::load_stats::LoadStats;
+use super::namespace::Namespace;
+use super::put::Put;
+use super::slot::SlotState;
 use crate::key::Key;
 use crate::HeapSize;
 
@@ -141,158 +142,6 @@ impl<V> std::fmt::Debug for LoadFuture<V> {
     }
 }
 
-/// Loads counted per namespace.
-#[derive(Debug, Default)]
-pub(crate) struct LoadCounters {
-    pub(crate) loads: AtomicU64,
-    pub(crate) errors: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) stale_served: AtomicU64,
-    pub(crate) refreshes: AtomicU64,
-    pub(crate) latency: LatencyRecorder,
-}
-
-/// A namespace's load figures.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct LoadStats {
-    /// Keys loaded from the origin: one per flight, however many callers it served (a
-    /// batch call for n keys counts n).
-    pub loads: u64,
-    /// Those that failed, panicked, timed out or were cancelled.
-    pub errors: u64,
-    /// Those abandoned at the hard timeout (also counted in `errors`).
-    pub timeouts: u64,
-    /// Answers served stale by the fail-safe.
-    pub stale_served: u64,
-    /// Loads started ahead of expiry by refresh ahead (also counted in `loads`).
-    pub refreshes: u64,
-    /// How long the loads took.
-    pub latency: Latency,
-}
-
-impl std::ops::AddAssign for LoadStats {
-    fn add_assign(&mut self, other: Self) {
-        self.loads += other.loads;
-        self.errors += other.errors;
-        self.timeouts += other.timeouts;
-        self.stale_served += other.stale_served;
-        self.refreshes += other.refreshes;
-        self.latency += other.latency;
-    }
-}
-
-impl LoadCounters {
-    pub(crate) fn snapshot(&self) -> LoadStats {
-        LoadStats {
-            loads: self.loads.load(Ordering::Relaxed),
-            errors: self.errors.load(Ordering::Relaxed),
-            timeouts: self.timeouts.load(Ordering::Relaxed),
-            stale_served: self.stale_served.load(Ordering::Relaxed),
-            refreshes: self.refreshes.load(Ordering::Relaxed),
-            latency: self.latency.snapshot(),
-        }
-    }
-}
-
-/// How a flight ended. `Value(None)` is the origin's "not found".
-pub(super) enum Outcome<V> {
-    Value(Option<V>),
-    Failed(OriginError),
-    Panicked,
-    Cancelled,
-    TimedOut(Duration),
-}
-
-impl<V> Outcome<V> {
-    /// What a loader that returned (rather than panicked) gave.
-    fn loaded<E>(loaded: Result<Option<V>, E>) -> Self
-    where
-        E: Into<Box<dyn Error + Send + Sync + 'static>>,
-    {
-        match loaded {
-            Ok(value) => Outcome::Value(value),
-            Err(e) => Outcome::Failed(Arc::from(e.into())),
-        }
-    }
-}
-
-impl<V: Clone> Outcome<V> {
-    fn result(&self) -> Result<Loaded<Option<V>>, LoadError> {
-        match self {
-            Outcome::Value(v) => Ok(Loaded {
-                value: v.clone(),
-                source: Source::Origin,
-            }),
-            Outcome::Failed(e) => Err(LoadError::Origin(Arc::clone(e))),
-            Outcome::Panicked => Err(LoadError::Panicked),
-            Outcome::Cancelled => Err(LoadError::Cancelled),
-            Outcome::TimedOut(d) => Err(LoadError::TimedOut(*d)),
-        }
-    }
-}
-
-/// One load in the air and the callers waiting for it.
-pub(super) struct Flight<V> {
-    /// When the load started (tokio's clock, so a paused test clock times it exactly).
-    started: tokio::time::Instant,
-    /// Set by an invalidation that covers the key while the load is in the air: what the
-    /// load read from the origin may predate it, so it answers its callers but is not kept.
-    invalidated: AtomicBool,
-    outcome: Mutex<Option<Outcome<V>>>,
-    /// Wakes blocking waiters.
-    landed: Condvar,
-    /// Wakes async waiters.
-    notify: tokio::sync::Notify,
-}
-
-impl<V: Clone> Flight<V> {
-    fn new() -> Self {
-        Self {
-            started: tokio::time::Instant::now(),
-            invalidated: AtomicBool::new(false),
-            outcome: Mutex::new(None),
-            landed: Condvar::new(),
-            notify: tokio::sync::Notify::new(),
-        }
-    }
-
-    /// Waits for the landing, up to `limit` if given (`None` when that passed first).
-    pub(super) fn wait_blocking(
-        &self,
-        limit: Option<Duration>,
-    ) -> Option<Result<Loaded<Option<V>>, LoadError>> {
-        let deadline = limit.and_then(|d| Instant::now().checked_add(d));
-        let mut outcome = self.outcome.lock();
-        loop {
-            if let Some(done) = outcome.as_ref() {
-                return Some(done.result());
-            }
-            match deadline {
-                Some(at) => {
-                    if self.landed.wait_until(&mut outcome, at).timed_out() && outcome.is_none() {
-                        return None;
-                    }
-                }
-                None => self.landed.wait(&mut outcome),
-            }
-        }
-    }
-
-    pub(super) async fn wait(&self) -> Result<Loaded<Option<V>>, LoadError> {
-        loop {
-            let notified = self.notify.notified();
-            tokio::pin!(notified);
-            // Registered before the check, so a landing in between is not missed.
-            notified.as_mut().enable();
-            if let Some(done) = self.outcome.lock().as_ref() {
-                return done.result();
-            }
-            notified.await;
-        }
-    }
-}
-
 /// Lands a load's flights (one, or one per key of a batch) once, when its task ends or is
 /// dropped.
 struct Landing<V>
@@ -308,16 +157,16 @@ impl<V> Landing<V>
 where
     V: Clone + HeapSize + Send + Sync + 'static,
 {
-    /// Lands each flight with its outcome, in order.
-    fn land(&mut self, outcomes: impl IntoIterator<Item = Outcome<V>>) {
+    /// Lands each flight with how it ended, in order.
+    fn land(&mut self, ends: impl IntoIterator<Item = FlightEnd<V>>) {
         self.landed = true;
-        for ((key, flight), outcome) in self.flights.iter().zip(outcomes) {
-            self.ns.land(key, flight, outcome);
+        for ((key, flight), end) in self.flights.iter().zip(ends) {
+            self.ns.land(key, flight, end);
         }
     }
 
     /// Lands every flight with a copy of one failure.
-    fn fail(&mut self, failure: impl Fn() -> Outcome<V>) {
+    fn fail(&mut self, failure: impl Fn() -> FlightEnd<V>) {
         self.land(std::iter::repeat_with(failure));
     }
 }
@@ -328,71 +177,7 @@ where
 {
     fn drop(&mut self) {
         if !self.landed {
-            self.fail(|| Outcome::Cancelled);
-        }
-    }
-}
-
-const FLIGHT_SHARDS: usize = 16;
-
-type FlightShard<V> = Mutex<HashMap<Key, Arc<Flight<V>>>>;
-
-/// The flights of one namespace, by key.
-pub(crate) struct Flights<V> {
-    shards: Box<[FlightShard<V>]>,
-    hasher: foldhash::fast::FixedState,
-}
-
-impl<V: Clone> Flights<V> {
-    pub(crate) fn new() -> Self {
-        Self {
-            shards: (0..FLIGHT_SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: foldhash::fast::FixedState::default(),
-        }
-    }
-
-    fn shard(&self, key: &[u8]) -> &FlightShard<V> {
-        &self.shards[self.hasher.hash_one(key) as usize % FLIGHT_SHARDS]
-    }
-
-    /// The flight for `key` and whether this caller leads it (started it).
-    pub(super) fn join(&self, key: &Key) -> (Arc<Flight<V>>, bool) {
-        let mut shard = self.shard(key.as_bytes()).lock();
-        if let Some(flight) = shard.get(key) {
-            return (Arc::clone(flight), false);
-        }
-        let flight = Arc::new(Flight::new());
-        shard.insert(key.clone(), Arc::clone(&flight));
-        (flight, true)
-    }
-
-    /// Marks the flight for `key`, if one is in the air, as overtaken by an invalidation.
-    /// Called *before* the invalidation removes the key from the cache; see
-    /// [`Namespace::land_with`] for why that order makes the invalidation win.
-    pub(crate) fn invalidate(&self, key: &[u8]) {
-        if let Some(flight) = self.shard(key).lock().get(key) {
-            flight.invalidated.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// [`invalidate`](Self::invalidate) for every flight whose key `covers` accepts (a
-    /// prefix, a pattern, a clear). The table holds only the loads in the air, so walking it
-    /// is cheap next to the removal that follows.
-    pub(crate) fn invalidate_where(&self, covers: impl Fn(&[u8]) -> bool) {
-        for shard in self.shards.iter() {
-            for (key, flight) in shard.lock().iter() {
-                if covers(key.as_bytes()) {
-                    flight.invalidated.store(true, Ordering::SeqCst);
-                }
-            }
-        }
-    }
-
-    /// Takes `flight` out of the table (if it is still the one for `key`).
-    fn leave(&self, key: &Key, flight: &Arc<Flight<V>>) {
-        let mut shard = self.shard(key.as_bytes()).lock();
-        if shard.get(key).is_some_and(|f| Arc::ptr_eq(f, flight)) {
-            shard.remove(key);
+            self.fail(|| FlightEnd::Cancelled);
         }
     }
 }
@@ -515,7 +300,7 @@ where
     {
         // The hit path runs here, before any future exists, so a hit costs a plain `get`
         // and the returned future is ready at once (measured: docs/benchmarks.md).
-        if let Some((found, fresh_until)) = self.find::<W>(key) {
+        if let Some((found, fresh_until)) = self.hit::<W>(key, |_| true) {
             if found.is_some() && self.refresh_due(fresh_until) {
                 if let Ok(runtime) = runtime() {
                     let (_, led) = self.start_load(&runtime, Key::from(key), loader);
@@ -553,16 +338,24 @@ where
         }
     }
 
-    /// A fresh hit in the shape `W` asks for: a negative entry answers only callers that can
-    /// take "not found". Counts a hit or a miss.
+    /// A hit for a load, in the shape `W` asks for: a fresh value that `fits` (the borrowing
+    /// path's callers may share a namespace with values of other kinds; everyone else accepts
+    /// any), or the origin's remembered "not found" for callers that can take it, with when it
+    /// stops being fresh. Counts a hit or a miss.
     #[inline]
-    fn find<W: Want<V>>(&self, key: &[u8]) -> Option<(Option<V>, u64)> {
-        if W::NEGATIVE {
-            self.lookup_known(key)
-        } else {
-            self.lookup(key)
-                .map(|(value, fresh_until)| (Some(value), fresh_until))
-        }
+    pub(super) fn hit<W: Want<V>>(
+        &self,
+        key: &[u8],
+        fits: impl FnOnce(&V) -> bool,
+    ) -> Option<(Option<V>, u64)> {
+        self.read(key, |slot, state| {
+            let found = match (state, &slot.value) {
+                (SlotState::Fresh, Some(value)) if fits(value) => Some(value.clone()),
+                (SlotState::Negative, None) if W::NEGATIVE => None,
+                _ => return None,
+            };
+            Some((found, slot.fresh_until.load(Ordering::Relaxed)))
+        })
     }
 
     /// Joins the flight for `key`, or starts it (as two tasks on `runtime`, see the module
@@ -582,21 +375,21 @@ where
         if leader {
             let led = vec![(key.clone(), Arc::clone(&flight))];
             self.spawn_load(runtime, led, loader(key), |loaded, _| {
-                vec![Outcome::loaded(loaded)]
+                vec![FlightEnd::loaded(loaded)]
             });
         }
         (flight, leader)
     }
 
     /// Runs `load` for the flights `led` (one, or a batch's) as a task on `runtime`, under
-    /// the namespace's hard timeout, and lands them: `outcomes` turns what the loader
-    /// returned into one outcome per flight, in order.
+    /// the namespace's hard timeout, and lands them: `ends` turns what the loader returned
+    /// into how each flight ended, in order.
     fn spawn_load<Fut, T>(
         &self,
         runtime: &tokio::runtime::Handle,
         led: Vec<(Key, Arc<Flight<V>>)>,
         load: Fut,
-        outcomes: impl FnOnce(T, &[(Key, Arc<Flight<V>>)]) -> Vec<Outcome<V>> + Send + 'static,
+        ends: impl FnOnce(T, &[(Key, Arc<Flight<V>>)]) -> Vec<FlightEnd<V>> + Send + 'static,
     ) where
         Fut: Future<Output = T> + Send + 'static,
         T: Send + 'static,
@@ -625,12 +418,12 @@ where
             };
             match joined {
                 Ok(Ok(loaded)) => {
-                    let outcomes = outcomes(loaded, &landing.flights);
-                    landing.land(outcomes);
+                    let ends = ends(loaded, &landing.flights);
+                    landing.land(ends);
                 }
-                Ok(Err(e)) if e.is_panic() => landing.fail(|| Outcome::Panicked),
-                Ok(Err(_)) => landing.fail(|| Outcome::Cancelled),
-                Err(hard) => landing.fail(|| Outcome::TimedOut(hard)),
+                Ok(Err(e)) if e.is_panic() => landing.fail(|| FlightEnd::Panicked),
+                Ok(Err(_)) => landing.fail(|| FlightEnd::Cancelled),
+                Err(hard) => landing.fail(|| FlightEnd::TimedOut(hard)),
             }
         });
     }
@@ -693,7 +486,7 @@ where
             }
             let key = Key::from(key);
             seen.insert(key.clone());
-            match self.find::<Optional>(key.as_bytes()) {
+            match self.hit::<Optional>(key.as_bytes(), |_| true) {
                 Some((Some(value), fresh_until)) => {
                     if runtime.is_ok() && self.refresh_due(fresh_until) {
                         let (flight, leader) = self.inner.flights.join(&key);
@@ -730,12 +523,12 @@ where
             self.spawn_load(runtime, led, loader(keys), |loaded, flights| match loaded {
                 Ok(pairs) => {
                     let mut pairs: HashMap<Key, V> = pairs.into_iter().collect();
-                    let found = |(key, _): &(Key, _)| Outcome::Value(pairs.remove(key));
+                    let found = |(key, _): &(Key, _)| FlightEnd::Value(pairs.remove(key));
                     flights.iter().map(found).collect()
                 }
                 Err(e) => {
                     let e: OriginError = Arc::from(e.into());
-                    let failed = |_: &(Key, _)| Outcome::Failed(Arc::clone(&e));
+                    let failed = |_: &(Key, _)| FlightEnd::Failed(Arc::clone(&e));
                     flights.iter().map(failed).collect()
                 }
             });
@@ -788,7 +581,7 @@ where
         E: Into<Box<dyn Error + Send + Sync + 'static>>,
     {
         let key = key.as_ref();
-        if let Some((value, _)) = self.lookup(key) {
+        if let Some((Some(value), _)) = self.hit::<Required>(key, |_| true) {
             return Ok(Loaded {
                 value,
                 source: Source::Cache,
@@ -798,11 +591,11 @@ where
         let key = Key::from(key);
         let (flight, leader) = self.inner.flights.join(&key);
         if leader {
-            let outcome = match catch_unwind(AssertUnwindSafe(|| loader(&key))) {
-                Ok(loaded) => Outcome::loaded(loaded.map(Some)),
-                Err(_) => Outcome::Panicked,
+            let end = match catch_unwind(AssertUnwindSafe(|| loader(&key))) {
+                Ok(loaded) => FlightEnd::loaded(loaded.map(Some)),
+                Err(_) => FlightEnd::Panicked,
             };
-            self.land(&key, &flight, outcome);
+            self.land(&key, &flight, end);
         }
         let soft = self.inner.limits.soft_timeout.filter(|_| stale.is_some());
         let result = match flight.wait_blocking(soft) {
@@ -819,7 +612,8 @@ where
         let inner = &*self.inner;
         inner.limits.max_stale?;
         inner.cache.peek_with(key, |slot| {
-            let usable = slot.is_live(&inner.core.tags) && (W::NEGATIVE || slot.value.is_some());
+            let usable = inner.state(slot) != SlotState::Invalidated
+                && (W::NEGATIVE || slot.value.is_some());
             usable.then(|| slot.value.clone())
         })
     }
@@ -862,11 +656,11 @@ where
         })
     }
 
-    /// Ends a flight: stores a loaded value (or the origin's "not found"), records the
-    /// outcome, takes the flight out of the table and wakes its waiters, in that order (see
-    /// the module docs).
-    fn land(&self, key: &Key, flight: &Arc<Flight<V>>, outcome: Outcome<V>) {
-        self.land_with(key, flight, outcome, Put::new());
+    /// Ends a flight: stores a loaded value (or the origin's "not found"), records how the
+    /// flight ended, takes it out of the table and wakes its waiters, in that order (see the
+    /// module docs).
+    fn land(&self, key: &Key, flight: &Arc<Flight<V>>, end: FlightEnd<V>) {
+        self.land_with(key, flight, end, Put::new());
     }
 
     /// [`land`](Self::land), storing a loaded value as `put` says.
@@ -874,14 +668,14 @@ where
         &self,
         key: &Key,
         flight: &Arc<Flight<V>>,
-        outcome: Outcome<V>,
+        end: FlightEnd<V>,
         put: Put,
     ) {
         let counters = &self.inner.loads;
         counters.loads.fetch_add(1, Ordering::Relaxed);
         counters.latency.record(flight.started.elapsed());
-        match &outcome {
-            Outcome::Value(found) => {
+        match &end {
+            FlightEnd::Value(found) => {
                 match found {
                     // A value too heavy to cache is still handed to the callers.
                     Some(value) => drop(self.insert_with(key.clone(), value.clone(), put)),
@@ -895,18 +689,15 @@ where
                     self.inner.cache.remove(key.as_bytes());
                 }
             }
-            Outcome::TimedOut(_) => {
+            FlightEnd::TimedOut(_) => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
                 counters.timeouts.fetch_add(1, Ordering::Relaxed);
             }
-            Outcome::Failed(_) | Outcome::Panicked | Outcome::Cancelled => {
+            FlightEnd::Failed(_) | FlightEnd::Panicked | FlightEnd::Cancelled => {
                 counters.errors.fetch_add(1, Ordering::Relaxed);
             }
         }
-        *flight.outcome.lock() = Some(outcome);
-        self.inner.flights.leave(key, flight);
-        flight.notify.notify_waiters();
-        flight.landed.notify_all();
+        self.inner.flights.land(key, flight, end);
     }
 
     pub(super) fn count_stale_served(&self) {

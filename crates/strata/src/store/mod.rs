@@ -60,13 +60,17 @@
 //! hands it to the publisher, and [`Store::apply_remote`] applies one received from another
 //! instance without publishing it again.
 
+mod borrowed_load;
+mod flight;
 mod hot;
-mod inline;
 mod janitor;
 mod latency;
 mod load;
+mod load_stats;
 mod namespace;
+mod put;
 pub(crate) mod rules;
+mod slot;
 mod tags;
 /// Warming jobs: fill namespaces ahead of traffic, at start-up, periodically or on demand.
 pub mod warm;
@@ -84,8 +88,10 @@ use thiserror::Error;
 
 pub use hot::{HotKey, SAMPLE_EVERY};
 pub use latency::{Latency, LATENCY_BOUNDS};
-pub use load::{LoadError, LoadFuture, LoadStats, Loaded, OriginError, Source};
-pub use namespace::{Current, Namespace, Put, Update};
+pub use load::{LoadError, LoadFuture, Loaded, OriginError, Source};
+pub use load_stats::LoadStats;
+pub use namespace::Namespace;
+pub use put::{Current, Put, Update};
 
 use crate::config::{Config, ConfigError, NamespaceConfig};
 use crate::key::Key;

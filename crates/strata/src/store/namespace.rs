@@ -5,168 +5,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::flight::Flights;
 use super::hot::{HotKey, HotKeys};
-use super::load::{Flights, LoadCounters};
-use super::tags::{TagRegistry, TagSet};
+use super::load_stats::LoadCounters;
+use super::put::{Current, Put, Update};
+use super::slot::{Slot, SlotState};
 use super::{Core, Invalidation};
 use crate::config::NamespaceConfig;
 use crate::engine::{IfPresent, NEVER};
 use crate::key::Key;
 use crate::{Cache, CacheStats, Compute, HeapSize, InsertError, Inserted, Pattern};
-
-/// What a namespace stores for a key: the value, the tags it was inserted with, and when it
-/// stops being fresh (its TTL, on the namespace's clock; `NEVER` for none). With fail-safe
-/// on, the engine keeps the entry `max_stale` longer than that, for `get_or_load` to serve
-/// when the origin fails; plain reads treat it as gone.
-///
-/// A slot without a value is a *negative* entry: the origin said it has nothing for the key,
-/// remembered for `negative_ttl`. Only the loads that can answer "not found"
-/// ([`Namespace::get_or_load_optional`], [`Namespace::get_many_or_load`]) see it; to
-/// everything else it is absent.
-pub(crate) struct Slot<V> {
-    pub(crate) value: Option<V>,
-    tags: Option<Arc<TagSet>>,
-    pub(crate) fresh_until: AtomicU64,
-}
-
-impl<V> Slot<V> {
-    /// Whether no tag of the entry was invalidated since it was inserted.
-    #[inline]
-    pub(crate) fn is_live(&self, tags: &TagRegistry) -> bool {
-        self.tags.as_ref().is_none_or(|t| t.is_live(tags))
-    }
-}
-
-impl<V: Clone> Clone for Slot<V> {
-    fn clone(&self) -> Self {
-        Self {
-            value: self.value.clone(),
-            tags: self.tags.clone(),
-            fresh_until: AtomicU64::new(self.fresh_until.load(Ordering::Relaxed)),
-        }
-    }
-}
-
-impl<V: HeapSize> HeapSize for Slot<V> {
-    fn heap_size(&self) -> usize {
-        self.value.as_ref().map_or(0, V::heap_size)
-            + self.tags.as_ref().map_or(0, |t| t.heap_size())
-    }
-}
-
-/// How to store an entry: its TTL (instead of the namespace's) and its tags.
-///
-/// ```
-/// use strata::store::Put;
-/// use std::time::Duration;
-/// let put = Put::new().ttl(Duration::from_secs(30)).tag("dashboard:42").tag("user:42");
-/// # let _ = put;
-/// ```
-#[derive(Debug, Clone)]
-pub struct Put {
-    ttl: Option<Duration>,
-    tags: Vec<String>,
-    /// Never expires, whatever the namespace's TTL.
-    never: bool,
-    keep_ttl: bool,
-    keep_tags: bool,
-    evict: bool,
-}
-
-impl Default for Put {
-    fn default() -> Self {
-        Self {
-            ttl: None,
-            tags: Vec::new(),
-            never: false,
-            keep_ttl: false,
-            keep_tags: false,
-            evict: true,
-        }
-    }
-}
-
-impl Put {
-    /// The namespace's TTL and no tags.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Expire after `ttl` whatever the namespace's TTL.
-    pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = Some(ttl);
-        self
-    }
-
-    /// Carry `tag`: [`Store::invalidate_tag`](super::Store::invalidate_tag) drops the entry.
-    pub fn tag(mut self, tag: impl Into<String>) -> Self {
-        self.tags.push(tag.into());
-        self
-    }
-
-    /// Carry every tag of `tags`.
-    pub fn tags<T: Into<String>>(mut self, tags: impl IntoIterator<Item = T>) -> Self {
-        self.tags.extend(tags.into_iter().map(Into::into));
-        self
-    }
-
-    /// Never expire, whatever the namespace's TTL (Redis's `SET` without `EX`).
-    pub fn no_ttl(mut self) -> Self {
-        self.never = true;
-        self
-    }
-
-    /// Keep the TTL of the entry being replaced (Redis's `KEEPTTL`); a new key gets this
-    /// `Put`'s TTL.
-    pub fn keep_ttl(mut self) -> Self {
-        self.keep_ttl = true;
-        self
-    }
-
-    /// Keep the tags of the entry being replaced (as `INCR` and `APPEND` do in `strata
-    /// serve`); a new key gets this `Put`'s tags.
-    pub fn keep_tags(mut self) -> Self {
-        self.keep_tags = true;
-        self
-    }
-
-    /// Refuse the write with [`InsertError::NoRoom`] rather than evict another entry to make
-    /// room for it (Redis's `noeviction` policy).
-    pub fn no_evict(mut self) -> Self {
-        self.evict = false;
-        self
-    }
-
-    /// Whether the write needs to see the entry it replaces.
-    fn reads_current(&self) -> bool {
-        self.keep_ttl || self.keep_tags || !self.evict
-    }
-}
-
-/// What [`Namespace::update`] does with the key.
-#[derive(Debug, Clone)]
-pub enum Update<V> {
-    /// Leave it as it is.
-    Keep,
-    /// Remove it (and tell the publisher).
-    Remove,
-    /// Store a value, as [`Namespace::insert_with`] would.
-    Put(V, Put),
-    /// Keep the value and tags, and expire `ttl` from now (never for `None`): Redis's
-    /// `EXPIRE` and `PERSIST`, without copying the value.
-    Expire(Option<Duration>),
-}
-
-/// A live entry as [`Namespace::update`] and [`Namespace::scan`] see it.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Current<'a, V> {
-    /// Its value.
-    pub value: &'a V,
-    /// Its deadline on the namespace's clock, in nanoseconds (`u64::MAX` for none); see
-    /// [`Namespace::remaining`].
-    pub fresh_until: u64,
-}
 
 pub(crate) struct NsInner<V> {
     pub(crate) name: Arc<str>,
@@ -266,7 +114,7 @@ where
     /// Counts a hit or a miss.
     #[inline]
     pub fn get(&self, key: impl AsRef<[u8]>) -> Option<V> {
-        self.lookup(key.as_ref()).map(|(value, _)| value)
+        self.get_with(key, V::clone)
     }
 
     /// Reads the value for `key` in place, without cloning it: `read` runs on it (under the
@@ -283,73 +131,51 @@ where
     /// ```
     #[inline]
     pub fn get_with<R>(&self, key: impl AsRef<[u8]>, read: impl FnOnce(&V) -> R) -> Option<R> {
-        let inner = &*self.inner;
-        self.read_slot(key.as_ref(), |slot| match &slot.value {
-            Some(value) if inner.is_fresh(slot) => Some(read(value)),
+        self.read(key.as_ref(), |slot, state| match (state, &slot.value) {
+            (SlotState::Fresh, Some(value)) => Some(read(value)),
             _ => None,
         })
     }
 
-    /// What every read shares: `read` judges the key's slot under the shard's read lock
-    /// (`None` is a miss), and a hit is sampled for the hot-key estimates.
+    /// The one read path: under the engine shard's read lock, `judge` sees the key's slot and
+    /// its state and says what the caller gets (`None` is a miss). Counts a hit or a miss, and
+    /// samples hits for the hot-key estimates. Every counted read of the store comes through
+    /// here: [`get_with`](Self::get_with), and the loads' [`hit`](Self::hit).
     #[inline]
-    fn read_slot<R>(&self, key: &[u8], read: impl FnOnce(&Slot<V>) -> Option<R>) -> Option<R> {
-        let found = self.inner.cache.get_with(key, read);
+    pub(super) fn read<R>(
+        &self,
+        key: &[u8],
+        judge: impl FnOnce(&Slot<V>, SlotState) -> Option<R>,
+    ) -> Option<R> {
+        let inner = &*self.inner;
+        let found = inner
+            .cache
+            .get_with(key, |slot| judge(slot, inner.state(slot)));
         if found.is_some() && HotKeys::should_sample() {
-            self.inner.hot.record(key);
+            inner.hot.record(key);
         }
         found
     }
 
-    /// A fresh hit: the value and when it stops being fresh. Counts a hit or a miss (a
-    /// negative entry is a miss here).
-    #[inline]
-    pub(crate) fn lookup(&self, key: &[u8]) -> Option<(V, u64)> {
-        self.lookup_where(key, |_| true)
-    }
-
-    /// [`lookup`](Self::lookup) of a value that `fits`; one that does not is a miss.
-    #[inline]
-    pub(crate) fn lookup_where(&self, key: &[u8], fits: impl Fn(&V) -> bool) -> Option<(V, u64)> {
-        let inner = &*self.inner;
-        self.read_slot(key, |slot| match &slot.value {
-            Some(value) if fits(value) && inner.is_fresh(slot) => {
-                Some((value.clone(), slot.fresh_until.load(Ordering::Relaxed)))
-            }
-            _ => None,
-        })
-    }
-
-    /// [`lookup`](Self::lookup) that also sees negative entries: `Some((None, _))` when the
-    /// origin's "not found" is remembered. Counts a hit or a miss.
-    pub(crate) fn lookup_known(&self, key: &[u8]) -> Option<(Option<V>, u64)> {
-        let inner = &*self.inner;
-        self.read_slot(key, |slot| {
-            inner
-                .is_fresh(slot)
-                .then(|| (slot.value.clone(), slot.fresh_until.load(Ordering::Relaxed)))
-        })
-    }
-
     /// Whether a live entry holds `key`. Counts nothing.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
-        self.inner
-            .cache
-            .peek_with(key.as_ref(), |slot| {
-                self.inner.is_current(slot).then_some(())
-            })
-            .is_some()
+        self.peek(key.as_ref(), |_| ()).is_some()
+    }
+
+    /// Runs `see` on the slot of `key` if it is [fresh](SlotState::Fresh), under the engine
+    /// shard's read lock. Counts nothing and does not count as a read.
+    fn peek<R>(&self, key: &[u8], see: impl FnOnce(&Slot<V>) -> R) -> Option<R> {
+        let inner = &*self.inner;
+        inner.cache.peek_with(key, |slot| {
+            (inner.state(slot) == SlotState::Fresh).then(|| see(slot))
+        })
     }
 
     /// How long `key` has left: `None` when no live entry holds it, `Some(None)` when it never
     /// expires. Counts nothing.
     pub fn ttl(&self, key: impl AsRef<[u8]>) -> Option<Option<Duration>> {
         let key = key.as_ref();
-        let fresh_until = self.inner.cache.peek_with(key, |slot| {
-            self.inner
-                .is_current(slot)
-                .then(|| slot.fresh_until.load(Ordering::Relaxed))
-        })?;
+        let fresh_until = self.peek(key, |slot| slot.fresh_until.load(Ordering::Relaxed))?;
         if self.inner.limits.max_stale.is_none() {
             // The engine's deadline is the TTL (and sees time-to-idle too).
             return self.inner.cache.ttl(key);
@@ -367,12 +193,8 @@ where
         let key = key.as_ref();
         let fresh_until = self.fresh_until(ttl);
         let found = self
-            .inner
-            .cache
-            .peek_with(key, |slot| {
-                self.inner.is_current(slot).then(|| {
-                    slot.fresh_until.store(fresh_until, Ordering::Relaxed);
-                })
+            .peek(key, |slot| {
+                slot.fresh_until.store(fresh_until, Ordering::Relaxed)
             })
             .is_some();
         found && self.inner.cache.set_ttl(key, self.engine_ttl(ttl))
@@ -456,13 +278,11 @@ where
         } else {
             self.engine_ttl(put.ttl)
         };
-        let existing = self
-            .inner
+        let inner = &*self.inner;
+        let existing = inner
             .cache
-            .insert_unless(key, slot, ttl, if_present, |old| {
-                !self.inner.is_current(old)
-            })?;
-        // `insert_unless` hands back only a current entry, which holds a value.
+            .insert_unless(key, slot, ttl, if_present, |old| !inner.is_fresh(old))?;
+        // `insert_unless` hands back only a fresh entry, which holds a value.
         Ok(existing.and_then(|slot| slot.value))
     }
 
@@ -539,7 +359,7 @@ where
         let mut removed = false;
         let (answer, key) = inner.cache.compute_unless(
             key.into(),
-            |slot| !inner.is_current(slot),
+            |slot| !inner.is_fresh(slot),
             |slot| {
                 let current = slot.and_then(|slot| {
                     Some(Current {
@@ -627,7 +447,7 @@ where
     ) -> u64 {
         let inner = &*self.inner;
         inner.cache.scan(cursor, count, |key, slot| {
-            if let Some(value) = slot.value.as_ref().filter(|_| inner.is_current(slot)) {
+            if let Some(value) = slot.value.as_ref().filter(|_| inner.is_fresh(slot)) {
                 let fresh_until = slot.fresh_until.load(Ordering::Relaxed);
                 visit(key, Current { value, fresh_until });
             }
@@ -642,7 +462,7 @@ where
             namespace: Some(self.name().to_owned()),
             key: Key::from(key),
         });
-        removed.and_then(|slot| self.inner.is_current(&slot).then_some(slot.value)?)
+        removed.and_then(|slot| self.inner.is_fresh(&slot).then_some(slot.value)?)
     }
 
     /// Removes every key starting with `prefix`; returns how many live entries went.
@@ -721,21 +541,20 @@ pub(crate) trait AnyNamespace: Send + Sync {
 }
 
 impl<V> NsInner<V> {
-    /// Whether `slot` is good for readers: it holds a value (it is not a negative entry) and
-    /// is fresh (see [`is_fresh`](Self::is_fresh)).
+    /// What `slot` is to a reader now (see [`SlotState`]). The clock is read only in a
+    /// namespace with a stale window (elsewhere the engine drops entries at their TTL), and
+    /// the way the engine reads it, so an entry is never called fresh after its TTL.
     #[inline]
-    pub(crate) fn is_current(&self, slot: &Slot<V>) -> bool {
-        slot.value.is_some() && self.is_fresh(slot)
+    pub(crate) fn state(&self, slot: &Slot<V>) -> SlotState {
+        let now = self.limits.max_stale.map(|_| self.core.clock.upper_nanos());
+        slot.state(&self.core.tags, now)
     }
 
-    /// Whether no tag of `slot` was invalidated and (with fail-safe on, where the engine
-    /// keeps entries past their TTL) its TTL has not passed. The clock is read the way the
-    /// engine reads it, so an entry is never called fresh after its TTL.
+    /// Whether `slot` holds a value that counts ([`SlotState::Fresh`]): what writes replace
+    /// rather than treat as absent, and what removals count.
     #[inline]
     pub(crate) fn is_fresh(&self, slot: &Slot<V>) -> bool {
-        slot.is_live(&self.core.tags)
-            && (self.limits.max_stale.is_none()
-                || slot.fresh_until.load(Ordering::Relaxed) > self.core.clock.upper_nanos())
+        self.state(slot) == SlotState::Fresh
     }
 }
 
@@ -758,13 +577,13 @@ where
     // Each removal marks the loads in the air that it covers first (see `Flights::invalidate`).
     fn remove_key(&self, key: &[u8]) -> u64 {
         self.take(key)
-            .map_or(0, |slot| u64::from(self.is_current(&slot)))
+            .map_or(0, |slot| u64::from(self.is_fresh(&slot)))
     }
 
     fn remove_prefix(&self, prefix: &[u8]) -> u64 {
         self.flights.invalidate_where(|key| key.starts_with(prefix));
         self.cache
-            .remove_where(|key, slot| key.as_bytes().starts_with(prefix) && self.is_current(slot))
+            .remove_where(|key, slot| key.as_bytes().starts_with(prefix) && self.is_fresh(slot))
             as u64
     }
 
@@ -774,7 +593,7 @@ where
             .invalidate_where(|key| key.starts_with(literal) && pattern.matches(key));
         self.cache.remove_where(|key, slot| {
             let key = key.as_bytes();
-            key.starts_with(literal) && pattern.matches(key) && self.is_current(slot)
+            key.starts_with(literal) && pattern.matches(key) && self.is_fresh(slot)
         }) as u64
     }
 
@@ -789,7 +608,8 @@ where
 
     fn purge_dead(&self) -> u64 {
         self.cache
-            .remove_where(|_, slot| !slot.is_live(&self.core.tags)) as u64
+            .remove_where(|_, slot| slot.state(&self.core.tags, None) == SlotState::Invalidated)
+            as u64
     }
 
     fn reclaim_expired(&self) -> usize {

@@ -68,7 +68,7 @@ impl TagState {
 /// one or two tags, which stay inline.
 pub(crate) struct TagSet {
     /// The registry's epoch when the stamps were last all found current (see
-    /// [`is_live`](Self::is_live)).
+    /// [`none_invalidated`](Self::none_invalidated)).
     checked: AtomicU64,
     stamps: SmallVec<[(Arc<TagState>, u32); 2]>,
 }
@@ -84,7 +84,7 @@ impl TagSet {
     /// and then the epoch, so a reader that saw the new epoch also sees the new generation,
     /// and an epoch recorded before a bump is stale by the time that invalidation returns.
     #[inline]
-    pub(crate) fn is_live(&self, registry: &TagRegistry) -> bool {
+    pub(crate) fn none_invalidated(&self, registry: &TagRegistry) -> bool {
         let epoch = registry.epoch.load(Ordering::Acquire);
         if self.checked.load(Ordering::Relaxed) == epoch {
             return true;
@@ -121,7 +121,7 @@ impl Drop for TagSet {
 
 /// Every tag in use, by name.
 pub(crate) struct TagRegistry {
-    /// Moves on with every invalidation of a tag in use (see [`TagSet::is_live`]).
+    /// Moves on with every invalidation of a tag in use (see [`TagSet::none_invalidated`]).
     epoch: AtomicU64,
     shards: Box<[Mutex<RegistryShard>]>,
     hasher: foldhash::fast::FixedState,
@@ -200,7 +200,7 @@ impl TagRegistry {
             return 0;
         };
         let killed = state.bump();
-        // After the bump (see `TagSet::is_live`).
+        // After the bump (see `TagSet::none_invalidated`).
         self.epoch.fetch_add(1, Ordering::AcqRel);
         killed
     }
@@ -236,20 +236,20 @@ mod tests {
         let registry = TagRegistry::new();
         let a = registry.stamp(&["t", "u"]).unwrap();
         let b = registry.stamp(&["t"]).unwrap();
-        assert!(a.is_live(&registry) && b.is_live(&registry));
+        assert!(a.none_invalidated(&registry) && b.none_invalidated(&registry));
         assert_eq!(registry.count("t"), 2);
         drop(b);
         assert_eq!(registry.count("t"), 1);
         assert_eq!(registry.invalidate("t"), 1);
-        assert!(!a.is_live(&registry));
+        assert!(!a.none_invalidated(&registry));
         assert_eq!(registry.count("u"), 1);
         // A set stamped after the invalidation is live; the dead one leaving changes nothing.
         let c = registry.stamp(&["t", "t"]).unwrap();
-        assert!(c.is_live(&registry));
+        assert!(c.none_invalidated(&registry));
         // Another tag's invalidation moves the epoch: c is checked again, and still live.
         registry.invalidate("u");
-        assert!(c.is_live(&registry));
-        assert!(!a.is_live(&registry));
+        assert!(c.none_invalidated(&registry));
+        assert!(!a.none_invalidated(&registry));
         drop(a);
         assert_eq!(registry.count("t"), 1);
         assert_eq!(registry.count("u"), 0);

@@ -1,4 +1,5 @@
-//! Single flight for a load that runs inside its caller: the path of the `#[cached]` macro.
+//! Single flight for a load whose body borrows from its caller: the path of the `#[cached]`
+//! macro.
 //!
 //! [`Namespace::get_or_load`] spawns its load, which needs a `'static` loader; a cached
 //! function's body borrows its arguments (`&self`, `&str` …), so here the leader runs the
@@ -18,8 +19,10 @@ use std::future::Future;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use super::load::{Flight, LoadError, Loaded, Outcome, Required, Source};
-use super::namespace::{Namespace, Put};
+use super::flight::{Flight, FlightEnd};
+use super::load::{LoadError, Loaded, Required, Source};
+use super::namespace::Namespace;
+use super::put::Put;
 use crate::key::Key;
 use crate::HeapSize;
 
@@ -64,7 +67,7 @@ where
     fn drop(&mut self) {
         if self.armed {
             self.ns
-                .land_with(self.key, self.flight, Outcome::Cancelled, Put::new());
+                .land_with(self.key, self.flight, FlightEnd::Cancelled, Put::new());
         }
     }
 }
@@ -82,7 +85,7 @@ where
     /// caller it waited for, stored as `put` says. Only values that `fits` accepts are
     /// taken from the cache (the others are misses), so callers sharing a namespace may
     /// store values of different kinds. See the [module docs](self).
-    pub(crate) async fn load_inline<E, Fut>(
+    pub(crate) async fn load_borrowed<E, Fut>(
         &self,
         key: Key,
         put: Put,
@@ -113,7 +116,7 @@ where
                 Next::Answer(loaded) => return Ok(loaded),
                 Next::RunAlone => return self.alone(&key, put, body.await, stale),
                 Next::Retry => {
-                    if let Some((value, _)) = self.lookup_where(key.as_bytes(), &fits) {
+                    if let Some((Some(value), _)) = self.hit::<Required>(key.as_bytes(), &fits) {
                         return Ok(hit(value));
                     }
                 }
@@ -121,9 +124,9 @@ where
         }
     }
 
-    /// [`load_inline`](Self::load_inline) for a synchronous body, run on this thread; a
+    /// [`load_borrowed`](Self::load_borrowed) for a synchronous body, run on this thread; a
     /// panic in it lands the flight (its waiters take over) and goes on unwinding.
-    pub(crate) fn load_inline_blocking<E>(
+    pub(crate) fn load_borrowed_blocking<E>(
         &self,
         key: Key,
         put: Put,
@@ -140,7 +143,7 @@ where
                 return match catch_unwind(AssertUnwindSafe(body)) {
                     Ok(result) => self.lead(&key, &flight, put, result, stale),
                     Err(panic) => {
-                        self.land_with(&key, &flight, Outcome::Cancelled, Put::new());
+                        self.land_with(&key, &flight, FlightEnd::Cancelled, Put::new());
                         resume_unwind(panic)
                     }
                 };
@@ -152,7 +155,7 @@ where
                 Next::Answer(loaded) => return Ok(loaded),
                 Next::RunAlone => return self.alone(&key, put, body(), stale),
                 Next::Retry => {
-                    if let Some((value, _)) = self.lookup_where(key.as_bytes(), &fits) {
+                    if let Some((Some(value), _)) = self.hit::<Required>(key.as_bytes(), &fits) {
                         return Ok(hit(value));
                     }
                 }
@@ -162,7 +165,7 @@ where
 
     /// A hit that `fits`, or on a miss what the fail-safe may fall back on.
     fn hit_or_stale(&self, key: &[u8], fits: &impl Fn(&V) -> bool) -> Result<Loaded<V>, Option<V>> {
-        if let Some((value, _)) = self.lookup_where(key, fits) {
+        if let Some((Some(value), _)) = self.hit::<Required>(key, fits) {
             return Ok(hit(value));
         }
         Err(self.stale::<Required>(key).flatten().filter(fits))
@@ -180,13 +183,13 @@ where
     ) -> Result<Loaded<V>, E> {
         match result {
             Ok(value) => {
-                let outcome = Outcome::Value(Some(value.clone()));
-                self.land_with(key, flight, outcome, put);
+                let end = FlightEnd::Value(Some(value.clone()));
+                self.land_with(key, flight, end, put);
                 Ok(origin(value))
             }
             Err(e) => {
-                let outcome = Outcome::Failed(Arc::new(LeaderFailed));
-                self.land_with(key, flight, outcome, Put::new());
+                let end = FlightEnd::Failed(Arc::new(LeaderFailed));
+                self.land_with(key, flight, end, Put::new());
                 self.stale_or(stale, e)
             }
         }
