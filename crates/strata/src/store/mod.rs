@@ -66,7 +66,6 @@ mod janitor;
 mod latency;
 mod load;
 mod namespace;
-pub(crate) mod rules;
 mod tags;
 /// Warming jobs: fill namespaces ahead of traffic, at start-up, periodically or on demand.
 pub mod warm;
@@ -87,12 +86,12 @@ pub use latency::{Latency, LATENCY_BOUNDS};
 pub use load::{LoadError, LoadFuture, LoadStats, Loaded, OriginError, Source};
 pub use namespace::{Current, Namespace, Put, Update};
 
+use crate::config::events::{Escape, Rules, Template};
 use crate::config::{Config, ConfigError, NamespaceConfig};
 use crate::key::Key;
 use crate::{BuildError, CacheStats, Clock, HeapSize, Pattern};
 use janitor::Janitor;
 use namespace::{AnyNamespace, NsInner};
-use rules::{Escape, Rules};
 
 /// One invalidation, as applied locally and as published to other instances. Serialised
 /// with serde (externally tagged: `{"tag": {"tag": "dashboard:42"}}`); keys, prefixes and
@@ -593,7 +592,7 @@ impl Store {
                 continue;
             }
             let rule = &rules.events[name];
-            let render = |t: &rules::Template, escape| {
+            let render = |t: &Template, escape| {
                 t.render(params, escape)
                     .map_err(|param| StoreError::MissingParam {
                         event: name.to_owned(),

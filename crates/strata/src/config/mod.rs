@@ -90,6 +90,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+pub(crate) mod events;
+
+pub use events::EventRule;
+
 /// The prefix of the environment variables that override the configuration.
 pub const ENV_PREFIX: &str = "STRATA";
 
@@ -302,34 +306,6 @@ impl Default for AlertsConfig {
             clear_after: 3,
         }
     }
-}
-
-/// What an event invalidates, as written under `[events."NAME"]`. Every template may use
-/// `{param}` placeholders.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventRule {
-    /// The parameters the event takes; when given, every placeholder must be among them.
-    #[serde(default)]
-    pub params: Option<Vec<String>>,
-    /// Namespaces where `keys`, `prefixes` and `patterns` apply; every namespace if empty.
-    #[serde(default)]
-    pub namespaces: Vec<String>,
-    /// Keys to drop.
-    #[serde(default)]
-    pub keys: Vec<String>,
-    /// Key prefixes to drop everything under.
-    #[serde(default)]
-    pub prefixes: Vec<String>,
-    /// Glob patterns (Redis `MATCH` syntax) to drop the matching keys of.
-    #[serde(default)]
-    pub patterns: Vec<String>,
-    /// Tags to invalidate (in every namespace: tags are store-wide).
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Events to emit next, with the same parameters.
-    #[serde(default)]
-    pub cascade: Vec<String>,
 }
 
 /// The settings of one namespace. `None` means "no such limit" (or no expiry).
@@ -957,7 +933,7 @@ impl RawConfig {
         }
         let mut names: std::collections::BTreeSet<String> = namespaces.keys().cloned().collect();
         names.insert(DEFAULT_NAMESPACE.to_string());
-        crate::store::rules::Rules::compile(&self.events, &names)?;
+        events::Rules::compile(&self.events, &names)?;
         let secret = |field: &str, text: Option<String>| match text {
             Some(text) if text.trim().is_empty() => Err(ConfigError::Invalid {
                 field: field.into(),
