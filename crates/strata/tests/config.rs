@@ -7,6 +7,8 @@ mod common;
 use common::invalid_config;
 
 use strata::config::{Config, ConfigError, NamespaceConfig, DEFAULT_MAX_BYTES, MIN_SHARE};
+use strata::store::Put;
+use strata::Store;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -467,4 +469,37 @@ fn the_command_lines_own_variables_are_not_configuration() {
     assert_eq!(config, Config::default());
     // Any other unknown variable is still an error.
     assert!(Config::from_sources(None, env(&[("STRATA_URLS", "x")])).is_err());
+}
+
+/// The README's example configuration loads, and a store built from it runs its event.
+#[test]
+fn the_readme_configuration_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("```").expect("the block ends")])
+        .collect();
+    assert!(blocks.len() >= 2, "README's toml blocks went missing");
+    for block in &blocks[1..] {
+        Config::from_sources(Some(block), []).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    }
+    let config = Config::from_sources(Some(blocks[0]), []).unwrap();
+    assert_eq!(config.max_bytes, 1 << 30);
+    assert_eq!(
+        config.namespaces["wallet"].ttl,
+        Some(Duration::from_secs(120))
+    );
+    let store = Store::from_config(&config).unwrap();
+    let wallet = store.namespace::<i64>("wallet").unwrap();
+    wallet
+        .insert_with("wallet::42::balance", 1_250, Put::new().tag("dashboard:42"))
+        .unwrap();
+    wallet.insert("wallet::43::balance", 7).unwrap();
+    let dropped = store
+        .emit("payment.succeeded", [("user_id", "42"), ("bill_id", "7")])
+        .unwrap();
+    assert_eq!(dropped, 1);
+    assert_eq!(wallet.get("wallet::42::balance"), None);
+    assert_eq!(wallet.get("wallet::43::balance"), Some(7));
 }

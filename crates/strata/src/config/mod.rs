@@ -126,8 +126,8 @@ pub struct Config {
     pub defaults: NamespaceConfig,
     /// Each configured namespace, with the defaults already applied.
     pub namespaces: BTreeMap<String, NamespaceConfig>,
-    /// Event rules by event name (see [`crate::store`] for how they run). Checked when loaded:
-    /// templates, namespaces, cascade targets, parameters, and cycles.
+    /// Event rules by event name (see [`Store::emit`](crate::Store::emit) for how they run).
+    /// Checked when loaded: templates, namespaces, cascade targets, parameters, and cycles.
     pub events: BTreeMap<String, EventRule>,
     /// The admin API's token, for every route (`admin_token`, or `STRATA_ADMIN_TOKEN`).
     pub admin_token: Option<Secret>,
@@ -331,47 +331,5 @@ fn human_opt<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, 
     match d {
         Some(d) => human(d, s),
         None => s.serialize_none(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The README's example configuration loads, and a store built from it runs its event.
-    #[test]
-    fn the_readme_configuration_is_valid() {
-        let readme = include_str!("../../../../README.md");
-        let blocks: Vec<&str> = readme
-            .split("```toml\n")
-            .skip(1)
-            .map(|rest| &rest[..rest.find("```").expect("the block ends")])
-            .collect();
-        assert!(blocks.len() >= 2, "README's toml blocks went missing");
-        for block in &blocks[1..] {
-            Config::from_sources(Some(block), []).unwrap_or_else(|e| panic!("{e}\n{block}"));
-        }
-        let config = Config::from_sources(Some(blocks[0]), []).unwrap();
-        assert_eq!(config.max_bytes, 1 << 30);
-        assert_eq!(
-            config.namespaces["wallet"].ttl,
-            Some(Duration::from_secs(120))
-        );
-        let store = crate::Store::from_config(&config).unwrap();
-        let wallet = store.namespace::<i64>("wallet").unwrap();
-        wallet
-            .insert_with(
-                "wallet::42::balance",
-                1_250,
-                crate::store::Put::new().tag("dashboard:42"),
-            )
-            .unwrap();
-        wallet.insert("wallet::43::balance", 7).unwrap();
-        let dropped = store
-            .emit("payment.succeeded", [("user_id", "42"), ("bill_id", "7")])
-            .unwrap();
-        assert_eq!(dropped, 1);
-        assert_eq!(wallet.get("wallet::42::balance"), None);
-        assert_eq!(wallet.get("wallet::43::balance"), Some(7));
     }
 }
