@@ -6,7 +6,9 @@ use std::time::Duration;
 mod common;
 use common::invalid_config;
 
-use strata::config::{Config, ConfigError, NamespaceConfig, DEFAULT_MAX_BYTES, MIN_SHARE};
+use strata::config::{
+    Config, ConfigError, MaxmemoryPolicy, NamespaceConfig, DEFAULT_MAX_BYTES, MIN_SHARE,
+};
 use strata::store::Put;
 use strata::Store;
 
@@ -374,6 +376,8 @@ fn the_configuration_serialises_with_durations_as_people_write_them() {
     );
     assert_eq!(json["alerts"]["every"], "10s");
     assert_eq!(json["max_bytes"], 256 << 20);
+    // The policy serialises as its name, as the file writes it.
+    assert_eq!(json["server"]["maxmemory_policy"], "allkeys-lfu");
 }
 
 #[test]
@@ -383,7 +387,7 @@ fn server_settings_with_their_defaults_and_prefix_routes() {
     let server = &config.server;
     assert_eq!(server.resp_addr, "127.0.0.1:6380");
     assert_eq!(server.http_addr, "127.0.0.1:8080");
-    assert_eq!(server.maxmemory_policy, "allkeys-lfu");
+    assert_eq!(server.maxmemory_policy, MaxmemoryPolicy::AllKeysLfu);
     assert_eq!(server.max_bulk_len, 64 << 20);
     assert_eq!(server.idle_timeout, None);
     // Without [server.prefixes], each configured namespace takes "NAME:".
@@ -408,7 +412,7 @@ fn server_settings_with_their_defaults_and_prefix_routes() {
     assert_eq!(server.idle_timeout, Some(Duration::from_secs(300)));
     assert_eq!(server.max_bulk_len, 1 << 20);
     assert_eq!(server.max_clients, 7);
-    assert_eq!(server.maxmemory_policy, "noeviction");
+    assert_eq!(server.maxmemory_policy, MaxmemoryPolicy::NoEviction);
     let routes: Vec<(&str, &str)> = server
         .prefixes
         .iter()
@@ -442,10 +446,15 @@ fn bad_server_settings_are_refused_with_the_field_named() {
         "server.prefixes.\"w*:*\"",
         "wallet",
     );
-    invalid_config(
+    let reason = invalid_config(
         "[server]\nmaxmemory_policy = \"lru\"\n",
         "server.maxmemory_policy",
         "lru",
+    );
+    assert_eq!(
+        reason,
+        "one of noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, \
+         volatile-lfu, volatile-random, volatile-ttl"
     );
     invalid_config("[server]\npassword = \"\"\n", "server.password", "");
     invalid_config(

@@ -95,7 +95,7 @@ mod server;
 
 pub use admin::{AlertsConfig, Secret};
 pub use events::EventRule;
-pub use server::{ServerConfig, MAXMEMORY_POLICIES};
+pub use server::{MaxmemoryPolicy, ServerConfig, UnknownPolicy};
 
 use raw::RawConfig;
 

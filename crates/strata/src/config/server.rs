@@ -1,9 +1,13 @@
-//! `strata serve`'s section, `[server]`: [`ServerConfig`] and how its raw form is checked.
+//! `strata serve`'s section, `[server]`: [`ServerConfig`], its [`MaxmemoryPolicy`], and how
+//! its raw form is checked.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
 use super::raw::{count, duration, size, Raw};
 use super::{ConfigError, NamespaceConfig, Secret, DEFAULT_NAMESPACE};
@@ -28,7 +32,7 @@ use super::{ConfigError, NamespaceConfig, Secret, DEFAULT_NAMESPACE};
 /// [server.prefixes]                 # which namespace a key lives in, by key prefix
 /// "wallet:*" = "wallet"             # (default: "NAME:*" for each configured namespace)
 /// ```
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServerConfig {
     /// Where the Redis protocol is served.
     pub resp_addr: String,
@@ -40,7 +44,7 @@ pub struct ServerConfig {
     /// key matching none lives in `default`. Written `"wallet:*"` in the file.
     pub prefixes: BTreeMap<String, String>,
     /// `noeviction`, or one of Redis's evicting policies (all of which mean strata's own).
-    pub maxmemory_policy: String,
+    pub maxmemory_policy: MaxmemoryPolicy,
     /// The most clients connected at once; more are refused with an error.
     pub max_clients: u64,
     /// Clients idle this long are closed.
@@ -57,17 +61,122 @@ pub struct ServerConfig {
     pub output_buffer: u64,
 }
 
-/// The policies `maxmemory_policy` and `CONFIG SET maxmemory-policy` accept (Redis's names).
-pub const MAXMEMORY_POLICIES: [&str; 8] = [
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-];
+/// What `strata serve` does when memory is full, by Redis's `maxmemory-policy` names (the
+/// `maxmemory_policy` setting and `CONFIG SET maxmemory-policy`). `noeviction` refuses writes
+/// that need room (OOM); every other policy means strata's own eviction (S3-FIFO with TinyLFU
+/// admission), whichever Redis policy it names. The discriminants are fixed, so a server can
+/// keep the policy in an atomic `u8` (`policy as u8`, read back with [`from_u8`](Self::from_u8)).
+///
+/// ```
+/// use strata::config::MaxmemoryPolicy;
+///
+/// let policy: MaxmemoryPolicy = "allkeys-lru".parse().unwrap();
+/// assert_eq!(policy, MaxmemoryPolicy::AllKeysLru);
+/// assert!(policy.evicts());
+/// assert_eq!(policy.to_string(), "allkeys-lru");
+/// assert_eq!(MaxmemoryPolicy::from_u8(policy as u8), Some(policy));
+/// assert!(!MaxmemoryPolicy::NoEviction.evicts());
+/// assert!("lru".parse::<MaxmemoryPolicy>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MaxmemoryPolicy {
+    /// `noeviction`: a write that needs another entry's room fails with OOM.
+    NoEviction = 0,
+    /// `allkeys-lru`.
+    AllKeysLru = 1,
+    /// `allkeys-lfu`, the default.
+    AllKeysLfu = 2,
+    /// `allkeys-random`.
+    AllKeysRandom = 3,
+    /// `volatile-lru`.
+    VolatileLru = 4,
+    /// `volatile-lfu`.
+    VolatileLfu = 5,
+    /// `volatile-random`.
+    VolatileRandom = 6,
+    /// `volatile-ttl`.
+    VolatileTtl = 7,
+}
+
+impl MaxmemoryPolicy {
+    /// Every policy, in the order messages list them.
+    pub const ALL: [Self; 8] = [
+        Self::NoEviction,
+        Self::AllKeysLru,
+        Self::AllKeysLfu,
+        Self::AllKeysRandom,
+        Self::VolatileLru,
+        Self::VolatileLfu,
+        Self::VolatileRandom,
+        Self::VolatileTtl,
+    ];
+
+    /// Redis's name for the policy.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NoEviction => "noeviction",
+            Self::AllKeysLru => "allkeys-lru",
+            Self::AllKeysLfu => "allkeys-lfu",
+            Self::AllKeysRandom => "allkeys-random",
+            Self::VolatileLru => "volatile-lru",
+            Self::VolatileLfu => "volatile-lfu",
+            Self::VolatileRandom => "volatile-random",
+            Self::VolatileTtl => "volatile-ttl",
+        }
+    }
+
+    /// Whether the policy evicts to make room: every policy but `noeviction`.
+    pub const fn evicts(self) -> bool {
+        !matches!(self, Self::NoEviction)
+    }
+
+    /// The policy whose discriminant (`policy as u8`) is `n`, if any.
+    pub const fn from_u8(n: u8) -> Option<Self> {
+        Some(match n {
+            0 => Self::NoEviction,
+            1 => Self::AllKeysLru,
+            2 => Self::AllKeysLfu,
+            3 => Self::AllKeysRandom,
+            4 => Self::VolatileLru,
+            5 => Self::VolatileLfu,
+            6 => Self::VolatileRandom,
+            7 => Self::VolatileTtl,
+            _ => return None,
+        })
+    }
+}
+
+/// A name that is not one of Redis's `maxmemory-policy` names. It displays as what the name
+/// must be ("one of noeviction, allkeys-lru, ..."), the reason a configuration error gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("one of {}", MaxmemoryPolicy::ALL.map(MaxmemoryPolicy::as_str).join(", "))]
+pub struct UnknownPolicy;
+
+impl FromStr for MaxmemoryPolicy {
+    type Err = UnknownPolicy;
+
+    /// Parses Redis's name for a policy, exactly as written (lower case).
+    fn from_str(name: &str) -> Result<Self, UnknownPolicy> {
+        Self::ALL
+            .into_iter()
+            .find(|policy| policy.as_str() == name)
+            .ok_or(UnknownPolicy)
+    }
+}
+
+impl fmt::Display for MaxmemoryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Serialised as its name, like the configuration writes it.
+impl Serialize for MaxmemoryPolicy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -76,7 +185,7 @@ impl Default for ServerConfig {
             http_addr: "127.0.0.1:8080".into(),
             password: None,
             prefixes: BTreeMap::new(),
-            maxmemory_policy: "allkeys-lfu".into(),
+            maxmemory_policy: MaxmemoryPolicy::AllKeysLfu,
             max_clients: 10_000,
             idle_timeout: None,
             max_bulk_len: 64 << 20,
@@ -146,14 +255,16 @@ impl RawServer {
             }
             prefixes.insert(prefix.to_string(), namespace);
         }
-        let policy = self.maxmemory_policy.unwrap_or(base.maxmemory_policy);
-        if !MAXMEMORY_POLICIES.contains(&policy.as_str()) {
-            return Err(ConfigError::Invalid {
-                field: field("maxmemory_policy"),
-                value: policy,
-                reason: format!("one of {}", MAXMEMORY_POLICIES.join(", ")),
-            });
-        }
+        let maxmemory_policy = match self.maxmemory_policy {
+            Some(name) => name
+                .parse()
+                .map_err(|e: UnknownPolicy| ConfigError::Invalid {
+                    field: field("maxmemory_policy"),
+                    value: name,
+                    reason: e.to_string(),
+                })?,
+            None => base.maxmemory_policy,
+        };
         let password = match self.password {
             Some(p) if p.is_empty() => {
                 return Err(ConfigError::Invalid {
@@ -169,7 +280,7 @@ impl RawServer {
             http_addr: self.http_addr.unwrap_or(base.http_addr),
             password,
             prefixes,
-            maxmemory_policy: policy,
+            maxmemory_policy,
             max_clients: opt(&self.max_clients, "max_clients", count, base.max_clients)?,
             idle_timeout: self
                 .idle_timeout
@@ -196,5 +307,22 @@ impl RawServer {
                 base.output_buffer,
             )?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_policy_round_trips_through_its_name_and_its_discriminant() {
+        for policy in MaxmemoryPolicy::ALL {
+            assert_eq!(policy.as_str().parse(), Ok(policy));
+            assert_eq!(MaxmemoryPolicy::from_u8(policy as u8), Some(policy));
+            assert_eq!(policy.evicts(), policy != MaxmemoryPolicy::NoEviction);
+        }
+        assert_eq!(MaxmemoryPolicy::from_u8(8), None);
+        // Names are matched as written; CONFIG SET lower-cases its argument first.
+        assert_eq!("ALLKEYS-LRU".parse::<MaxmemoryPolicy>(), Err(UnknownPolicy));
     }
 }
