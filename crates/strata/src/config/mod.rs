@@ -88,6 +88,9 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+// `raw` reads the configuration as written and holds the field parsers every section uses;
+// each section has a file of its own with its type and how its raw form is checked (`server`,
+// `admin`); `events` compiles the event rules, which the store runs.
 mod admin;
 pub(crate) mod events;
 mod raw;
