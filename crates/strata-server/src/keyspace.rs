@@ -2,9 +2,9 @@
 //! prefix names (`[server.prefixes]`, longest prefix first; `default` otherwise), so the
 //! namespace's TTL, limits and statistics apply to it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
-use strata::config::{DEFAULT_NAMESPACE, MAXMEMORY_POLICIES};
+use strata::config::{MaxmemoryPolicy, DEFAULT_NAMESPACE};
 use strata::store::{Namespace, Store, StoreError};
 
 /// Values as the server stores them: bytes, binary-safe, in an allocation of their exact
@@ -26,9 +26,8 @@ pub struct Keyspace {
     prefixes: Vec<(Box<[u8]>, usize)>,
     /// Index of `default`.
     default: usize,
-    /// `maxmemory-policy` as last set: its index in [`MAXMEMORY_POLICIES`], where
-    /// `noeviction` comes first.
-    policy: AtomicUsize,
+    /// `maxmemory-policy` as last set, as its discriminant (`MaxmemoryPolicy as u8`).
+    policy: AtomicU8,
 }
 
 impl Keyspace {
@@ -49,18 +48,14 @@ impl Keyspace {
             .collect();
         prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
         let default = index(DEFAULT_NAMESPACE).unwrap_or(0);
-        let keyspace = Self {
-            policy: AtomicUsize::new(0),
+        let policy = AtomicU8::new(server.maxmemory_policy as u8);
+        Ok(Self {
+            policy,
             store,
             namespaces,
             prefixes,
             default,
-        };
-        // The configuration admits only Redis's names; were one unknown, the keyspace would
-        // stay at `noeviction`, refusing writes rather than evicting.
-        let known = keyspace.set_policy(&keyspace.store.config().server.maxmemory_policy);
-        debug_assert!(known, "the configuration checks maxmemory_policy");
-        Ok(keyspace)
+        })
     }
 
     /// The store underneath.
@@ -128,24 +123,21 @@ impl Keyspace {
     }
 
     /// `maxmemory-policy` as last set.
-    pub fn policy(&self) -> &'static str {
-        MAXMEMORY_POLICIES[self.policy.load(Ordering::Relaxed)]
+    pub fn policy(&self) -> MaxmemoryPolicy {
+        // Only `new` and `set_policy` write the atomic, each a policy's discriminant; were it
+        // anything else, `noeviction` would refuse writes rather than evict.
+        MaxmemoryPolicy::from_u8(self.policy.load(Ordering::Relaxed))
+            .unwrap_or(MaxmemoryPolicy::NoEviction)
     }
 
-    /// Sets `maxmemory-policy`; false (and nothing changes) for a name Redis does not know.
-    pub fn set_policy(&self, policy: &str) -> bool {
-        match MAXMEMORY_POLICIES.iter().position(|p| *p == policy) {
-            Some(index) => {
-                self.policy.store(index, Ordering::Relaxed);
-                true
-            }
-            None => false,
-        }
+    /// Sets `maxmemory-policy`.
+    pub fn set_policy(&self, policy: MaxmemoryPolicy) {
+        self.policy.store(policy as u8, Ordering::Relaxed);
     }
 
     /// Whether writes must not evict (`noeviction`).
     #[inline]
     pub fn no_evict(&self) -> bool {
-        self.policy.load(Ordering::Relaxed) == 0
+        !self.policy().evicts()
     }
 }

@@ -6,7 +6,11 @@ use std::time::Duration;
 mod common;
 use common::invalid_config;
 
-use strata::config::{Config, ConfigError, NamespaceConfig, DEFAULT_MAX_BYTES, MIN_SHARE};
+use strata::config::{
+    Config, ConfigError, MaxmemoryPolicy, NamespaceConfig, DEFAULT_MAX_BYTES, MIN_SHARE,
+};
+use strata::store::Put;
+use strata::Store;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -372,6 +376,8 @@ fn the_configuration_serialises_with_durations_as_people_write_them() {
     );
     assert_eq!(json["alerts"]["every"], "10s");
     assert_eq!(json["max_bytes"], 256 << 20);
+    // The policy serialises as its name, as the file writes it.
+    assert_eq!(json["server"]["maxmemory_policy"], "allkeys-lfu");
 }
 
 #[test]
@@ -381,7 +387,7 @@ fn server_settings_with_their_defaults_and_prefix_routes() {
     let server = &config.server;
     assert_eq!(server.resp_addr, "127.0.0.1:6380");
     assert_eq!(server.http_addr, "127.0.0.1:8080");
-    assert_eq!(server.maxmemory_policy, "allkeys-lfu");
+    assert_eq!(server.maxmemory_policy, MaxmemoryPolicy::AllKeysLfu);
     assert_eq!(server.max_bulk_len, 64 << 20);
     assert_eq!(server.idle_timeout, None);
     // Without [server.prefixes], each configured namespace takes "NAME:".
@@ -406,7 +412,7 @@ fn server_settings_with_their_defaults_and_prefix_routes() {
     assert_eq!(server.idle_timeout, Some(Duration::from_secs(300)));
     assert_eq!(server.max_bulk_len, 1 << 20);
     assert_eq!(server.max_clients, 7);
-    assert_eq!(server.maxmemory_policy, "noeviction");
+    assert_eq!(server.maxmemory_policy, MaxmemoryPolicy::NoEviction);
     let routes: Vec<(&str, &str)> = server
         .prefixes
         .iter()
@@ -440,10 +446,15 @@ fn bad_server_settings_are_refused_with_the_field_named() {
         "server.prefixes.\"w*:*\"",
         "wallet",
     );
-    invalid_config(
+    let reason = invalid_config(
         "[server]\nmaxmemory_policy = \"lru\"\n",
         "server.maxmemory_policy",
         "lru",
+    );
+    assert_eq!(
+        reason,
+        "one of noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, \
+         volatile-lfu, volatile-random, volatile-ttl"
     );
     invalid_config("[server]\npassword = \"\"\n", "server.password", "");
     invalid_config(
@@ -467,4 +478,37 @@ fn the_command_lines_own_variables_are_not_configuration() {
     assert_eq!(config, Config::default());
     // Any other unknown variable is still an error.
     assert!(Config::from_sources(None, env(&[("STRATA_URLS", "x")])).is_err());
+}
+
+/// The README's example configuration loads, and a store built from it runs its event.
+#[test]
+fn the_readme_configuration_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let blocks: Vec<&str> = readme
+        .split("```toml\n")
+        .skip(1)
+        .map(|rest| &rest[..rest.find("```").expect("the block ends")])
+        .collect();
+    assert!(blocks.len() >= 2, "README's toml blocks went missing");
+    for block in &blocks[1..] {
+        Config::from_sources(Some(block), []).unwrap_or_else(|e| panic!("{e}\n{block}"));
+    }
+    let config = Config::from_sources(Some(blocks[0]), []).unwrap();
+    assert_eq!(config.max_bytes, 1 << 30);
+    assert_eq!(
+        config.namespaces["wallet"].ttl,
+        Some(Duration::from_secs(120))
+    );
+    let store = Store::from_config(&config).unwrap();
+    let wallet = store.namespace::<i64>("wallet").unwrap();
+    wallet
+        .insert_with("wallet::42::balance", 1_250, Put::new().tag("dashboard:42"))
+        .unwrap();
+    wallet.insert("wallet::43::balance", 7).unwrap();
+    let dropped = store
+        .emit("payment.succeeded", [("user_id", "42"), ("bill_id", "7")])
+        .unwrap();
+    assert_eq!(dropped, 1);
+    assert_eq!(wallet.get("wallet::42::balance"), None);
+    assert_eq!(wallet.get("wallet::43::balance"), Some(7));
 }

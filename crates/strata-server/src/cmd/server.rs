@@ -18,6 +18,7 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
+use strata::config::MaxmemoryPolicy;
 use strata::Pattern;
 
 use super::{is, Ctx, Error, Kind, Outcome, Spec, COMMANDS, SYNTAX};
@@ -174,7 +175,7 @@ fn parameters(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     let shared = ctx.shared;
     vec![
         ("maxmemory", shared.keyspace.store().max_bytes().to_string()),
-        ("maxmemory-policy", shared.keyspace.policy().to_owned()),
+        ("maxmemory-policy", shared.keyspace.policy().to_string()),
         ("maxclients", shared.limits.max_clients.to_string()),
         (
             "timeout",
@@ -286,11 +287,15 @@ fn set_parameter(ctx: &mut Ctx<'_>, name: &[u8], value: &[u8]) -> Outcome {
         return Ok(());
     }
     if is(name, "maxmemory-policy") {
-        let policy = String::from_utf8_lossy(value).to_ascii_lowercase();
-        if !ctx.shared.keyspace.set_policy(&policy) {
-            return Err(failed("maxmemory-policy", "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"));
-        }
-        tracing::info!(policy, "maxmemory-policy changed by CONFIG SET");
+        let policy: MaxmemoryPolicy = String::from_utf8_lossy(value)
+            .to_ascii_lowercase()
+            .parse()
+            .map_err(|_| failed("maxmemory-policy", "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"))?;
+        ctx.shared.keyspace.set_policy(policy);
+        tracing::info!(
+            policy = policy.as_str(),
+            "maxmemory-policy changed by CONFIG SET"
+        );
         return Ok(());
     }
     Err(Error::new(format!(

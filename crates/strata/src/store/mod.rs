@@ -69,7 +69,6 @@ mod load;
 mod load_stats;
 mod namespace;
 mod put;
-pub(crate) mod rules;
 mod slot;
 mod tags;
 /// Warming jobs: fill namespaces ahead of traffic, at start-up, periodically or on demand.
@@ -93,12 +92,12 @@ pub use load_stats::LoadStats;
 pub use namespace::Namespace;
 pub use put::{Current, Put, Update};
 
+use crate::config::events::{Escape, Rules, Template};
 use crate::config::{Config, ConfigError, NamespaceConfig};
 use crate::key::Key;
 use crate::{BuildError, CacheStats, Clock, HeapSize, Pattern};
 use janitor::Janitor;
 use namespace::{AnyNamespace, NsInner};
-use rules::{Escape, Rules};
 
 /// One invalidation, as applied locally and as published to other instances. Serialised
 /// with serde (externally tagged: `{"tag": {"tag": "dashboard:42"}}`); keys, prefixes and
@@ -599,7 +598,7 @@ impl Store {
                 continue;
             }
             let rule = &rules.events[name];
-            let render = |t: &rules::Template, escape| {
+            let render = |t: &Template, escape| {
                 t.render(params, escape)
                     .map_err(|param| StoreError::MissingParam {
                         event: name.to_owned(),

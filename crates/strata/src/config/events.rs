@@ -1,13 +1,44 @@
-//! Event rules, compiled: templates parsed, namespaces and cascade targets checked, each
-//! event's parameters resolved through its cascades, cycles refused with their path. How rules
-//! are written is in the [`config`](crate::config) docs; why they work this way is in
+//! Event rules: what each event invalidates, as written ([`EventRule`]) and compiled
+//! ([`Rules`]): templates parsed, namespaces and cascade targets checked, each event's
+//! parameters resolved through its cascades, cycles refused with their path. How rules are
+//! written is in the [`config`](crate::config) docs; why they work this way is in
 //! docs/design.md ("Event rules"). Checking at load means emitting walks a finite, acyclic
 //! graph and always ends.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::config::{ConfigError, EventRule};
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
 use crate::key::{escape_into, glob_escape_into};
+
+/// What an event invalidates, as written under `[events."NAME"]`. Every template may use
+/// `{param}` placeholders.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventRule {
+    /// The parameters the event takes; when given, every placeholder must be among them.
+    #[serde(default)]
+    pub params: Option<Vec<String>>,
+    /// Namespaces where `keys`, `prefixes` and `patterns` apply; every namespace if empty.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    /// Keys to drop.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// Key prefixes to drop everything under.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Glob patterns (Redis `MATCH` syntax) to drop the matching keys of.
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    /// Tags to invalidate (in every namespace: tags are store-wide).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Events to emit next, with the same parameters.
+    #[serde(default)]
+    pub cascade: Vec<String>,
+}
 
 /// A string with `{param}` placeholders.
 #[derive(Debug, Clone, PartialEq, Eq)]
