@@ -147,7 +147,8 @@ impl<V: Clone> Flights<V> {
 
     /// Marks the flight for `key`, if one is in the air, as overtaken by an invalidation.
     /// Called *before* the invalidation removes the key from the cache; see
-    /// [`Namespace::land_with`] for why that order makes the invalidation win.
+    /// [`Namespace::land_with`](super::Namespace::land_with) for why that order makes the
+    /// invalidation win.
     pub(crate) fn invalidate(&self, key: &[u8]) {
         if let Some(flight) = self.shard(key).lock().get(key) {
             flight.invalidated.store(true, Ordering::SeqCst);

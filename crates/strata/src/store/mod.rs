@@ -60,9 +60,11 @@
 //! hands it to the publisher, and [`Store::apply_remote`] applies one received from another
 //! instance without publishing it again.
 
+mod batch_load;
 mod borrowed_load;
 mod flight;
 mod hot;
+mod invalidation;
 mod janitor;
 mod latency;
 mod load;
@@ -70,6 +72,7 @@ mod load_stats;
 mod namespace;
 mod put;
 mod slot;
+mod stats;
 mod tags;
 /// Warming jobs: fill namespaces ahead of traffic, at start-up, periodically or on demand.
 pub mod warm;
@@ -82,74 +85,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use hot::{HotKey, SAMPLE_EVERY};
+pub use invalidation::{Invalidation, Publisher};
 pub use latency::{Latency, LATENCY_BOUNDS};
 pub use load::{LoadError, LoadFuture, Loaded, OriginError, Source};
 pub use load_stats::LoadStats;
 pub use namespace::Namespace;
 pub use put::{Current, Put, Update};
+pub use stats::{NamespaceStats, StoreStats};
 
-use crate::config::events::{Escape, Rules, Template};
+use crate::config::events::Rules;
 use crate::config::{Config, ConfigError, NamespaceConfig};
-use crate::key::Key;
-use crate::{BuildError, CacheStats, Clock, HeapSize, Pattern};
+use crate::{BuildError, Clock, HeapSize};
 use janitor::Janitor;
 use namespace::{AnyNamespace, NsInner};
-
-/// One invalidation, as applied locally and as published to other instances. Serialised
-/// with serde (externally tagged: `{"tag": {"tag": "dashboard:42"}}`); keys, prefixes and
-/// patterns are strings when they are UTF-8. A `namespace` of `None` means every namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Invalidation {
-    /// One key.
-    Key {
-        /// Where; every namespace when `None`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        namespace: Option<String>,
-        /// The key.
-        key: Key,
-    },
-    /// Every key starting with `prefix`.
-    Prefix {
-        /// Where; every namespace when `None`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        namespace: Option<String>,
-        /// The prefix.
-        prefix: Key,
-    },
-    /// Every key matching a glob pattern (Redis `MATCH` syntax).
-    Pattern {
-        /// Where; every namespace when `None`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        namespace: Option<String>,
-        /// The pattern.
-        pattern: Key,
-    },
-    /// Every entry carrying a tag, in every namespace.
-    Tag {
-        /// The tag.
-        tag: String,
-    },
-    /// An event, run through the rules. Published as the event (one message however much it
-    /// expands to); each instance expands it with its own rules.
-    Event {
-        /// The event's name.
-        event: String,
-        /// Its parameters.
-        #[serde(default)]
-        params: BTreeMap<String, String>,
-    },
-    /// Everything in a namespace, or in every namespace.
-    Clear {
-        /// Which; every namespace when `None`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        namespace: Option<String>,
-    },
-}
 
 /// Why the store refused something.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -191,11 +142,6 @@ pub enum StoreError {
         source: BuildError,
     },
 }
-
-/// Called with every invalidation applied locally (not with those from
-/// [`Store::apply_remote`]). It runs inline with the invalidation: hand the value to a
-/// channel or a task rather than doing I/O here.
-pub type Publisher = dyn Fn(&Invalidation) + Send + Sync + 'static;
 
 /// What namespaces share: tags, the publisher, the janitor, the clock.
 pub(crate) struct Core {
@@ -382,50 +328,6 @@ pub struct Store {
     inner: Arc<StoreInner>,
 }
 
-/// A namespace's figures, for the admin API and metrics.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct NamespaceStats {
-    /// The namespace's counters (zero until it is first opened).
-    #[serde(serialize_with = "serialize_stats")]
-    pub stats: CacheStats,
-    /// Its loads through `get_or_load` and the like.
-    pub loads: LoadStats,
-    /// The settings it runs with; `max_bytes` is its share of the budget.
-    pub limits: NamespaceConfig,
-    /// Whether it was opened (has an engine).
-    pub opened: bool,
-}
-
-/// Every namespace's figures and their sum.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct StoreStats {
-    /// Summed over namespaces.
-    #[serde(serialize_with = "serialize_stats")]
-    pub total: CacheStats,
-    /// Load figures summed over namespaces.
-    pub loads: LoadStats,
-    /// The store's budget in bytes.
-    pub max_bytes: u64,
-    /// By namespace name.
-    pub namespaces: BTreeMap<String, NamespaceStats>,
-}
-
-fn serialize_stats<S: serde::Serializer>(stats: &CacheStats, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeStruct;
-    let mut out = s.serialize_struct("CacheStats", 10)?;
-    out.serialize_field("hits", &stats.hits)?;
-    out.serialize_field("misses", &stats.misses)?;
-    out.serialize_field("hit_ratio", &stats.hit_ratio())?;
-    out.serialize_field("inserts", &stats.inserts)?;
-    out.serialize_field("updates", &stats.updates)?;
-    out.serialize_field("removals", &stats.removals)?;
-    out.serialize_field("expirations", &stats.expirations)?;
-    out.serialize_field("evictions", &stats.evictions)?;
-    out.serialize_field("entries", &stats.entries)?;
-    out.serialize_field("bytes", &stats.weighted_size)?;
-    out.end()
-}
-
 impl Default for Store {
     fn default() -> Self {
         Self::new()
@@ -516,219 +418,6 @@ impl Store {
             type_name: std::any::type_name::<V>(),
         });
         Ok(ns)
-    }
-
-    /// Applies `invalidation` here and hands it to the publisher. Returns how many live
-    /// entries it dropped: exact for keys, prefixes and patterns; for a tag, the count of
-    /// [`tag_count`](Self::tag_count) (an upper bound); for a clear, the entries held; for
-    /// an event, the sum of its parts (so an entry dropped by two of them counts twice).
-    pub fn invalidate(&self, invalidation: &Invalidation) -> Result<u64, StoreError> {
-        let n = self.apply(invalidation)?;
-        self.inner.core.publish(invalidation);
-        Ok(n)
-    }
-
-    /// Applies an invalidation received from another instance, without publishing it again.
-    pub fn apply_remote(&self, invalidation: &Invalidation) -> Result<u64, StoreError> {
-        self.apply(invalidation)
-    }
-
-    fn apply(&self, invalidation: &Invalidation) -> Result<u64, StoreError> {
-        let inner = &*self.inner;
-        Ok(match invalidation {
-            Invalidation::Key { namespace, key } => inner
-                .scope(namespace.as_deref())?
-                .iter()
-                .map(|ns| ns.remove_key(key.as_bytes()))
-                .sum(),
-            Invalidation::Prefix { namespace, prefix } => inner
-                .scope(namespace.as_deref())?
-                .iter()
-                .map(|ns| ns.remove_prefix(prefix.as_bytes()))
-                .sum(),
-            Invalidation::Pattern { namespace, pattern } => {
-                let pattern = Pattern::new(pattern.as_bytes());
-                inner
-                    .scope(namespace.as_deref())?
-                    .iter()
-                    .map(|ns| ns.remove_pattern(&pattern))
-                    .sum()
-            }
-            Invalidation::Tag { tag } => self.kill_tag(tag),
-            Invalidation::Clear { namespace } => inner
-                .scope(namespace.as_deref())?
-                .iter()
-                .map(|ns| ns.clear_now())
-                .sum(),
-            Invalidation::Event { event, params } => self.run_event(event, params)?,
-        })
-    }
-
-    fn kill_tag(&self, tag: &str) -> u64 {
-        let n = self.inner.core.tags.invalidate(tag);
-        if n > 0 && !self.inner.core.janitor.request_purge() {
-            // No background thread: reclaim here.
-            self.inner.purge_dead();
-        }
-        n
-    }
-
-    /// Expands an event through the rules (checking every parameter first, so that a bad
-    /// event drops nothing) and applies what it names.
-    fn run_event(&self, event: &str, params: &BTreeMap<String, String>) -> Result<u64, StoreError> {
-        let rules = &self.inner.rules;
-        let rule = rules
-            .events
-            .get(event)
-            .ok_or_else(|| StoreError::UnknownEvent(event.to_owned()))?;
-        if let Some(missing) = rule.params.iter().find(|p| !params.contains_key(*p)) {
-            return Err(StoreError::MissingParam {
-                event: event.to_owned(),
-                param: missing.clone(),
-            });
-        }
-        let mut dropped = 0;
-        // Cascades are acyclic (checked at load), so this walk ends. Every event runs once
-        // however many paths reach it (all run with the same parameters, so a second run
-        // would drop nothing; without this, a chain of diamonds runs exponentially often).
-        let mut pending = vec![event];
-        let mut seen = std::collections::BTreeSet::new();
-        while let Some(name) = pending.pop() {
-            if !seen.insert(name) {
-                continue;
-            }
-            let rule = &rules.events[name];
-            let render = |t: &Template, escape| {
-                t.render(params, escape)
-                    .map_err(|param| StoreError::MissingParam {
-                        event: name.to_owned(),
-                        param,
-                    })
-            };
-            let scopes: Vec<Option<&str>> = if rule.namespaces.is_empty() {
-                vec![None]
-            } else {
-                rule.namespaces.iter().map(|n| Some(n.as_str())).collect()
-            };
-            for scope in scopes {
-                let targets = self.inner.scope(scope)?;
-                for key in &rule.keys {
-                    let key = render(key, Escape::Key)?;
-                    dropped += targets
-                        .iter()
-                        .map(|ns| ns.remove_key(key.as_bytes()))
-                        .sum::<u64>();
-                }
-                for prefix in &rule.prefixes {
-                    let prefix = render(prefix, Escape::Key)?;
-                    dropped += targets
-                        .iter()
-                        .map(|ns| ns.remove_prefix(prefix.as_bytes()))
-                        .sum::<u64>();
-                }
-                for pattern in &rule.patterns {
-                    let pattern = Pattern::new(render(pattern, Escape::Glob)?);
-                    dropped += targets
-                        .iter()
-                        .map(|ns| ns.remove_pattern(&pattern))
-                        .sum::<u64>();
-                }
-            }
-            for tag in &rule.tags {
-                dropped += self.kill_tag(&render(tag, Escape::Raw)?);
-            }
-            pending.extend(rule.cascade.iter().map(String::as_str));
-        }
-        Ok(dropped)
-    }
-
-    /// Drops every entry carrying `tag`, in every namespace, and returns how many carried it
-    /// (as [`tag_count`](Self::tag_count) counts them). O(1) for the caller however many
-    /// that is: readers miss on them from now on, and they are removed from memory by the
-    /// background thread soon after.
-    pub fn invalidate_tag(&self, tag: &str) -> u64 {
-        let invalidation = Invalidation::Tag {
-            tag: tag.to_owned(),
-        };
-        // A tag names no namespace, so applying it cannot fail.
-        self.invalidate(&invalidation).unwrap_or(0)
-    }
-
-    /// How many entries carry `tag` now, counted in O(1): an upper bound of the live ones.
-    /// Until the background thread has caught up it also counts entries that are already
-    /// dead another way (expired, killed through another of their tags, or cleared) but not
-    /// yet freed; after [`run_pending_tasks`](Self::run_pending_tasks) it is exact.
-    pub fn tag_count(&self, tag: &str) -> u64 {
-        self.inner.core.tags.count(tag)
-    }
-
-    /// Emits `event` with `params` through the rules; returns how many entries it dropped.
-    pub fn emit<K, V>(
-        &self,
-        event: &str,
-        params: impl IntoIterator<Item = (K, V)>,
-    ) -> Result<u64, StoreError>
-    where
-        K: Into<String>,
-        V: Into<String>,
-    {
-        self.invalidate(&Invalidation::Event {
-            event: event.to_owned(),
-            params: params
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        })
-    }
-
-    /// Empties the namespace `name` in O(1) (see [`Namespace::clear`]).
-    pub fn clear_namespace(&self, name: &str) -> Result<u64, StoreError> {
-        self.invalidate(&Invalidation::Clear {
-            namespace: Some(name.to_owned()),
-        })
-    }
-
-    /// Empties every namespace in O(1) per namespace.
-    pub fn clear(&self) -> u64 {
-        self.invalidate(&Invalidation::Clear { namespace: None })
-            .unwrap_or(0)
-    }
-
-    /// Every namespace's counters and limits, and their sum.
-    pub fn stats(&self) -> StoreStats {
-        let mut total = CacheStats::default();
-        let mut total_loads = LoadStats::default();
-        let namespaces = self
-            .inner
-            .namespaces
-            .iter()
-            .map(|(name, slot)| {
-                let opened = slot.opened.read();
-                let stats = opened.as_ref().map(|o| o.ns.stats()).unwrap_or_default();
-                let loads = opened
-                    .as_ref()
-                    .map(|o| o.ns.load_stats())
-                    .unwrap_or_default();
-                total += stats;
-                total_loads += loads;
-                let figures = NamespaceStats {
-                    stats,
-                    loads,
-                    limits: NamespaceConfig {
-                        max_bytes: Some(slot.share.load(Ordering::Relaxed)),
-                        ..slot.limits.clone()
-                    },
-                    opened: opened.is_some(),
-                };
-                (name.clone(), figures)
-            })
-            .collect();
-        StoreStats {
-            total,
-            loads: total_loads,
-            max_bytes: self.max_bytes(),
-            namespaces,
-        }
     }
 
     /// The memory budget now, in bytes.
