@@ -5,9 +5,9 @@
 
 mod connection;
 mod expiry;
+mod extensions;
 mod keys;
 mod server;
-mod strata;
 mod strings;
 
 use std::borrow::Cow;
@@ -16,6 +16,8 @@ use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+use strata::store::Put;
+use strata::{DefaultHashBuilder, InsertError};
 
 use crate::connection::ClientState;
 use crate::resp::{self, Frame, Protocol};
@@ -81,7 +83,7 @@ impl Ctx<'_> {
     }
     /// `put` under the server's eviction policy: with `noeviction`, a write that needs room
     /// fails (OOM) instead of evicting.
-    pub(crate) fn under_policy(&self, put: ::strata::store::Put) -> ::strata::store::Put {
+    pub(crate) fn under_policy(&self, put: Put) -> Put {
         if self.shared.keyspace.no_evict() {
             put.no_evict()
         } else {
@@ -192,14 +194,14 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("config", -2, Other, NO_KEYS, "server", server::config, "CONFIG GET and SET (maxmemory, maxmemory-policy)."),
     spec!("command", -1, Other, NO_KEYS, "server", server::command, "Returns details about the commands (COUNT, DOCS, INFO)."),
     // strata's own
-    spec!("strata.settags", -3, Write, ONE_KEY, "strata", strata::settags, "Replaces the tags of a key: STRATA.SETTAGS key tag [tag ...]."),
-    spec!("strata.invalidate", -3, Write, NO_KEYS, "strata", strata::invalidate, "Drops keys by KEY, PREFIX, PATTERN, TAG, NAMESPACE or EVENT name [param value ...]."),
-    spec!("strata.namespace", 2, Other, ONE_KEY, "strata", strata::namespace, "Returns the namespace a key lives in."),
-    spec!("strata.stats", -1, Other, NO_KEYS, "strata", strata::stats, "Returns the counters of every namespace, or of one."),
+    spec!("strata.settags", -3, Write, ONE_KEY, "strata", extensions::settags, "Replaces the tags of a key: STRATA.SETTAGS key tag [tag ...]."),
+    spec!("strata.invalidate", -3, Write, NO_KEYS, "strata", extensions::invalidate, "Drops keys by KEY, PREFIX, PATTERN, TAG, NAMESPACE or EVENT name [param value ...]."),
+    spec!("strata.namespace", 2, Other, ONE_KEY, "strata", extensions::namespace, "Returns the namespace a key lives in."),
+    spec!("strata.stats", -1, Other, NO_KEYS, "strata", extensions::stats, "Returns the counters of every namespace, or of one."),
 ];
 
 /// The commands by name, hashed with foldhash (a few nanoseconds for a short name).
-static BY_NAME: LazyLock<HashMap<&'static [u8], &'static Spec, ::strata::DefaultHashBuilder>> =
+static BY_NAME: LazyLock<HashMap<&'static [u8], &'static Spec, DefaultHashBuilder>> =
     LazyLock::new(|| {
         COMMANDS
             .iter()
@@ -360,10 +362,10 @@ impl TimeArg {
 }
 
 /// The reply to a write the engine refused.
-pub(crate) fn refused(namespace: &str, error: &::strata::InsertError) -> Error {
+pub(crate) fn refused(namespace: &str, error: &InsertError) -> Error {
     match error {
-        ::strata::InsertError::NoRoom => OOM,
-        ::strata::InsertError::TooLarge { weight, limit } => Error::new(format!(
+        InsertError::NoRoom => OOM,
+        InsertError::TooLarge { weight, limit } => Error::new(format!(
             "ERR value too large for namespace '{namespace}': the entry weighs {weight} bytes, \
              at most {limit} fit"
         )),

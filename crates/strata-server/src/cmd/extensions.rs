@@ -1,4 +1,5 @@
-//! strata's own commands: what Redis lacks for caching, reachable from any Redis client.
+//! strata's extensions to Redis's command set, the `STRATA.*` commands: what Redis lacks for
+//! caching, reachable from any Redis client.
 //!
 //! ```text
 //! STRATA.SETTAGS key tag [tag ...]           1 if the key's tags were replaced, 0 if no key
@@ -18,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use strata::store::{Invalidation, Put, Update};
+use strata::store::{Invalidation, Put, StoreError, Update};
 
 use super::{is, Ctx, Error, Outcome, SYNTAX};
 use crate::resp::Frame;
@@ -105,7 +106,7 @@ pub(crate) fn stats(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let stats = ctx.shared.keyspace.store().stats();
     if let Some(name) = &only {
         if !stats.namespaces.contains_key(name) {
-            let error = ::strata::store::StoreError::UnknownNamespace(name.clone());
+            let error = StoreError::UnknownNamespace(name.clone());
             return Err(Error::new(format!("ERR {error}")));
         }
     }
