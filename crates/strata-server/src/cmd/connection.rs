@@ -13,10 +13,10 @@
 
 use bytes::Bytes;
 
-use super::{is, Ctx, Error, Outcome, SYNTAX};
+use super::{is, CommandResult, Ctx, Error, SYNTAX};
 use crate::resp::{Frame, Protocol};
 
-pub(crate) fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     match args.len() {
         1 => ctx.simple("PONG"),
         2 => ctx.bulk(&args[1]),
@@ -29,7 +29,7 @@ pub(crate) fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn echo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn echo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ctx.bulk(&args[1]);
     Ok(())
 }
@@ -42,7 +42,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// Checks a user and password against `[server] password`.
 /// Without a password configured the default user needs none (Redis's `nopass`): any
 /// password for `default` is accepted, and only `AUTH <password>` alone is an error.
-fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Outcome {
+fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> CommandResult {
     let Some(expected) = &ctx.shared.password else {
         if user == b"default" {
             return Ok(());
@@ -62,7 +62,7 @@ fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Outcome {
 }
 
 /// `AUTH <password>`: an error when no password is configured, as in Redis.
-fn check_lone_password(ctx: &mut Ctx<'_>, password: &[u8]) -> Outcome {
+fn check_lone_password(ctx: &mut Ctx<'_>, password: &[u8]) -> CommandResult {
     if ctx.shared.password.is_none() {
         return Err(Error::new(
             "ERR AUTH <password> called without any password configured for the default user. \
@@ -72,7 +72,7 @@ fn check_lone_password(ctx: &mut Ctx<'_>, password: &[u8]) -> Outcome {
     check_password(ctx, b"default", password)
 }
 
-pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     match args.len() {
         2 => check_lone_password(ctx, &args[1])?,
         3 => check_password(ctx, &args[1], &args[2])?,
@@ -82,7 +82,7 @@ pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut proto = ctx.client.proto;
     if let Some(version) = args.get(1) {
         proto = match crate::resp::parse_integer(version) {
@@ -146,7 +146,7 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     match super::int(&args[1])? {
         0 => {
             ctx.ok();
@@ -157,7 +157,7 @@ pub(crate) fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 }
 
 /// Client names are printable ASCII without spaces (Redis's rule).
-fn check_name(name: &[u8]) -> Outcome {
+fn check_name(name: &[u8]) -> CommandResult {
     if name.iter().all(|&b| (b'!'..=b'~').contains(&b)) {
         Ok(())
     } else {
@@ -167,9 +167,9 @@ fn check_name(name: &[u8]) -> Outcome {
     }
 }
 
-pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let sub = &args[1];
-    let arity = |n: usize| -> Outcome {
+    let arity = |n: usize| -> CommandResult {
         if args.len() == n {
             Ok(())
         } else {
@@ -216,13 +216,13 @@ pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Outcome {
+pub(crate) fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
     ctx.ok();
     ctx.client.closing = true;
     Ok(())
 }
 
-pub(crate) fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Outcome {
+pub(crate) fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
     ctx.client.proto = Protocol::Resp2;
     ctx.client.name = None;
     ctx.client.lib_name = None;

@@ -21,14 +21,14 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use strata::store::{Invalidation, Put, StoreError, Update};
 
-use super::{is, Ctx, Error, Outcome, SYNTAX};
+use super::{is, CommandResult, Ctx, Error, SYNTAX};
 use crate::resp::Frame;
 
 fn text(arg: &[u8]) -> Result<String, Error> {
     String::from_utf8(arg.to_vec()).map_err(|_| Error::new("ERR the argument must be UTF-8 text"))
 }
 
-pub(crate) fn settags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn settags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let tags = args[2..]
         .iter()
         .map(|t| text(t))
@@ -45,7 +45,7 @@ pub(crate) fn settags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn invalidate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn invalidate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let what = &args[1];
     let target = &args[2];
     let simple = args.len() == 3;
@@ -92,13 +92,13 @@ pub(crate) fn invalidate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn namespace(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn namespace(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let name = ctx.shared.keyspace.route(&args[1]).name().to_owned();
     ctx.bulk(name.as_bytes());
     Ok(())
 }
 
-pub(crate) fn stats(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn stats(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if args.len() > 2 {
         return Err(SYNTAX);
     }

@@ -17,9 +17,9 @@
 use bytes::Bytes;
 use strata::Pattern;
 
-use super::{is, Ctx, Error, Outcome, SYNTAX};
+use super::{is, CommandResult, Ctx, Error, SYNTAX};
 
-pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let removed = args[1..]
         .iter()
         .filter(|key| ctx.shared.keyspace.route(key).remove(key).is_some())
@@ -28,7 +28,7 @@ pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let found = args[1..]
         .iter()
         .filter(|key| ctx.shared.keyspace.route(key).contains_key(key))
@@ -37,13 +37,13 @@ pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let found = ctx.shared.keyspace.route(&args[1]).contains_key(&args[1]);
     ctx.simple(if found { "string" } else { "none" });
     Ok(())
 }
 
-pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let cursor = std::str::from_utf8(&args[1])
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -84,7 +84,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let pattern = Pattern::new(&args[1]);
     let mut keys = Vec::new();
     let mut cursor = 0;

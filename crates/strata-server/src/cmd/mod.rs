@@ -41,7 +41,7 @@ pub(crate) const OOM: Error = Error(Cow::Borrowed(
 ));
 
 /// What a command returns: `Ok` once its reply is written, or the error to reply with.
-pub(crate) type Outcome = Result<(), Error>;
+pub(crate) type CommandResult = Result<(), Error>;
 
 /// What a command may touch: the server, its own client, and the reply buffer.
 pub(crate) struct Ctx<'a> {
@@ -115,7 +115,7 @@ pub(crate) struct Spec {
     pub(crate) no_auth: bool,
     pub(crate) group: &'static str,
     pub(crate) summary: &'static str,
-    pub(crate) run: fn(&mut Ctx<'_>, &[Bytes]) -> Outcome,
+    pub(crate) run: fn(&mut Ctx<'_>, &[Bytes]) -> CommandResult,
 }
 
 macro_rules! spec {

@@ -20,16 +20,16 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use strata::Pattern;
 
-use super::{is, Ctx, Error, Kind, Outcome, Spec, COMMANDS, SYNTAX};
+use super::{is, CommandResult, Ctx, Error, Kind, Spec, COMMANDS, SYNTAX};
 use crate::resp::{Frame, Protocol};
 
-pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Outcome {
+pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
     let n = ctx.shared.keyspace.len();
     ctx.int(n as i64);
     Ok(())
 }
 
-pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     match args.get(1) {
         None => {}
         Some(mode) if args.len() == 2 && (is(mode, "ASYNC") || is(mode, "SYNC")) => {}
@@ -55,7 +55,7 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let all = args.len() == 1
         || args[1..]
             .iter()
@@ -212,7 +212,7 @@ fn memory(text: &[u8]) -> Option<u64> {
     n.checked_mul(scale)
 }
 
-pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let sub = &args[1];
     if is(sub, "GET") {
         if args.len() < 3 {
@@ -262,7 +262,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     )))
 }
 
-fn set_parameter(ctx: &mut Ctx<'_>, name: &[u8], value: &[u8]) -> Outcome {
+fn set_parameter(ctx: &mut Ctx<'_>, name: &[u8], value: &[u8]) -> CommandResult {
     let failed = |param: &str, why: &str| {
         Error::new(format!(
             "ERR CONFIG SET failed (possibly related to argument '{param}') - {why}"
@@ -336,7 +336,7 @@ fn command_doc(spec: &Spec) -> Frame {
     ])
 }
 
-pub(crate) fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let Some(sub) = args.get(1) else {
         ctx.frame(&Frame::Array(COMMANDS.iter().map(command_info).collect()));
         return Ok(());

@@ -20,11 +20,11 @@
 use bytes::Bytes;
 use strata::store::{Current, Put, Update};
 
-use super::{int, is, refused, Ctx, Error, Expiry, Outcome, TimeArg, SYNTAX};
+use super::{int, is, refused, CommandResult, Ctx, Error, Expiry, TimeArg, SYNTAX};
 use crate::keyspace::Value;
 use crate::resp;
 
-pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     reply_value(ctx, &args[1]);
     Ok(())
 }
@@ -56,7 +56,7 @@ enum Condition {
     IfPresent,
 }
 
-pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // Options may repeat; the last of each kind wins, and only conflicting kinds are a
     // syntax error (as in Redis).
     let mut condition = Condition::Always;
@@ -149,7 +149,7 @@ impl TtlOption {
     }
 }
 
-pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let ns = ctx.shared.keyspace.route(&args[1]);
     let value = own(&args[2]);
     let put = ctx.under_policy(Put::new());
@@ -163,7 +163,7 @@ pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-fn set_expiring(ctx: &mut Ctx<'_>, args: &[Bytes], unit: i64, command: &str) -> Outcome {
+fn set_expiring(ctx: &mut Ctx<'_>, args: &[Bytes], unit: i64, command: &str) -> CommandResult {
     let time = TimeArg {
         unit_ms: unit,
         absolute: false,
@@ -189,15 +189,15 @@ fn set_expiring(ctx: &mut Ctx<'_>, args: &[Bytes], unit: i64, command: &str) -> 
     Ok(())
 }
 
-pub(crate) fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     set_expiring(ctx, args, 1000, "setex")
 }
 
-pub(crate) fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     set_expiring(ctx, args, 1, "psetex")
 }
 
-pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let ns = ctx.shared.keyspace.route(&args[1]);
     let old = ns
         .update(&args[1][..], |current| match current {
@@ -209,7 +209,7 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // None: leave the TTL; Some(None): persist; Some(Some(e)): expire. An option may
     // repeat (the last wins); two different ones are a syntax error.
     let mut change: Option<Option<Expiry>> = None;
@@ -259,7 +259,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ctx.array(args.len() - 1);
     for key in &args[1..] {
         // The same big key asked a million times would make a reply far larger than the
@@ -273,7 +273,7 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if args.len().is_multiple_of(2) {
         return Err(Error::new(
             "ERR wrong number of arguments for 'mset' command",
@@ -289,7 +289,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 }
 
 /// Adds `by` to the integer at `key` (0 if missing), keeping its TTL and tags.
-fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Outcome {
+fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> CommandResult {
     let ns = ctx.shared.keyspace.route(key);
     let put = ctx.under_policy(Put::new().keep_ttl().keep_tags());
     let result = ns
@@ -317,19 +317,19 @@ fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     add(ctx, &args[1], 1)
 }
 
-pub(crate) fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     add(ctx, &args[1], -1)
 }
 
-pub(crate) fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     add(ctx, &args[1], int(&args[2])?)
 }
 
-pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let by = int(&args[2])?;
     let by = by
         .checked_neg()
@@ -337,7 +337,7 @@ pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     add(ctx, &args[1], by)
 }
 
-pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let ns = ctx.shared.keyspace.route(&args[1]);
     let limit = ctx.shared.limits.max_bulk_len;
     let put = ctx.under_policy(Put::new().keep_ttl().keep_tags());
@@ -364,7 +364,7 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let len = ctx
         .shared
         .keyspace
