@@ -13,6 +13,7 @@
 
 use bytes::Bytes;
 
+use super::parse::Parse;
 use super::{is, CommandResult, Ctx, Error, SYNTAX};
 use crate::resp::{Frame, Protocol};
 
@@ -83,8 +84,9 @@ pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut given = Parse::new(args, 1);
     let mut proto = ctx.client.proto;
-    if let Some(version) = args.get(1) {
+    if let Some(version) = given.next_arg() {
         proto = match crate::resp::parse_integer(version) {
             Some(2) => Protocol::Resp2,
             Some(3) => Protocol::Resp3,
@@ -99,24 +101,23 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // Every option is read before any takes effect, so a bad one changes nothing.
     let mut name = None;
     let mut credentials = None;
-    let mut i = 2;
-    while i < args.len() {
-        if is(&args[i], "AUTH") && i + 2 < args.len() {
-            credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
-            i += 3;
-        } else if is(&args[i], "SETNAME") && i + 1 < args.len() {
-            check_name(&args[i + 1])?;
-            name = Some(args[i + 1].clone());
-            i += 2;
+    // An option without all its values is named in HELLO's own error, not a syntax error.
+    while let Some(option) = given.next_arg() {
+        if is(option, "AUTH") && given.remaining() >= 2 {
+            credentials = Some((given.next_bytes()?, given.next_bytes()?));
+        } else if is(option, "SETNAME") && !given.is_done() {
+            let wanted = given.next_bytes()?;
+            check_name(wanted)?;
+            name = Some(wanted);
         } else {
             return Err(Error::new(format!(
                 "ERR Syntax error in HELLO option '{}'",
-                super::printable(&args[i], 128)
+                super::printable(option, 128)
             )));
         }
     }
     if let Some((user, password)) = credentials {
-        check_password(ctx, &user, &password)?;
+        check_password(ctx, user, password)?;
     }
     if !ctx.client.authenticated {
         return Err(Error::new(
@@ -126,7 +127,7 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         ));
     }
     if let Some(name) = name {
-        ctx.client.name = (!name.is_empty()).then_some(name);
+        ctx.client.name = (!name.is_empty()).then(|| name.clone());
     }
     ctx.client.proto = proto;
     let text = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));

@@ -17,6 +17,7 @@
 use bytes::Bytes;
 use strata::Pattern;
 
+use super::parse::Parse;
 use super::{is, CommandResult, Ctx, Error, SYNTAX};
 
 pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -51,23 +52,20 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut pattern = None;
     let mut count = 10usize;
     let mut strings = true;
-    let mut i = 2;
-    while i < args.len() {
-        let value = args.get(i + 1).ok_or(SYNTAX)?;
-        if is(&args[i], "MATCH") {
-            pattern = Some(Pattern::new(value));
-        } else if is(&args[i], "COUNT") {
-            count = match crate::resp::parse_integer(value) {
-                Some(n) if n >= 1 => n as usize,
-                Some(_) => return Err(SYNTAX),
-                None => return Err(super::NOT_INTEGER),
+    let mut options = Parse::new(args, 2); // after SCAN cursor
+    while let Some(option) = options.next_arg() {
+        if is(option, "MATCH") {
+            pattern = Some(Pattern::new(options.next_bytes()?));
+        } else if is(option, "COUNT") {
+            count = match options.next_int()? {
+                n if n >= 1 => n as usize,
+                _ => return Err(SYNTAX),
             };
-        } else if is(&args[i], "TYPE") {
-            strings = is(value, "string");
+        } else if is(option, "TYPE") {
+            strings = is(options.next_bytes()?, "string");
         } else {
             return Err(SYNTAX);
         }
-        i += 2;
     }
     let mut keys = Vec::new();
     let next = ctx.shared.keyspace.scan(cursor, count, |key| {

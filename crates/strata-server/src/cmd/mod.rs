@@ -1,12 +1,15 @@
 //! The commands, one module per family, each documenting its commands' wire format. A
 //! command is a [`Spec`] in [`COMMANDS`]: its name, its arity as Redis writes it (`n` exactly
 //! n arguments counting the name, `-n` at least n), flags, and the function that runs it.
-//! Every reply and error is worded as Redis words it, because clients parse them.
+//! A command reads the arguments its arity guarantees by position, and the rest (options,
+//! their values, optional arguments) with the [`Parse`](parse::Parse) cursor. Every reply
+//! and error is worded as Redis words it, because clients parse them.
 
 mod connection;
 mod expiry;
 mod extensions;
 mod keys;
+mod parse;
 mod server;
 mod strings;
 

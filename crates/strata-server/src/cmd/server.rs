@@ -20,7 +20,8 @@ use std::fmt::Write as _;
 use bytes::Bytes;
 use strata::Pattern;
 
-use super::{is, CommandResult, Ctx, Error, Kind, Spec, COMMANDS, SYNTAX};
+use super::parse::Parse;
+use super::{is, CommandResult, Ctx, Error, Kind, Spec, COMMANDS};
 use crate::resp::{Frame, Protocol};
 
 pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
@@ -30,11 +31,10 @@ pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
 }
 
 pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    match args.get(1) {
-        None => {}
-        Some(mode) if args.len() == 2 && (is(mode, "ASYNC") || is(mode, "SYNC")) => {}
-        Some(_) => return Err(SYNTAX),
-    }
+    let mut options = Parse::new(args, 1);
+    // Both modes do the same: every namespace is emptied in O(1).
+    let _mode = options.eat("ASYNC") || options.eat("SYNC");
+    options.finish()?;
     ctx.shared.keyspace.store().clear();
     ctx.ok();
     Ok(())

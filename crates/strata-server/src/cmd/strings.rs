@@ -1,6 +1,7 @@
 //! String commands: `GET`, `SET` and its variants, `MGET`/`MSET`, counters, `APPEND`,
-//! `STRLEN`. Read-modify-write commands run through [`Namespace::update`], under the key's
-//! shard lock, so concurrent `INCR`s never lose a step.
+//! `STRLEN`. Read-modify-write commands run through
+//! [`Namespace::update`](strata::store::Namespace::update), under the key's shard lock, so
+//! concurrent `INCR`s never lose a step.
 //!
 //! ```text
 //! GET key                                    bulk or null
@@ -20,6 +21,7 @@
 use bytes::Bytes;
 use strata::store::{Current, Put, Update};
 
+use super::parse::Parse;
 use super::{int, is, refused, CommandResult, Ctx, Error, Expiry, TimeArg, SYNTAX};
 use crate::keyspace::Value;
 use crate::resp;
@@ -62,28 +64,27 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut condition = Condition::Always;
     let mut want_old = false;
     let mut ttl: Option<TtlOption> = None;
-    let mut i = 3;
-    while i < args.len() {
-        let arg = &args[i];
-        if is(arg, "NX") && condition != Condition::IfPresent {
+    let mut options = Parse::new(args, 3); // after SET key value
+    while let Some(option) = options.next_arg() {
+        if is(option, "NX") && condition != Condition::IfPresent {
             condition = Condition::IfAbsent;
-        } else if is(arg, "XX") && condition != Condition::IfAbsent {
+        } else if is(option, "XX") && condition != Condition::IfAbsent {
             condition = Condition::IfPresent;
-        } else if is(arg, "GET") {
+        } else if is(option, "GET") {
             want_old = true;
-        } else if is(arg, "KEEPTTL") && matches!(ttl, None | Some(TtlOption::Keep)) {
+        } else if is(option, "KEEPTTL") && matches!(ttl, None | Some(TtlOption::Keep)) {
             ttl = Some(TtlOption::Keep);
-        } else if let Some(time) = TimeArg::option(arg) {
+        } else if let Some(time) = TimeArg::option(option) {
             if matches!(ttl, Some(TtlOption::Keep)) || ttl.is_some_and(|t| t.arg() != Some(time)) {
                 return Err(SYNTAX);
             }
-            let value = args.get(i + 1).ok_or(SYNTAX)?;
-            ttl = Some(TtlOption::Time(time, time.read(value, "set")?));
-            i += 1;
+            ttl = Some(TtlOption::Time(
+                time,
+                time.read(options.next_bytes()?, "set")?,
+            ));
         } else {
             return Err(SYNTAX);
         }
-        i += 1;
     }
     let (put, past) = match ttl {
         None => (Put::new(), false),
@@ -214,27 +215,21 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // repeat (the last wins); two different ones are a syntax error.
     let mut change: Option<Option<Expiry>> = None;
     let mut given: Option<Option<TimeArg>> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let arg = &args[i];
-        let this = if is(arg, "PERSIST") {
+    let mut options = Parse::new(args, 2); // after GETEX key
+    while let Some(option) = options.next_arg() {
+        let this = if is(option, "PERSIST") {
             None
         } else {
-            Some(TimeArg::option(arg).ok_or(SYNTAX)?)
+            Some(TimeArg::option(option).ok_or(SYNTAX)?)
         };
         if given.is_some_and(|g| g != this) {
             return Err(SYNTAX);
         }
         given = Some(this);
-        match this {
-            None => change = Some(None),
-            Some(time) => {
-                let value = args.get(i + 1).ok_or(SYNTAX)?;
-                change = Some(Some(time.read(value, "getex")?));
-                i += 1;
-            }
-        }
-        i += 1;
+        change = Some(match this {
+            None => None,
+            Some(time) => Some(time.read(options.next_bytes()?, "getex")?),
+        });
     }
     let ns = ctx.shared.keyspace.route(&args[1]);
     let Some(change) = change else {
