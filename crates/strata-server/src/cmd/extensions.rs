@@ -47,6 +47,7 @@ pub(crate) fn settags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 pub(crate) fn invalidate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    // EVENT takes a name and parameter pairs; every other form exactly one target.
     let mut given = Parse::new(args, 1);
     let invalidation = if given.eat("EVENT") {
         let event = given.next_bytes()?;
