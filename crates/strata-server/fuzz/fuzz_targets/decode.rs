@@ -18,9 +18,9 @@ mod resp;
 use resp::{Decoder, Limits, ProtocolError};
 
 /// The commands decoded, then the error, or the bytes left pending.
-type Outcome = (Vec<Vec<Bytes>>, Result<usize, ProtocolError>);
+type Decoded = (Vec<Vec<Bytes>>, Result<usize, ProtocolError>);
 
-fn one_shot(limits: Limits, input: &[u8]) -> Outcome {
+fn one_shot(limits: Limits, input: &[u8]) -> Decoded {
     let mut d = Decoder::new(limits);
     let mut buf = BytesMut::from(input);
     let mut cmds = Vec::new();
@@ -33,7 +33,7 @@ fn one_shot(limits: Limits, input: &[u8]) -> Outcome {
     }
 }
 
-fn chunked(limits: Limits, input: &[u8], sizes: &[u8]) -> Outcome {
+fn chunked(limits: Limits, input: &[u8], sizes: &[u8]) -> Decoded {
     let mut d = Decoder::new(limits);
     let mut buf = BytesMut::new();
     let mut cmds = Vec::new();

@@ -13,10 +13,11 @@
 
 use bytes::Bytes;
 
-use super::{is, Ctx, Error, Outcome, SYNTAX};
+use super::parse::Parse;
+use super::{is, CommandResult, Ctx, Error, SYNTAX};
 use crate::resp::{Frame, Protocol};
 
-pub(crate) fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     match args.len() {
         1 => ctx.simple("PONG"),
         2 => ctx.bulk(&args[1]),
@@ -29,7 +30,7 @@ pub(crate) fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn echo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn echo(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ctx.bulk(&args[1]);
     Ok(())
 }
@@ -42,7 +43,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// Checks a user and password against `[server] password`.
 /// Without a password configured the default user needs none (Redis's `nopass`): any
 /// password for `default` is accepted, and only `AUTH <password>` alone is an error.
-fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Outcome {
+fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> CommandResult {
     let Some(expected) = &ctx.shared.password else {
         if user == b"default" {
             return Ok(());
@@ -62,7 +63,7 @@ fn check_password(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Outcome {
 }
 
 /// `AUTH <password>`: an error when no password is configured, as in Redis.
-fn check_lone_password(ctx: &mut Ctx<'_>, password: &[u8]) -> Outcome {
+fn check_lone_password(ctx: &mut Ctx<'_>, password: &[u8]) -> CommandResult {
     if ctx.shared.password.is_none() {
         return Err(Error::new(
             "ERR AUTH <password> called without any password configured for the default user. \
@@ -72,7 +73,7 @@ fn check_lone_password(ctx: &mut Ctx<'_>, password: &[u8]) -> Outcome {
     check_password(ctx, b"default", password)
 }
 
-pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     match args.len() {
         2 => check_lone_password(ctx, &args[1])?,
         3 => check_password(ctx, &args[1], &args[2])?,
@@ -82,9 +83,10 @@ pub(crate) fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut given = Parse::new(args, 1);
     let mut proto = ctx.client.proto;
-    if let Some(version) = args.get(1) {
+    if let Some(version) = given.next_arg() {
         proto = match crate::resp::parse_integer(version) {
             Some(2) => Protocol::Resp2,
             Some(3) => Protocol::Resp3,
@@ -99,24 +101,23 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     // Every option is read before any takes effect, so a bad one changes nothing.
     let mut name = None;
     let mut credentials = None;
-    let mut i = 2;
-    while i < args.len() {
-        if is(&args[i], "AUTH") && i + 2 < args.len() {
-            credentials = Some((args[i + 1].clone(), args[i + 2].clone()));
-            i += 3;
-        } else if is(&args[i], "SETNAME") && i + 1 < args.len() {
-            check_name(&args[i + 1])?;
-            name = Some(args[i + 1].clone());
-            i += 2;
+    // An option without all its values is named in HELLO's own error, not a syntax error.
+    while let Some(option) = given.next_arg() {
+        if is(option, "AUTH") && given.remaining() >= 2 {
+            credentials = Some((given.next_bytes()?, given.next_bytes()?));
+        } else if is(option, "SETNAME") && !given.is_done() {
+            let wanted = given.next_bytes()?;
+            check_name(wanted)?;
+            name = Some(wanted);
         } else {
             return Err(Error::new(format!(
                 "ERR Syntax error in HELLO option '{}'",
-                super::printable(&args[i], 128)
+                super::printable(option, 128)
             )));
         }
     }
     if let Some((user, password)) = credentials {
-        check_password(ctx, &user, &password)?;
+        check_password(ctx, user, password)?;
     }
     if !ctx.client.authenticated {
         return Err(Error::new(
@@ -126,7 +127,7 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
         ));
     }
     if let Some(name) = name {
-        ctx.client.name = (!name.is_empty()).then_some(name);
+        ctx.client.name = (!name.is_empty()).then(|| name.clone());
     }
     ctx.client.proto = proto;
     let text = |s: &str| Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()));
@@ -146,7 +147,7 @@ pub(crate) fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     match super::int(&args[1])? {
         0 => {
             ctx.ok();
@@ -157,7 +158,7 @@ pub(crate) fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 }
 
 /// Client names are printable ASCII without spaces (Redis's rule).
-fn check_name(name: &[u8]) -> Outcome {
+fn check_name(name: &[u8]) -> CommandResult {
     if name.iter().all(|&b| (b'!'..=b'~').contains(&b)) {
         Ok(())
     } else {
@@ -167,9 +168,9 @@ fn check_name(name: &[u8]) -> Outcome {
     }
 }
 
-pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let sub = &args[1];
-    let arity = |n: usize| -> Outcome {
+    let arity = |n: usize| -> CommandResult {
         if args.len() == n {
             Ok(())
         } else {
@@ -216,13 +217,13 @@ pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Outcome {
+pub(crate) fn quit(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
     ctx.ok();
     ctx.client.closing = true;
     Ok(())
 }
 
-pub(crate) fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Outcome {
+pub(crate) fn reset(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
     ctx.client.proto = Protocol::Resp2;
     ctx.client.name = None;
     ctx.client.lib_name = None;

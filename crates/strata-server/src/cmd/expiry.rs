@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use strata::store::Update;
 
-use super::{is, Ctx, Error, Expiry, Outcome, TimeArg};
+use super::{is, CommandResult, Ctx, Error, Expiry, TimeArg};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum When {
@@ -34,7 +34,7 @@ fn set_expiry(
     unit: i64,
     absolute: bool,
     command: &str,
-) -> Outcome {
+) -> CommandResult {
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for arg in &args[3..] {
         if is(arg, "NX") {
@@ -112,23 +112,23 @@ fn set_expiry(
     Ok(())
 }
 
-pub(crate) fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     set_expiry(ctx, args, 1000, false, "expire")
 }
 
-pub(crate) fn pexpire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn pexpire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     set_expiry(ctx, args, 1, false, "pexpire")
 }
 
-pub(crate) fn expireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn expireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     set_expiry(ctx, args, 1000, true, "expireat")
 }
 
-pub(crate) fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     set_expiry(ctx, args, 1, true, "pexpireat")
 }
 
-fn time_left(ctx: &mut Ctx<'_>, key: &[u8], millis: bool) -> Outcome {
+fn time_left(ctx: &mut Ctx<'_>, key: &[u8], millis: bool) -> CommandResult {
     let reply = match ctx.shared.keyspace.route(key).ttl(key) {
         None => -2,
         Some(None) => -1,
@@ -145,15 +145,15 @@ fn time_left(ctx: &mut Ctx<'_>, key: &[u8], millis: bool) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     time_left(ctx, &args[1], false)
 }
 
-pub(crate) fn pttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn pttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     time_left(ctx, &args[1], true)
 }
 
-pub(crate) fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let ns = ctx.shared.keyspace.route(&args[1]);
     let done = ns
         .update(&args[1][..], |current| match current {

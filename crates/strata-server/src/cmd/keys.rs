@@ -17,9 +17,10 @@
 use bytes::Bytes;
 use strata::Pattern;
 
-use super::{is, Ctx, Error, Outcome, SYNTAX};
+use super::parse::Parse;
+use super::{is, CommandResult, Ctx, Error, SYNTAX};
 
-pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let removed = args[1..]
         .iter()
         .filter(|key| ctx.shared.keyspace.route(key).remove(key).is_some())
@@ -28,7 +29,7 @@ pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let found = args[1..]
         .iter()
         .filter(|key| ctx.shared.keyspace.route(key).contains_key(key))
@@ -37,13 +38,13 @@ pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let found = ctx.shared.keyspace.route(&args[1]).contains_key(&args[1]);
     ctx.simple(if found { "string" } else { "none" });
     Ok(())
 }
 
-pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let cursor = std::str::from_utf8(&args[1])
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
@@ -51,23 +52,20 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     let mut pattern = None;
     let mut count = 10usize;
     let mut strings = true;
-    let mut i = 2;
-    while i < args.len() {
-        let value = args.get(i + 1).ok_or(SYNTAX)?;
-        if is(&args[i], "MATCH") {
-            pattern = Some(Pattern::new(value));
-        } else if is(&args[i], "COUNT") {
-            count = match crate::resp::parse_integer(value) {
-                Some(n) if n >= 1 => n as usize,
-                Some(_) => return Err(SYNTAX),
-                None => return Err(super::NOT_INTEGER),
+    let mut options = Parse::new(args, 2); // after SCAN cursor
+    while let Some(option) = options.next_arg() {
+        if is(option, "MATCH") {
+            pattern = Some(Pattern::new(options.next_bytes()?));
+        } else if is(option, "COUNT") {
+            count = match options.next_int()? {
+                n if n >= 1 => n as usize,
+                _ => return Err(SYNTAX),
             };
-        } else if is(&args[i], "TYPE") {
-            strings = is(value, "string");
+        } else if is(option, "TYPE") {
+            strings = is(options.next_bytes()?, "string");
         } else {
             return Err(SYNTAX);
         }
-        i += 2;
     }
     let mut keys = Vec::new();
     let next = ctx.shared.keyspace.scan(cursor, count, |key| {
@@ -84,7 +82,7 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let pattern = Pattern::new(&args[1]);
     let mut keys = Vec::new();
     let mut cursor = 0;

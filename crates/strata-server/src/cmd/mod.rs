@@ -1,13 +1,16 @@
 //! The commands, one module per family, each documenting its commands' wire format. A
 //! command is a [`Spec`] in [`COMMANDS`]: its name, its arity as Redis writes it (`n` exactly
 //! n arguments counting the name, `-n` at least n), flags, and the function that runs it.
-//! Every reply and error is worded as Redis words it, because clients parse them.
+//! A command reads the arguments its arity guarantees by position, and the rest (options,
+//! their values, optional arguments) with the [`Parse`](parse::Parse) cursor. Every reply
+//! and error is worded as Redis words it, because clients parse them.
 
 mod connection;
 mod expiry;
+mod extensions;
 mod keys;
+mod parse;
 mod server;
-mod strata;
 mod strings;
 
 use std::borrow::Cow;
@@ -16,6 +19,8 @@ use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
+use strata::store::Put;
+use strata::{DefaultHashBuilder, InsertError};
 
 use crate::connection::ClientState;
 use crate::resp::{self, Frame, Protocol};
@@ -39,7 +44,7 @@ pub(crate) const OOM: Error = Error(Cow::Borrowed(
 ));
 
 /// What a command returns: `Ok` once its reply is written, or the error to reply with.
-pub(crate) type Outcome = Result<(), Error>;
+pub(crate) type CommandResult = Result<(), Error>;
 
 /// What a command may touch: the server, its own client, and the reply buffer.
 pub(crate) struct Ctx<'a> {
@@ -81,7 +86,7 @@ impl Ctx<'_> {
     }
     /// `put` under the server's eviction policy: with `noeviction`, a write that needs room
     /// fails (OOM) instead of evicting.
-    pub(crate) fn under_policy(&self, put: ::strata::store::Put) -> ::strata::store::Put {
+    pub(crate) fn under_policy(&self, put: Put) -> Put {
         if self.shared.keyspace.no_evict() {
             put.no_evict()
         } else {
@@ -113,7 +118,7 @@ pub(crate) struct Spec {
     pub(crate) no_auth: bool,
     pub(crate) group: &'static str,
     pub(crate) summary: &'static str,
-    pub(crate) run: fn(&mut Ctx<'_>, &[Bytes]) -> Outcome,
+    pub(crate) run: fn(&mut Ctx<'_>, &[Bytes]) -> CommandResult,
 }
 
 macro_rules! spec {
@@ -192,14 +197,14 @@ pub(crate) static COMMANDS: &[Spec] = &[
     spec!("config", -2, Other, NO_KEYS, "server", server::config, "CONFIG GET and SET (maxmemory, maxmemory-policy)."),
     spec!("command", -1, Other, NO_KEYS, "server", server::command, "Returns details about the commands (COUNT, DOCS, INFO)."),
     // strata's own
-    spec!("strata.settags", -3, Write, ONE_KEY, "strata", strata::settags, "Replaces the tags of a key: STRATA.SETTAGS key tag [tag ...]."),
-    spec!("strata.invalidate", -3, Write, NO_KEYS, "strata", strata::invalidate, "Drops keys by KEY, PREFIX, PATTERN, TAG, NAMESPACE or EVENT name [param value ...]."),
-    spec!("strata.namespace", 2, Other, ONE_KEY, "strata", strata::namespace, "Returns the namespace a key lives in."),
-    spec!("strata.stats", -1, Other, NO_KEYS, "strata", strata::stats, "Returns the counters of every namespace, or of one."),
+    spec!("strata.settags", -3, Write, ONE_KEY, "strata", extensions::settags, "Replaces the tags of a key: STRATA.SETTAGS key tag [tag ...]."),
+    spec!("strata.invalidate", -3, Write, NO_KEYS, "strata", extensions::invalidate, "Drops keys by KEY, PREFIX, PATTERN, TAG, NAMESPACE or EVENT name [param value ...]."),
+    spec!("strata.namespace", 2, Other, ONE_KEY, "strata", extensions::namespace, "Returns the namespace a key lives in."),
+    spec!("strata.stats", -1, Other, NO_KEYS, "strata", extensions::stats, "Returns the counters of every namespace, or of one."),
 ];
 
 /// The commands by name, hashed with foldhash (a few nanoseconds for a short name).
-static BY_NAME: LazyLock<HashMap<&'static [u8], &'static Spec, ::strata::DefaultHashBuilder>> =
+static BY_NAME: LazyLock<HashMap<&'static [u8], &'static Spec, DefaultHashBuilder>> =
     LazyLock::new(|| {
         COMMANDS
             .iter()
@@ -360,10 +365,10 @@ impl TimeArg {
 }
 
 /// The reply to a write the engine refused.
-pub(crate) fn refused(namespace: &str, error: &::strata::InsertError) -> Error {
+pub(crate) fn refused(namespace: &str, error: &InsertError) -> Error {
     match error {
-        ::strata::InsertError::NoRoom => OOM,
-        ::strata::InsertError::TooLarge { weight, limit } => Error::new(format!(
+        InsertError::NoRoom => OOM,
+        InsertError::TooLarge { weight, limit } => Error::new(format!(
             "ERR value too large for namespace '{namespace}': the entry weighs {weight} bytes, \
              at most {limit} fit"
         )),

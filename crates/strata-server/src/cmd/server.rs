@@ -21,21 +21,21 @@ use bytes::Bytes;
 use strata::config::MaxmemoryPolicy;
 use strata::Pattern;
 
-use super::{is, Ctx, Error, Kind, Outcome, Spec, COMMANDS, SYNTAX};
+use super::parse::Parse;
+use super::{is, CommandResult, Ctx, Error, Kind, Spec, COMMANDS};
 use crate::resp::{Frame, Protocol};
 
-pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Outcome {
+pub(crate) fn dbsize(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> CommandResult {
     let n = ctx.shared.keyspace.len();
     ctx.int(n as i64);
     Ok(())
 }
 
-pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
-    match args.get(1) {
-        None => {}
-        Some(mode) if args.len() == 2 && (is(mode, "ASYNC") || is(mode, "SYNC")) => {}
-        Some(_) => return Err(SYNTAX),
-    }
+pub(crate) fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut options = Parse::new(args, 1);
+    // Both modes do the same: every namespace is emptied in O(1).
+    let _mode = options.eat("ASYNC") || options.eat("SYNC");
+    options.finish()?;
     ctx.shared.keyspace.store().clear();
     ctx.ok();
     Ok(())
@@ -56,7 +56,7 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
-pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let all = args.len() == 1
         || args[1..]
             .iter()
@@ -213,7 +213,7 @@ fn memory(text: &[u8]) -> Option<u64> {
     n.checked_mul(scale)
 }
 
-pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let sub = &args[1];
     if is(sub, "GET") {
         if args.len() < 3 {
@@ -263,7 +263,7 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     )))
 }
 
-fn set_parameter(ctx: &mut Ctx<'_>, name: &[u8], value: &[u8]) -> Outcome {
+fn set_parameter(ctx: &mut Ctx<'_>, name: &[u8], value: &[u8]) -> CommandResult {
     let failed = |param: &str, why: &str| {
         Error::new(format!(
             "ERR CONFIG SET failed (possibly related to argument '{param}') - {why}"
@@ -341,7 +341,7 @@ fn command_doc(spec: &Spec) -> Frame {
     ])
 }
 
-pub(crate) fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let Some(sub) = args.get(1) else {
         ctx.frame(&Frame::Array(COMMANDS.iter().map(command_info).collect()));
         return Ok(());

@@ -1,6 +1,7 @@
 //! String commands: `GET`, `SET` and its variants, `MGET`/`MSET`, counters, `APPEND`,
-//! `STRLEN`. Read-modify-write commands run through [`Namespace::update`], under the key's
-//! shard lock, so concurrent `INCR`s never lose a step.
+//! `STRLEN`. Read-modify-write commands run through
+//! [`Namespace::update`](strata::store::Namespace::update), under the key's shard lock, so
+//! concurrent `INCR`s never lose a step.
 //!
 //! ```text
 //! GET key                                    bulk or null
@@ -20,11 +21,12 @@
 use bytes::Bytes;
 use strata::store::{Current, Put, Update};
 
-use super::{int, is, refused, Ctx, Error, Expiry, Outcome, TimeArg, SYNTAX};
+use super::parse::Parse;
+use super::{int, is, refused, CommandResult, Ctx, Error, Expiry, TimeArg, SYNTAX};
 use crate::keyspace::Value;
 use crate::resp;
 
-pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     reply_value(ctx, &args[1]);
     Ok(())
 }
@@ -56,34 +58,33 @@ enum Condition {
     IfPresent,
 }
 
-pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // Options may repeat; the last of each kind wins, and only conflicting kinds are a
     // syntax error (as in Redis).
     let mut condition = Condition::Always;
     let mut want_old = false;
     let mut ttl: Option<TtlOption> = None;
-    let mut i = 3;
-    while i < args.len() {
-        let arg = &args[i];
-        if is(arg, "NX") && condition != Condition::IfPresent {
+    let mut options = Parse::new(args, 3); // after SET key value
+    while let Some(option) = options.next_arg() {
+        if is(option, "NX") && condition != Condition::IfPresent {
             condition = Condition::IfAbsent;
-        } else if is(arg, "XX") && condition != Condition::IfAbsent {
+        } else if is(option, "XX") && condition != Condition::IfAbsent {
             condition = Condition::IfPresent;
-        } else if is(arg, "GET") {
+        } else if is(option, "GET") {
             want_old = true;
-        } else if is(arg, "KEEPTTL") && matches!(ttl, None | Some(TtlOption::Keep)) {
+        } else if is(option, "KEEPTTL") && matches!(ttl, None | Some(TtlOption::Keep)) {
             ttl = Some(TtlOption::Keep);
-        } else if let Some(time) = TimeArg::option(arg) {
+        } else if let Some(time) = TimeArg::option(option) {
             if matches!(ttl, Some(TtlOption::Keep)) || ttl.is_some_and(|t| t.arg() != Some(time)) {
                 return Err(SYNTAX);
             }
-            let value = args.get(i + 1).ok_or(SYNTAX)?;
-            ttl = Some(TtlOption::Time(time, time.read(value, "set")?));
-            i += 1;
+            ttl = Some(TtlOption::Time(
+                time,
+                time.read(options.next_bytes()?, "set")?,
+            ));
         } else {
             return Err(SYNTAX);
         }
-        i += 1;
     }
     let (put, past) = match ttl {
         None => (Put::new(), false),
@@ -149,7 +150,7 @@ impl TtlOption {
     }
 }
 
-pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let ns = ctx.shared.keyspace.route(&args[1]);
     let value = own(&args[2]);
     let put = ctx.under_policy(Put::new());
@@ -163,7 +164,7 @@ pub(crate) fn setnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-fn set_expiring(ctx: &mut Ctx<'_>, args: &[Bytes], unit: i64, command: &str) -> Outcome {
+fn set_expiring(ctx: &mut Ctx<'_>, args: &[Bytes], unit: i64, command: &str) -> CommandResult {
     let time = TimeArg {
         unit_ms: unit,
         absolute: false,
@@ -189,15 +190,15 @@ fn set_expiring(ctx: &mut Ctx<'_>, args: &[Bytes], unit: i64, command: &str) -> 
     Ok(())
 }
 
-pub(crate) fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn setex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     set_expiring(ctx, args, 1000, "setex")
 }
 
-pub(crate) fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn psetex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     set_expiring(ctx, args, 1, "psetex")
 }
 
-pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let ns = ctx.shared.keyspace.route(&args[1]);
     let old = ns
         .update(&args[1][..], |current| match current {
@@ -209,32 +210,26 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // None: leave the TTL; Some(None): persist; Some(Some(e)): expire. An option may
     // repeat (the last wins); two different ones are a syntax error.
     let mut change: Option<Option<Expiry>> = None;
     let mut given: Option<Option<TimeArg>> = None;
-    let mut i = 2;
-    while i < args.len() {
-        let arg = &args[i];
-        let this = if is(arg, "PERSIST") {
+    let mut options = Parse::new(args, 2); // after GETEX key
+    while let Some(option) = options.next_arg() {
+        let this = if is(option, "PERSIST") {
             None
         } else {
-            Some(TimeArg::option(arg).ok_or(SYNTAX)?)
+            Some(TimeArg::option(option).ok_or(SYNTAX)?)
         };
         if given.is_some_and(|g| g != this) {
             return Err(SYNTAX);
         }
         given = Some(this);
-        match this {
-            None => change = Some(None),
-            Some(time) => {
-                let value = args.get(i + 1).ok_or(SYNTAX)?;
-                change = Some(Some(time.read(value, "getex")?));
-                i += 1;
-            }
-        }
-        i += 1;
+        change = Some(match this {
+            None => None,
+            Some(time) => Some(time.read(options.next_bytes()?, "getex")?),
+        });
     }
     let ns = ctx.shared.keyspace.route(&args[1]);
     let Some(change) = change else {
@@ -259,7 +254,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ctx.array(args.len() - 1);
     for key in &args[1..] {
         // The same big key asked a million times would make a reply far larger than the
@@ -273,7 +268,7 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if args.len().is_multiple_of(2) {
         return Err(Error::new(
             "ERR wrong number of arguments for 'mset' command",
@@ -289,7 +284,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
 }
 
 /// Adds `by` to the integer at `key` (0 if missing), keeping its TTL and tags.
-fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Outcome {
+fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> CommandResult {
     let ns = ctx.shared.keyspace.route(key);
     let put = ctx.under_policy(Put::new().keep_ttl().keep_tags());
     let result = ns
@@ -317,19 +312,19 @@ fn add(ctx: &mut Ctx<'_>, key: &Bytes, by: i64) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     add(ctx, &args[1], 1)
 }
 
-pub(crate) fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     add(ctx, &args[1], -1)
 }
 
-pub(crate) fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     add(ctx, &args[1], int(&args[2])?)
 }
 
-pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let by = int(&args[2])?;
     let by = by
         .checked_neg()
@@ -337,7 +332,7 @@ pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     add(ctx, &args[1], by)
 }
 
-pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let ns = ctx.shared.keyspace.route(&args[1]);
     let limit = ctx.shared.limits.max_bulk_len;
     let put = ctx.under_policy(Put::new().keep_ttl().keep_tags());
@@ -364,7 +359,7 @@ pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let len = ctx
         .shared
         .keyspace

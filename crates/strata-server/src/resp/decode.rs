@@ -42,6 +42,7 @@
 //! left wherever the error was found.
 
 use bytes::{Buf, Bytes, BytesMut};
+use memchr::memchr;
 
 /// At most this many argument slots are reserved up front for a multibulk,
 /// whatever its header claims; the vector grows as arguments actually arrive.
@@ -440,11 +441,6 @@ pub fn parse_integer(s: &[u8]) -> Option<i64> {
     } else {
         v.checked_neg()
     }
-}
-
-/// The index of the first `b` in `hay`.
-fn memchr(b: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&c| c == b)
 }
 
 /// C's `isspace`.

@@ -1,4 +1,5 @@
-//! strata's own commands: what Redis lacks for caching, reachable from any Redis client.
+//! strata's extensions to Redis's command set, the `STRATA.*` commands: what Redis lacks for
+//! caching, reachable from any Redis client.
 //!
 //! ```text
 //! STRATA.SETTAGS key tag [tag ...]           1 if the key's tags were replaced, 0 if no key
@@ -18,16 +19,17 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use strata::store::{Invalidation, Put, Update};
+use strata::store::{Invalidation, Put, StoreError, Update};
 
-use super::{is, Ctx, Error, Outcome, SYNTAX};
+use super::parse::Parse;
+use super::{is, CommandResult, Ctx, Error, SYNTAX};
 use crate::resp::Frame;
 
 fn text(arg: &[u8]) -> Result<String, Error> {
     String::from_utf8(arg.to_vec()).map_err(|_| Error::new("ERR the argument must be UTF-8 text"))
 }
 
-pub(crate) fn settags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn settags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let tags = args[2..]
         .iter()
         .map(|t| text(t))
@@ -44,42 +46,50 @@ pub(crate) fn settags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn invalidate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
-    let what = &args[1];
-    let target = &args[2];
-    let simple = args.len() == 3;
-    let invalidation = if is(what, "KEY") && simple {
-        Invalidation::Key {
-            namespace: None,
-            key: target[..].into(),
+pub(crate) fn invalidate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    // EVENT takes a name and parameter pairs; every other form exactly one target.
+    let mut given = Parse::new(args, 1);
+    let invalidation = if given.eat("EVENT") {
+        let event = given.next_bytes()?;
+        if given.remaining() % 2 == 1 {
+            return Err(SYNTAX);
         }
-    } else if is(what, "PREFIX") && simple {
-        Invalidation::Prefix {
-            namespace: None,
-            prefix: target[..].into(),
-        }
-    } else if is(what, "PATTERN") && simple {
-        Invalidation::Pattern {
-            namespace: None,
-            pattern: target[..].into(),
-        }
-    } else if is(what, "TAG") && simple {
-        Invalidation::Tag { tag: text(target)? }
-    } else if is(what, "NAMESPACE") && simple {
-        Invalidation::Clear {
-            namespace: Some(text(target)?),
-        }
-    } else if is(what, "EVENT") && args.len() % 2 == 1 {
         let mut params = BTreeMap::new();
-        for pair in args[3..].chunks_exact(2) {
-            params.insert(text(&pair[0])?, text(&pair[1])?);
+        while !given.is_done() {
+            params.insert(text(given.next_bytes()?)?, text(given.next_bytes()?)?);
         }
         Invalidation::Event {
-            event: text(target)?,
+            event: text(event)?,
             params,
         }
     } else {
-        return Err(SYNTAX);
+        let what = given.next_bytes()?;
+        let target = given.next_bytes()?;
+        given.finish()?;
+        if is(what, "KEY") {
+            Invalidation::Key {
+                namespace: None,
+                key: target[..].into(),
+            }
+        } else if is(what, "PREFIX") {
+            Invalidation::Prefix {
+                namespace: None,
+                prefix: target[..].into(),
+            }
+        } else if is(what, "PATTERN") {
+            Invalidation::Pattern {
+                namespace: None,
+                pattern: target[..].into(),
+            }
+        } else if is(what, "TAG") {
+            Invalidation::Tag { tag: text(target)? }
+        } else if is(what, "NAMESPACE") {
+            Invalidation::Clear {
+                namespace: Some(text(target)?),
+            }
+        } else {
+            return Err(SYNTAX);
+        }
     };
     let dropped = ctx
         .shared
@@ -91,21 +101,21 @@ pub(crate) fn invalidate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
     Ok(())
 }
 
-pub(crate) fn namespace(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
+pub(crate) fn namespace(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let name = ctx.shared.keyspace.route(&args[1]).name().to_owned();
     ctx.bulk(name.as_bytes());
     Ok(())
 }
 
-pub(crate) fn stats(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Outcome {
-    if args.len() > 2 {
-        return Err(SYNTAX);
-    }
-    let only = args.get(1).map(|a| text(a)).transpose()?;
+pub(crate) fn stats(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut given = Parse::new(args, 1);
+    let only = given.next_arg();
+    given.finish()?;
+    let only = only.map(|name| text(name)).transpose()?;
     let stats = ctx.shared.keyspace.store().stats();
     if let Some(name) = &only {
         if !stats.namespaces.contains_key(name) {
-            let error = ::strata::store::StoreError::UnknownNamespace(name.clone());
+            let error = StoreError::UnknownNamespace(name.clone());
             return Err(Error::new(format!("ERR {error}")));
         }
     }
