@@ -32,8 +32,8 @@ struct Work {
     purge: AtomicBool,
     /// Entries the thread's purges removed, for `run_pending_tasks` to report.
     purged: AtomicU64,
-    /// The thread has ended (its store was dropped): callers do the work themselves.
-    exited: AtomicBool,
+    /// The store was dropped, or the thread has ended: callers do the work themselves.
+    retired: AtomicBool,
 }
 
 impl Work {
@@ -49,7 +49,7 @@ struct ExitGuard<'a>(&'a Work);
 
 impl Drop for ExitGuard<'_> {
     fn drop(&mut self) {
-        self.0.exited.store(true, Ordering::SeqCst);
+        self.0.retired.store(true, Ordering::SeqCst);
         self.0.drain();
     }
 }
@@ -69,7 +69,8 @@ impl Janitor {
         }
     }
 
-    /// Starts the thread; false if it could not be spawned (the work is then done inline).
+    /// Starts the thread; false if it could not be spawned (callers then do the work on
+    /// their own thread).
     pub(crate) fn start(&self, store: Weak<StoreInner>, maintenance: Duration) -> bool {
         let (tx, rx) = mpsc::channel();
         let work = Arc::clone(&self.work);
@@ -84,7 +85,14 @@ impl Janitor {
     }
 
     fn running(&self) -> bool {
-        self.wake.lock().is_some() && !self.work.exited.load(Ordering::SeqCst)
+        self.wake.lock().is_some() && !self.work.retired.load(Ordering::SeqCst)
+    }
+
+    /// The store is being dropped: from now on callers do the work themselves, on their own
+    /// thread (namespace handles may outlive the store). The thread notices within a tick,
+    /// frees what was left to it and ends.
+    pub(crate) fn retire(&self) {
+        self.work.retired.store(true, Ordering::SeqCst);
     }
 
     /// Drops `thing` on the thread, or here if there is none.
@@ -95,8 +103,8 @@ impl Janitor {
         }
         self.work.disposals.lock().push(thing);
         // The thread may have ended after the check: then it drained before this push (the
-        // list's lock orders the two), and its exit flag is visible here.
-        if self.work.exited.load(Ordering::SeqCst) {
+        // list's lock orders the two), and its flag is visible here.
+        if self.work.retired.load(Ordering::SeqCst) {
             self.work.drain();
         }
     }
@@ -145,7 +153,8 @@ fn run(
         // A panic in a user's `Drop` (of a cleared value, say) must not end the thread.
         let _ = catch_unwind(AssertUnwindSafe(|| work.drain()));
         let Some(store) = store.upgrade() else {
-            // The store is gone (namespace handles may live on; they free inline now).
+            // The store is gone (namespace handles may live on; they free on their own
+            // threads now).
             return;
         };
         if work.purge.swap(false, Ordering::AcqRel) {

@@ -200,6 +200,12 @@ pub(crate) struct StoreInner {
     max_bytes: parking_lot::Mutex<u64>,
 }
 
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        self.core.janitor.retire();
+    }
+}
+
 impl StoreInner {
     fn opened(&self) -> Vec<(String, Arc<dyn AnyNamespace>)> {
         self.namespaces
