@@ -950,7 +950,7 @@ where
         stats
     }
 
-    /// Bytes held by the engine's own structures (slots with keys and values inline, tables,
+    /// Bytes held by the engine's own structures (slots holding keys and values, tables,
     /// sketches), not counting heap that keys and values own.
     pub fn engine_heap_bytes(&self) -> usize {
         self.inner

@@ -44,31 +44,31 @@ use crate::{HeapSize, Pattern};
 /// `AsRef<[u8]>`. It hashes as its bytes, and serialises as a string when it is UTF-8 (as
 /// bytes otherwise), so invalidations carrying keys read naturally as JSON.
 ///
-/// Keys of up to 22 bytes (most: `user::42::profile` is 17) are stored inline, in the
-/// key's own 24 bytes: no allocation, and comparing a key found in the hash table with the
-/// one asked for reads no other cache line. Longer keys live on the heap.
+/// Short keys, up to 22 bytes (most: `user::42::profile` is 17), are stored in the key's
+/// own 24 bytes: no allocation, and comparing a key found in the hash table with the one
+/// asked for reads no other cache line. Longer keys live on the heap.
 #[derive(Clone)]
 pub struct Key(Repr);
 
-/// The most bytes a key holds inline.
-const INLINE: usize = 22;
+/// The most bytes a key holds in itself, without a heap allocation.
+const SHORT: usize = 22;
 
 #[derive(Clone)]
 enum Repr {
-    /// `len` ≤ [`INLINE`] bytes at the front of `bytes`.
-    Inline {
+    /// `len` ≤ [`SHORT`] bytes at the front of `bytes`.
+    Short {
         len: u8,
-        bytes: [u8; INLINE],
+        bytes: [u8; SHORT],
     },
     Heap(Box<[u8]>),
 }
 
 impl Key {
     fn copy(b: &[u8]) -> Self {
-        if b.len() <= INLINE {
-            let mut bytes = [0; INLINE];
+        if b.len() <= SHORT {
+            let mut bytes = [0; SHORT];
             bytes[..b.len()].copy_from_slice(b);
-            Key(Repr::Inline {
+            Key(Repr::Short {
                 len: b.len() as u8,
                 bytes,
             })
@@ -78,7 +78,7 @@ impl Key {
     }
 
     fn owned(b: Vec<u8>) -> Self {
-        if b.len() <= INLINE {
+        if b.len() <= SHORT {
             Self::copy(&b)
         } else {
             Key(Repr::Heap(b.into_boxed_slice()))
@@ -89,7 +89,7 @@ impl Key {
     #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         match &self.0 {
-            Repr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Repr::Short { len, bytes } => &bytes[..usize::from(*len)],
             Repr::Heap(b) => b,
         }
     }
@@ -187,7 +187,7 @@ impl From<bytes::Bytes> for Key {
 impl HeapSize for Key {
     fn heap_size(&self) -> usize {
         match &self.0 {
-            Repr::Inline { .. } => 0,
+            Repr::Short { .. } => 0,
             Repr::Heap(b) => b.len(),
         }
     }
@@ -374,7 +374,7 @@ mod tests {
     }
 
     proptest! {
-        /// Inline or not, a key is its bytes: equal, ordered and hashed as they are (the
+        /// Short or on the heap, a key is its bytes: equal, ordered and hashed as they are (the
         /// hash must match the slice's, or `Borrow<[u8]>` lookups would miss).
         #[test]
         fn keys_behave_as_their_bytes(a in proptest::collection::vec(any::<u8>(), 0..40),

@@ -19,6 +19,6 @@ pub enum RemovalCause {
 }
 
 /// Called once for every entry that leaves the cache, after the cache's lock is released, on
-/// the thread whose operation removed it (or the one running maintenance). Keep it short: it
-/// runs inline with that operation.
+/// the thread whose operation removed it (or the one running maintenance). Keep it short: that
+/// operation waits for it.
 pub type Listener<K, V> = dyn Fn(K, V, RemovalCause) + Send + Sync + 'static;

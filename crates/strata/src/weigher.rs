@@ -173,7 +173,7 @@ impl<A: HeapSize, B: HeapSize, C: HeapSize> HeapSize for (A, B, C) {
     }
 }
 
-/// Weighs an entry as the bytes it costs: key and value inline and on the heap, plus the
+/// Weighs an entry as the bytes it costs: key and value in the entry and on the heap, plus the
 /// engine's own bookkeeping for one entry (its slot, hash-table bucket and frequency counters).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultWeigher;

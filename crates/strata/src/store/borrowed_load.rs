@@ -44,7 +44,7 @@ fn next<V>(result: Result<Loaded<Option<V>>, LoadError>, fits: impl Fn(&V) -> bo
         // A value another kind of caller stored under the same key.
         Ok(Loaded { value: Some(_), .. }) => Next::RunAlone,
         Err(LoadError::Origin(_)) => Next::RunAlone,
-        // Cancelled, panicked, or an answer of "not found" (which no inline leader gives).
+        // Cancelled, panicked, or an answer of "not found" (which no borrowing leader gives).
         _ => Next::Retry,
     }
 }

@@ -64,7 +64,7 @@ pub enum Invalidation {
 }
 
 /// Called with every invalidation applied locally (not with those from
-/// [`Store::apply_remote`]). It runs inline with the invalidation: hand the value to a
+/// [`Store::apply_remote`]). The invalidation waits for it to return: hand the value to a
 /// channel or a task rather than doing I/O here.
 pub type Publisher = dyn Fn(&Invalidation) + Send + Sync + 'static;
 

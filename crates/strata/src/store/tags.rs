@@ -65,7 +65,7 @@ impl TagState {
 }
 
 /// The tags of one entry, each with the generation it was stamped with. Most entries carry
-/// one or two tags, which stay inline.
+/// one or two tags, which the set holds without a heap allocation of its own.
 pub(crate) struct TagSet {
     /// The registry's epoch when the stamps were last all found current (see
     /// [`none_invalidated`](Self::none_invalidated)).
