@@ -1,4 +1,7 @@
-//! The thread-safe cache handle.
+//! The thread-safe cache handle. This file is one type, [`Cache`] (a long one: most of its
+//! length is the docs and examples of its methods), with the small types its methods take
+//! and return ([`Inserted`], [`Compute`], [`Cleared`], [`Keys`]). The engine it drives is in
+//! `engine/`; its builder is `builder.rs`.
 
 use std::borrow::Borrow;
 use std::fmt;
