@@ -68,8 +68,6 @@ mod load;
 mod namespace;
 pub(crate) mod rules;
 mod tags;
-/// Warming jobs: fill namespaces ahead of traffic, at start-up, periodically or on demand.
-pub mod warm;
 
 use std::any::Any;
 use std::collections::BTreeMap;

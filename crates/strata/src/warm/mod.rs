@@ -1,3 +1,5 @@
+//! Warming jobs: fill namespaces ahead of traffic, at start-up, periodically or on demand.
+//!
 //! A [`WarmJob`] says how to fill one namespace: a closure that lists the keys to warm and
 //! one that loads a batch of them from the origin. A [`Warmer`] holds jobs (of any value
 //! types) and runs them on demand by *scope* ([`Warmer::run`]), at start-up and periodically
@@ -5,7 +7,7 @@
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! use strata::store::warm::{WarmJob, Warmer};
+//! use strata::warm::{WarmJob, Warmer};
 //! use strata::store::Store;
 //! use strata::Key;
 //!
@@ -50,7 +52,8 @@
 //! type says [`Missing`], and [`Warmer::add`] takes only a job with both.
 //!
 //! ```compile_fail
-//! # use strata::store::{Store, warm::{Warmer, WarmJob}};
+//! # use strata::store::Store;
+//! # use strata::warm::{Warmer, WarmJob};
 //! let store = Store::new();
 //! let ns = store.namespace::<String>("default").unwrap();
 //! // No `.load(...)`: this is a `WarmJob<String, KeyLister, Missing>`, which `add` refuses.
@@ -145,32 +148,32 @@
 //! `#[tokio::test]` build them); outside a runtime, [`Warmer::run`] and [`Warmer::start`]
 //! answer [`WarmError::NoRuntime`].
 //!
-//! [Retry::max_attempts]: crate::store::warm::Retry::max_attempts
-//! [WarmEvent::BatchFailed]: crate::store::warm::WarmEvent::BatchFailed
-//! [WarmEvent::Finished]: crate::store::warm::WarmEvent::Finished
-//! [WarmEvent::Retrying]: crate::store::warm::WarmEvent::Retrying
-//! [WarmJob::every]: crate::store::warm::WarmJob::every
-//! [WarmJob::keys]: crate::store::warm::WarmJob::keys
-//! [WarmJob::load]: crate::store::warm::WarmJob::load
-//! [WarmJob::on_start]: crate::store::warm::WarmJob::on_start
-//! [WarmerHandle::stop]: crate::store::warm::WarmerHandle::stop
-//! [`EVENT_CAPACITY`]: crate::store::warm::EVENT_CAPACITY
-//! [`JobReport::error`]: crate::store::warm::JobReport::error
-//! [`JobStatus::last_error`]: crate::store::warm::JobStatus::last_error
-//! [`JobStatus::next_run_unix_ms`]: crate::store::warm::JobStatus::next_run_unix_ms
-//! [`Missing`]: crate::store::warm::Missing
+//! [Retry::max_attempts]: crate::warm::Retry::max_attempts
+//! [WarmEvent::BatchFailed]: crate::warm::WarmEvent::BatchFailed
+//! [WarmEvent::Finished]: crate::warm::WarmEvent::Finished
+//! [WarmEvent::Retrying]: crate::warm::WarmEvent::Retrying
+//! [WarmJob::every]: crate::warm::WarmJob::every
+//! [WarmJob::keys]: crate::warm::WarmJob::keys
+//! [WarmJob::load]: crate::warm::WarmJob::load
+//! [WarmJob::on_start]: crate::warm::WarmJob::on_start
+//! [WarmerHandle::stop]: crate::warm::WarmerHandle::stop
+//! [`EVENT_CAPACITY`]: crate::warm::EVENT_CAPACITY
+//! [`JobReport::error`]: crate::warm::JobReport::error
+//! [`JobStatus::last_error`]: crate::warm::JobStatus::last_error
+//! [`JobStatus::next_run_unix_ms`]: crate::warm::JobStatus::next_run_unix_ms
+//! [`Missing`]: crate::warm::Missing
 //! [`Put`]: crate::store::Put
-//! [`Retry`]: crate::store::warm::Retry
-//! [`WarmError::NoRuntime`]: crate::store::warm::WarmError::NoRuntime
-//! [`WarmJob::new`]: crate::store::warm::WarmJob::new
-//! [`WarmJob`]: crate::store::warm::WarmJob
-//! [`Warmer::add`]: crate::store::warm::Warmer::add
-//! [`Warmer::run`]: crate::store::warm::Warmer::run
-//! [`Warmer::start`]: crate::store::warm::Warmer::start
-//! [`Warmer::status`]: crate::store::warm::Warmer::status
-//! [`Warmer::subscribe`]: crate::store::warm::Warmer::subscribe
-//! [`WarmerHandle`]: crate::store::warm::WarmerHandle
-//! [`Warmer`]: crate::store::warm::Warmer
+//! [`Retry`]: crate::warm::Retry
+//! [`WarmError::NoRuntime`]: crate::warm::WarmError::NoRuntime
+//! [`WarmJob::new`]: crate::warm::WarmJob::new
+//! [`WarmJob`]: crate::warm::WarmJob
+//! [`Warmer::add`]: crate::warm::Warmer::add
+//! [`Warmer::run`]: crate::warm::Warmer::run
+//! [`Warmer::start`]: crate::warm::Warmer::start
+//! [`Warmer::status`]: crate::warm::Warmer::status
+//! [`Warmer::subscribe`]: crate::warm::Warmer::subscribe
+//! [`WarmerHandle`]: crate::warm::WarmerHandle
+//! [`Warmer`]: crate::warm::Warmer
 //! [Namespace::get_or_load]: crate::store::Namespace::get_or_load
 //! [Namespace::insert_with]: crate::store::Namespace::insert_with
 
@@ -193,8 +196,8 @@ use tokio::sync::broadcast;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::{Namespace, Put};
 use crate::key::Key;
+use crate::store::{Namespace, Put};
 use crate::HeapSize;
 
 /// How many events a subscriber may fall behind by before it misses some.
@@ -229,7 +232,7 @@ pub enum WarmError {
 /// [module docs](self#retries-backoff-and-jitter) for the formula.
 ///
 /// ```
-/// use strata::store::warm::Retry;
+/// use strata::warm::Retry;
 /// use std::time::Duration;
 ///
 /// let retry = Retry::exponential(Duration::from_millis(100))
@@ -373,7 +376,7 @@ impl<V> fmt::Debug for BatchLoader<V> {
 /// [module docs](self#a-job)).
 ///
 /// ```
-/// use strata::store::warm::{Retry, WarmJob};
+/// use strata::warm::{Retry, WarmJob};
 /// use strata::store::{Put, Store};
 /// use strata::Key;
 /// use std::time::Duration;
