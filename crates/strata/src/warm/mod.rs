@@ -43,9 +43,9 @@
 //! [`WarmJob::new`] takes the job's name (unique within a warmer) and the namespace it fills.
 //! The builder then sets its scopes (every job is also in scope `all`), its priority (higher
 //! runs first, default 0), its batch size (default 100), how many batches it loads at once
-//! (default 1), its [`Retry`] policy, the [`Put`] its entries are stored with (TTL and tags),
-//! and whether [`Warmer::start`] runs it at start-up ([`on_start`][WarmJob::on_start]) and
-//! every so often ([`every`][WarmJob::every]).
+//! (default 1), its [`Retry`] policy, the [`Put`](crate::store::Put) its entries are stored
+//! with (TTL and tags), and whether [`Warmer::start`] runs it at start-up
+//! ([`on_start`][WarmJob::on_start]) and every so often ([`every`][WarmJob::every]).
 //!
 //! The two closures are required, and the builder is typed so that a job without them does
 //! not compile: until [`keys`][WarmJob::keys] and [`load`][WarmJob::load] are given, the job's
@@ -64,7 +64,7 @@
 //! Both closures are `Fn` (they are called again on every run and every retry), `Send +
 //! Sync + 'static`, and return `Send + 'static` futures. Their errors are anything that
 //! converts into `Box<dyn Error + Send + Sync>`, as for
-//! [`get_or_load`][Namespace::get_or_load].
+//! [`get_or_load`](crate::store::Namespace::get_or_load).
 //!
 //! ## The order of work
 //! [`Warmer::run`] runs the jobs of a scope one after another, in priority order (higher
@@ -81,10 +81,10 @@
 //!    to `concurrency` batches are in flight at once (each as a tokio task; a batch waiting to
 //!    retry counts as in flight).
 //! 3. **Loading.** `load(batch)` answers with the pairs it found, in any order. Each is
-//!    stored with the job's [`Put`]; a pair the namespace refuses (a value heavier than it can
-//!    hold) counts as *failed*. A key of the batch that the loader did not return is
-//!    *missing*: neither loaded nor failed, and nothing is stored for it. Pairs for keys
-//!    not in the batch, and second answers for one key, are ignored.
+//!    stored with the job's [`Put`](crate::store::Put); a pair the namespace refuses (a value
+//!    heavier than it can hold) counts as *failed*. A key of the batch that the loader did
+//!    not return is *missing*: neither loaded nor failed, and nothing is stored for it. Pairs
+//!    for keys not in the batch, and second answers for one key, are ignored.
 //! 4. **Failures.** A batch whose load still fails after its last attempt counts all its keys
 //!    as failed, is reported in a [`BatchFailed`][WarmEvent::BatchFailed] event, and the job
 //!    carries on with the other batches. A run whose batches fail is not a failed run:
@@ -126,11 +126,13 @@
 //! error "cancelled"), and its batches in flight are aborted. Entries stored before then stay.
 //!
 //! ## Why jobs store directly
-//! A job inserts what it loads with [`Namespace::insert_with`][Namespace::insert_with]
-//! rather than through the single-flight path of `get_many_or_load`, because:
+//! A job inserts what it loads with
+//! [`Namespace::insert_with`](crate::store::Namespace::insert_with) rather than through the
+//! single-flight path of `get_many_or_load`, because:
 //! - warming must *replace* entries (a periodic run refreshes values that are still cached),
 //!   which `get_many_or_load` would serve from the cache without asking the origin;
-//! - the job stores with its own [`Put`] (TTL and tags), which the loading path does not take;
+//! - the job stores with its own [`Put`](crate::store::Put) (TTL and tags), which the loading
+//!   path does not take;
 //! - a flight per key, for tens of thousands of keys nobody is waiting for, costs table
 //!   traffic for nothing.
 //!
@@ -147,35 +149,6 @@
 //! Every run needs a tokio runtime with its time driver (as `#[tokio::main]` and
 //! `#[tokio::test]` build them); outside a runtime, [`Warmer::run`] and [`Warmer::start`]
 //! answer [`WarmError::NoRuntime`].
-//!
-//! [Retry::max_attempts]: crate::warm::Retry::max_attempts
-//! [WarmEvent::BatchFailed]: crate::warm::WarmEvent::BatchFailed
-//! [WarmEvent::Finished]: crate::warm::WarmEvent::Finished
-//! [WarmEvent::Retrying]: crate::warm::WarmEvent::Retrying
-//! [WarmJob::every]: crate::warm::WarmJob::every
-//! [WarmJob::keys]: crate::warm::WarmJob::keys
-//! [WarmJob::load]: crate::warm::WarmJob::load
-//! [WarmJob::on_start]: crate::warm::WarmJob::on_start
-//! [WarmerHandle::stop]: crate::warm::WarmerHandle::stop
-//! [`EVENT_CAPACITY`]: crate::warm::EVENT_CAPACITY
-//! [`JobReport::error`]: crate::warm::JobReport::error
-//! [`JobStatus::last_error`]: crate::warm::JobStatus::last_error
-//! [`JobStatus::next_run_unix_ms`]: crate::warm::JobStatus::next_run_unix_ms
-//! [`Missing`]: crate::warm::Missing
-//! [`Put`]: crate::store::Put
-//! [`Retry`]: crate::warm::Retry
-//! [`WarmError::NoRuntime`]: crate::warm::WarmError::NoRuntime
-//! [`WarmJob::new`]: crate::warm::WarmJob::new
-//! [`WarmJob`]: crate::warm::WarmJob
-//! [`Warmer::add`]: crate::warm::Warmer::add
-//! [`Warmer::run`]: crate::warm::Warmer::run
-//! [`Warmer::start`]: crate::warm::Warmer::start
-//! [`Warmer::status`]: crate::warm::Warmer::status
-//! [`Warmer::subscribe`]: crate::warm::Warmer::subscribe
-//! [`WarmerHandle`]: crate::warm::WarmerHandle
-//! [`Warmer`]: crate::warm::Warmer
-//! [Namespace::get_or_load]: crate::store::Namespace::get_or_load
-//! [Namespace::insert_with]: crate::store::Namespace::insert_with
 
 mod job;
 mod record;
