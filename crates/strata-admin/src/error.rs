@@ -3,8 +3,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use strata::store::warm::WarmError;
 use strata::store::StoreError;
+use strata::warm::WarmError;
 
 /// An error answer: `error` is a stable code for scripts, `detail` a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

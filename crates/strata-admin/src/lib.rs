@@ -49,7 +49,7 @@ use std::time::Instant;
 
 use axum::Router;
 use strata::config::Secret;
-use strata::store::warm::Warmer;
+use strata::warm::Warmer;
 use strata::Store;
 
 pub use alerts::{Alert, AlertKind, Alerts};

@@ -254,7 +254,7 @@ async fn warm(
     let jobs: Vec<String> = warmer
         .status()
         .into_iter()
-        .filter(|job| scope == strata::store::warm::ALL || job.scopes.contains(&scope))
+        .filter(|job| scope == strata::warm::ALL || job.scopes.contains(&scope))
         .map(|job| job.name)
         .collect();
     tracing::info!(who = who.0, %scope, "admin: warming started");

@@ -5,8 +5,8 @@ use std::time::Duration;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use strata::config::Config;
-use strata::store::warm::{WarmEvent, WarmJob, Warmer};
 use strata::store::Put;
+use strata::warm::{WarmEvent, WarmJob, Warmer};
 use strata::{Key, Store};
 use strata_admin::Admin;
 

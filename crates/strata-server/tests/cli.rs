@@ -7,8 +7,8 @@ use std::sync::{mpsc, Arc, Mutex};
 
 use serde_json::{json, Value};
 use strata::config::Config;
-use strata::store::warm::{Retry, WarmEvent, WarmJob, Warmer};
 use strata::store::Put;
+use strata::warm::{Retry, WarmEvent, WarmJob, Warmer};
 use strata::{Key, Store};
 use strata_admin::Admin;
 use tokio::sync::Semaphore;

@@ -83,6 +83,7 @@ pub mod pattern;
 mod stats;
 pub mod store;
 mod sync;
+pub mod warm;
 mod weigher;
 
 /// The caching macros: `#[cached]` keeps a function's values in a namespace of

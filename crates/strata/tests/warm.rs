@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strata::config::Config;
-use strata::store::warm::{
+use strata::store::{Namespace, Put, Store};
+use strata::warm::{
     BatchLoader, JobState, KeyLister, Progress, Retry, WarmError, WarmEvent, WarmJob, Warmer,
     EVENT_CAPACITY,
 };
-use strata::store::{Namespace, Put, Store};
 use strata::Key;
 use tokio::sync::broadcast;
 use tokio::time::Instant;

@@ -74,8 +74,6 @@ mod put;
 mod slot;
 mod stats;
 mod tags;
-/// Warming jobs: fill namespaces ahead of traffic, at start-up, periodically or on demand.
-pub mod warm;
 
 use std::any::Any;
 use std::collections::BTreeMap;
