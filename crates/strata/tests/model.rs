@@ -663,7 +663,7 @@ proptest! {
     }
 
     /// Bounds of 1 to 15 entries (or weight units) per shard: the sizes where a shard has no
-    /// main share, or its slab's first growth step exceeds its bound (see behaviour.rs's
+    /// main share, or its slab's first growth step exceeds its bound (see cache_bounds.rs's
     /// `tiny_cache_survives_clear` and `one_entry_per_shard`, each once a panic).
     #[test]
     fn evicting_tiny(

@@ -235,7 +235,7 @@ fn clear_races_with_inserts_pct() {
 }
 
 /// A tiny cache (2 entries per shard) under the same race: `clear` drops the slab's
-/// allocation and the next insert's growth panics (`clamp(16, 2)`); see behaviour.rs's
+/// allocation and the next insert's growth panics (`clamp(16, 2)`); see cache_bounds.rs's
 /// `tiny_cache_survives_clear`.
 #[test]
 fn clear_races_with_inserts_tiny() {

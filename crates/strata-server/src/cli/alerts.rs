@@ -3,11 +3,11 @@
 //! Exit codes: 0 whether or not alerts are active (a script that wants to branch on them
 //! reads `--json`, or uses `strata health`, which exits 5), 3, 4.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use super::table::{cell, seconds, Table};
+use super::table::{cell, duration, Table};
 use super::Context;
 use crate::client::Failure;
 use crate::exit;
@@ -30,7 +30,7 @@ fn render(v: &Value) -> String {
         .left(3);
     for alert in &alerts {
         let since = alert["since_unix_ms"].as_u64().map_or("-".into(), |since| {
-            seconds(now_ms.saturating_sub(since) as f64 / 1000.0)
+            duration(Duration::from_millis(now_ms.saturating_sub(since)))
         });
         table.row(vec![
             cell(&alert["namespace"]),

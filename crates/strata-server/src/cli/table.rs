@@ -1,5 +1,8 @@
 //! Tables and numbers as people read them.
 
+use std::time::Duration;
+
+use bytesize::ByteSize;
 use serde_json::Value;
 
 /// Columns aligned on their widest cell: the first to the left, the others (figures) to the
@@ -72,20 +75,9 @@ pub fn cell(v: &Value) -> String {
     }
 }
 
-/// Bytes in binary units: `512 B`, `1.5 KiB`, `256.0 MiB`.
+/// Bytes in binary units, as `bytesize` writes them: `512 B`, `1.5 KiB`, `256.0 MiB`.
 pub fn bytes(b: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = b as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{b} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    ByteSize(b).to_string()
 }
 
 /// The hit ratio as a percentage, `-` before the first lookup.
@@ -97,18 +89,25 @@ pub fn ratio(hits: u64, misses: u64) -> String {
     }
 }
 
-/// Seconds as people say them: `0.3 s`, `42 s`, `5m 3s`, `2h 10m`, `3d 4h`.
+/// A duration as people say it, in `humantime`'s notation, to the precision that matters at
+/// its size (the rest is cut off): `250ms`, `1s 500ms`, `42s`, `5m 3s`, `2h 10m`, `3days 4h`.
+pub fn duration(d: Duration) -> String {
+    const MILLI: u32 = 1_000_000;
+    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+    let kept = match secs {
+        0 => Duration::new(0, nanos / MILLI * MILLI),
+        1..10 => Duration::new(secs, nanos / (100 * MILLI) * (100 * MILLI)),
+        10..3600 => Duration::from_secs(secs),
+        3600..86400 => Duration::from_secs(secs / 60 * 60),
+        _ => Duration::from_secs(secs / 3600 * 3600),
+    };
+    humantime::format_duration(kept).to_string()
+}
+
+/// [`duration`] of a number of seconds that an answer carries; one that is not a duration
+/// (negative, not finite) reads as none.
 pub fn seconds(s: f64) -> String {
-    if s < 10.0 {
-        return format!("{s:.1} s");
-    }
-    let s = s as u64;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
-    }
+    duration(Duration::try_from_secs_f64(s).unwrap_or_default())
 }
 
 /// A key as JSON carries it: a string, or (not UTF-8) an array of bytes.
@@ -141,10 +140,17 @@ mod tests {
     fn ratios_and_durations() {
         assert_eq!(ratio(0, 0), "-");
         assert_eq!(ratio(2, 1), "66.7%");
-        assert_eq!(seconds(0.3), "0.3 s");
-        assert_eq!(seconds(42.0), "42 s");
+        assert_eq!(seconds(0.3), "300ms");
+        assert_eq!(seconds(42.0), "42s");
         assert_eq!(seconds(303.0), "5m 3s");
         assert_eq!(seconds(7800.0), "2h 10m");
+        assert_eq!(seconds(-1.0), "0s");
+        assert_eq!(duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(duration(Duration::from_millis(1_549)), "1s 500ms");
+        assert_eq!(
+            duration(Duration::from_secs(3 * 86_400 + 4 * 3_600 + 59)),
+            "3days 4h"
+        );
     }
 
     #[test]

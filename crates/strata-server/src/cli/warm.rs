@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::table::{seconds, Table};
+use super::table::{duration, Table};
 use super::{count, Context};
 use crate::client::Failure;
 use crate::exit;
@@ -251,13 +251,9 @@ fn summary(scope: &str, jobs: &[&Job], follow: &Follow, clock: Instant) -> Strin
     .left(1)
     .left(6);
     for job in jobs {
-        let took = job.last_duration_ms.map_or("-".into(), |ms| {
-            if ms < 1000 {
-                format!("{ms} ms")
-            } else {
-                seconds(ms as f64 / 1000.0)
-            }
-        });
+        let took = job
+            .last_duration_ms
+            .map_or("-".into(), |ms| duration(Duration::from_millis(ms)));
         let note = if job.last_error.is_some() {
             "failed"
         } else if !follow.ran(job) {
@@ -278,7 +274,7 @@ fn summary(scope: &str, jobs: &[&Job], follow: &Follow, clock: Instant) -> Strin
     format!(
         "warmed scope {scope:?} ({}) in {}\n{}",
         count(jobs.len() as u64, "job", "jobs"),
-        seconds(clock.elapsed().as_secs_f64()),
+        duration(clock.elapsed()),
         table.render()
     )
 }

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests. Each test crate uses only some of them.
 #![allow(dead_code)]
 
+pub mod cache;
+pub mod store;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
