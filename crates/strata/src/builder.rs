@@ -143,7 +143,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// Starts a background thread that reclaims expired entries every `interval`, so memory
     /// comes back even when no one writes. Without it, expired entries are reclaimed by writes
     /// (a few slots per write) and by [`Cache::run_pending_tasks`]. The thread ends soon after
-    /// the last handle to the cache is dropped.
+    /// the last handle to the cache is dropped. The interval is on the cache's clock: with a
+    /// [`MockClock`](crate::MockClock), the reaper runs when the clock is advanced past it
+    /// (and a reaper whose cache is gone ends at the next advance).
     pub fn reaper(mut self, interval: Duration) -> Self {
         self.reaper = Some(interval);
         self

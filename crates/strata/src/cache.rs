@@ -980,10 +980,16 @@ where
 
     pub(crate) fn spawn_reaper(&self, interval: Duration) {
         let weak: Weak<Inner<K, V, S>> = Arc::downgrade(&self.inner);
+        // The first pass is due `interval` after the cache was built, on its clock (a mock
+        // clock moved before the thread starts still wakes it).
+        let clock = self.inner.clock.clone();
+        let interval = duration_to_nanos(interval);
+        let mut due = clock.now_nanos().saturating_add(interval);
         let spawned = std::thread::Builder::new()
             .name("strata-reaper".into())
             .spawn(move || loop {
-                std::thread::sleep(interval);
+                clock.sleep_until(due);
+                due = clock.now_nanos().saturating_add(interval);
                 let Some(inner) = weak.upgrade() else { return };
                 Cache { inner }.run_pending_tasks();
             });

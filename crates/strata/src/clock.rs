@@ -10,11 +10,14 @@
 //! entry as expired once `deadline <= reading + resolution`. An entry is therefore never
 //! returned after its deadline in real time, and may expire up to one resolution early.
 //! [`MockClock`] has no resolution and is moved by hand, so tests drive expiry exactly
-//! instead of sleeping.
+//! instead of sleeping; what waits on a cache's clock (its reaper) waits for the mock to be
+//! moved.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
 
 /// The source of time for a cache. Cheap to clone.
 ///
@@ -45,7 +48,7 @@ enum Kind {
     },
     #[cfg_attr(target_os = "linux", allow(dead_code))]
     Precise(Instant),
-    Mock(Arc<AtomicU64>),
+    Mock(Arc<MockTime>),
 }
 
 impl Clock {
@@ -72,7 +75,7 @@ impl Clock {
             Kind::Coarse { origin, .. } => coarse::now().unwrap_or(*origin).saturating_sub(*origin),
             // An Instant more than 584 years after the origin saturates: no deadline is that far.
             Kind::Precise(origin) => u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            Kind::Mock(now) => now.load(Ordering::Acquire),
+            Kind::Mock(time) => time.nanos.load(Ordering::Acquire),
         }
     }
 
@@ -91,6 +94,15 @@ impl Clock {
     #[inline]
     pub(crate) fn upper_nanos(&self) -> u64 {
         self.now_nanos().saturating_add(self.resolution_nanos())
+    }
+
+    /// Blocks the calling thread until this clock reads `at` (nanoseconds since its origin):
+    /// a real sleep for the system clocks; for a mock, until it has been advanced that far.
+    pub(crate) fn sleep_until(&self, at: u64) {
+        match &self.0 {
+            Kind::Mock(time) => time.sleep_until(at),
+            _ => std::thread::sleep(Duration::from_nanos(at.saturating_sub(self.now_nanos()))),
+        }
     }
 }
 
@@ -131,7 +143,26 @@ impl Default for Clock {
 
 /// A clock that only moves when told to. Clones share the same time.
 #[derive(Clone, Debug, Default)]
-pub struct MockClock(Arc<AtomicU64>);
+pub struct MockClock(Arc<MockTime>);
+
+/// A mock clock's time, and the threads sleeping on it (woken by every advance).
+#[derive(Debug, Default)]
+struct MockTime {
+    nanos: AtomicU64,
+    /// Held while a sleeper checks the time and while an advance wakes the sleepers, so no
+    /// advance falls between a sleeper's check and its wait.
+    lock: Mutex<()>,
+    advanced: Condvar,
+}
+
+impl MockTime {
+    fn sleep_until(&self, at: u64) {
+        let mut guard = self.lock.lock();
+        while self.nanos.load(Ordering::Acquire) < at {
+            self.advanced.wait(&mut guard);
+        }
+    }
+}
 
 impl MockClock {
     /// A clock standing at its origin.
@@ -145,14 +176,17 @@ impl MockClock {
         // fetch_update cannot fail with a closure that always returns Some.
         let _ = self
             .0
+            .nanos
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |now| {
                 Some(now.saturating_add(by))
             });
+        let _guard = self.0.lock.lock();
+        self.0.advanced.notify_all();
     }
 
     /// Nanoseconds since the origin.
     pub fn now_nanos(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.0.nanos.load(Ordering::Acquire)
     }
 }
 
