@@ -6,7 +6,7 @@
 //! shuttle test; these tests run without it.
 #![cfg(not(feature = "shuttle"))]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strata::{BuildError, Cache, InsertError};
 
@@ -261,13 +261,14 @@ fn weight_only_cache_sketch_is_sized_to_its_bound() {
         heap < 16 << 20,
         "engine_heap_bytes {heap} for a 1 MiB cache"
     );
-    let start = Instant::now();
+    // `clear()` writes the whole sketch, so its cost is the sketch's size: checked as bytes
+    // after an insert and a clear, not as time (speed belongs to benchmarks).
     cache.insert(1, vec![1]).unwrap();
     cache.clear();
+    let heap = cache.engine_heap_bytes();
     assert!(
-        start.elapsed() < Duration::from_millis(100),
-        "clear took {:?}",
-        start.elapsed()
+        heap < 16 << 20,
+        "engine_heap_bytes {heap} after an insert and a clear"
     );
 }
 

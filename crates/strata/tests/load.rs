@@ -1,9 +1,8 @@
 //! Read-through loading through the public API: single flight for async and blocking callers,
 //! a cancelled leader, failing and panicking loaders. Async tests run on tokio's paused clock:
-//! a loader's `sleep` advances virtual time, so nothing here waits for real time to pass, but
-//! for two tests of blocking callers (`blocking_callers_share_one_load` and
-//! `a_blocking_caller_waits_for_an_async_load`), whose load stays in the air for a stretch of
-//! real time so that the other callers join it: nothing public tells when a caller has joined.
+//! a loader's `sleep` advances virtual time, so nothing here waits for real time to pass. A
+//! test of blocking callers holds its load in the air until the others have joined it
+//! (`Namespace::load_joiners`), rather than for a stretch of real time.
 #![cfg(not(feature = "shuttle"))]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -165,20 +164,26 @@ fn blocking_callers_share_one_load() {
     let store = store();
     let ns = store.namespace::<u64>("default").unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
+    // The load stays in the air until the other fifteen callers have joined it.
+    let (go, gate) = std::sync::mpsc::channel::<()>();
+    let gate = Arc::new(std::sync::Mutex::new(gate));
     let threads: Vec<_> = (0..16)
         .map(|_| {
-            let (ns, calls) = (ns.clone(), Arc::clone(&calls));
+            let (ns, calls, gate) = (ns.clone(), Arc::clone(&calls), Arc::clone(&gate));
             std::thread::spawn(move || {
                 ns.get_or_load_blocking("k", |_| {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    // Long enough for the others to arrive; a late one hits the cache.
-                    std::thread::sleep(Duration::from_millis(100));
+                    gate.lock().unwrap().recv().unwrap();
                     Ok::<_, std::io::Error>(3)
                 })
                 .unwrap()
             })
         })
         .collect();
+    while ns.load_joiners("k") < 15 {
+        std::thread::yield_now();
+    }
+    go.send(()).unwrap();
     for t in threads {
         assert_eq!(t.join().unwrap().value, 3);
     }
@@ -207,23 +212,30 @@ fn a_blocking_caller_waits_for_an_async_load() {
         .unwrap();
     let store = store();
     let ns = store.namespace::<u64>("default").unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
+    let (started, in_the_air) = std::sync::mpsc::channel();
+    let (go, gate) = tokio::sync::oneshot::channel::<()>();
     let async_caller = {
         let ns = ns.clone();
         runtime.spawn(async move {
             ns.get_or_load("k", move |_| async move {
-                tx.send(()).unwrap();
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                started.send(()).unwrap();
+                gate.await.unwrap();
                 Ok::<_, std::io::Error>(8)
             })
             .await
         })
     };
-    rx.recv().unwrap();
+    in_the_air.recv().unwrap();
     // The async load is in the air: this blocking caller joins it instead of loading.
-    let loaded = ns
-        .get_or_load_blocking("k", |_| Ok::<_, std::io::Error>(0))
-        .unwrap();
+    let blocking_caller = {
+        let ns = ns.clone();
+        std::thread::spawn(move || ns.get_or_load_blocking("k", |_| Ok::<_, std::io::Error>(0)))
+    };
+    while ns.load_joiners("k") < 1 {
+        std::thread::yield_now();
+    }
+    go.send(()).unwrap();
+    let loaded = blocking_caller.join().unwrap().unwrap();
     assert_eq!((loaded.value, loaded.source), (8, Source::Origin));
     assert_eq!(runtime.block_on(async_caller).unwrap().unwrap().value, 8);
     assert_eq!(ns.load_stats().loads, 1);
@@ -253,15 +265,12 @@ fn a_runtime_shut_down_mid_load_releases_blocking_waiters() {
     }
     rx.recv().unwrap();
     // The load is in the air, and its flight stays until the runtime drops the task.
-    let misses = ns.stats().misses;
     let waiter = {
         let ns = ns.clone();
         std::thread::spawn(move || ns.get_or_load_blocking("k", |_| Ok::<_, std::io::Error>(2)))
     };
-    // The waiter's miss is counted just before it joins the flight; no clock is read. The
-    // runtime drops the task only once its worker thread has woken to the shutdown, far
-    // later than the few instructions between the waiter's miss and its join.
-    while ns.stats().misses == misses && !waiter.is_finished() {
+    // Shut down only once the waiter has joined the flight.
+    while ns.load_joiners("k") < 1 {
         std::thread::yield_now();
     }
     runtime.shutdown_background();

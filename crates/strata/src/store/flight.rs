@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::error::Error;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +58,8 @@ pub(super) struct Flight<V> {
     /// Set by an invalidation that covers the key while the load is in the air: what the
     /// load read from the origin may predate it, so it answers its callers but is not kept.
     pub(super) invalidated: AtomicBool,
+    /// Callers that found the load in the air and joined it instead of starting their own.
+    joiners: AtomicUsize,
     end: Mutex<Option<FlightEnd<V>>>,
     /// Wakes blocking waiters.
     landed: Condvar,
@@ -70,6 +72,7 @@ impl<V: Clone> Flight<V> {
         Self {
             started: tokio::time::Instant::now(),
             invalidated: AtomicBool::new(false),
+            joiners: AtomicUsize::new(0),
             end: Mutex::new(None),
             landed: Condvar::new(),
             notify: tokio::sync::Notify::new(),
@@ -138,11 +141,20 @@ impl<V: Clone> Flights<V> {
     pub(super) fn join(&self, key: &Key) -> (Arc<Flight<V>>, bool) {
         let mut shard = self.shard(key.as_bytes()).lock();
         if let Some(flight) = shard.get(key) {
+            flight.joiners.fetch_add(1, Ordering::SeqCst);
             return (Arc::clone(flight), false);
         }
         let flight = Arc::new(Flight::new());
         shard.insert(key.clone(), Arc::clone(&flight));
         (flight, true)
+    }
+
+    /// How many callers joined the load of `key` in the air (0 when none is).
+    pub(super) fn joiners(&self, key: &[u8]) -> usize {
+        let shard = self.shard(key).lock();
+        shard
+            .get(key)
+            .map_or(0, |flight| flight.joiners.load(Ordering::SeqCst))
     }
 
     /// Marks the flight for `key`, if one is in the air, as overtaken by an invalidation.

@@ -585,6 +585,14 @@ where
         }
     }
 
+    /// How many callers joined the load of `key` that is in the air (0 when none is), rather
+    /// than starting their own. For tests that must know other callers are waiting on a load
+    /// before letting it finish; not part of the supported API.
+    #[doc(hidden)]
+    pub fn load_joiners(&self, key: impl AsRef<[u8]>) -> usize {
+        self.inner.flights.joiners(key.as_ref())
+    }
+
     /// The namespace's load figures.
     pub fn load_stats(&self) -> LoadStats {
         self.inner.loads.snapshot()
