@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use strata::store::{LoadError, Source, Store};
+use strata::store::{LoadError, Loaded, Namespace, Source, Store};
 use strata::Key;
 
 fn store() -> Store {
@@ -203,6 +203,26 @@ fn a_panicking_blocking_loader_is_an_error_not_a_crash() {
     assert_eq!((loaded.value, loaded.source), (4, Source::Origin));
 }
 
+/// A blocking caller of `k` on its own thread, returned once it has joined the load of `k`
+/// in the air (its own loader would answer `fallback`).
+fn blocking_joiner(
+    ns: &Namespace<u64>,
+    fallback: u64,
+) -> std::thread::JoinHandle<Result<Loaded<u64>, LoadError>> {
+    let joiners = ns.load_joiners("k");
+    let caller = {
+        let ns = ns.clone();
+        std::thread::spawn(move || {
+            ns.get_or_load_blocking("k", |_| Ok::<_, std::io::Error>(fallback))
+        })
+    };
+    // A caller that ended without joining is left for the test's assertions to catch.
+    while ns.load_joiners("k") == joiners && !caller.is_finished() {
+        std::thread::yield_now();
+    }
+    caller
+}
+
 #[test]
 fn a_blocking_caller_waits_for_an_async_load() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -227,13 +247,7 @@ fn a_blocking_caller_waits_for_an_async_load() {
     };
     in_the_air.recv().unwrap();
     // The async load is in the air: this blocking caller joins it instead of loading.
-    let blocking_caller = {
-        let ns = ns.clone();
-        std::thread::spawn(move || ns.get_or_load_blocking("k", |_| Ok::<_, std::io::Error>(0)))
-    };
-    while ns.load_joiners("k") < 1 {
-        std::thread::yield_now();
-    }
+    let blocking_caller = blocking_joiner(&ns, 0);
     go.send(()).unwrap();
     let loaded = blocking_caller.join().unwrap().unwrap();
     assert_eq!((loaded.value, loaded.source), (8, Source::Origin));
@@ -264,15 +278,9 @@ fn a_runtime_shut_down_mid_load_releases_blocking_waiters() {
         });
     }
     rx.recv().unwrap();
-    // The load is in the air, and its flight stays until the runtime drops the task.
-    let waiter = {
-        let ns = ns.clone();
-        std::thread::spawn(move || ns.get_or_load_blocking("k", |_| Ok::<_, std::io::Error>(2)))
-    };
-    // Shut down only once the waiter has joined the flight.
-    while ns.load_joiners("k") < 1 {
-        std::thread::yield_now();
-    }
+    // The load is in the air, and its flight stays until the runtime drops the task; shut
+    // down only once the waiter has joined it.
+    let waiter = blocking_joiner(&ns, 2);
     runtime.shutdown_background();
     // A waiter on the flight is released with the cancellation (`LoadError::Cancelled`: the
     // load's task was dropped, its runtime shut down); it neither hangs nor loads again.

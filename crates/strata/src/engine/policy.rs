@@ -34,6 +34,24 @@ pub(super) struct Victim {
     pub(super) cause: RemovalCause,
 }
 
+impl Victim {
+    /// The entry at `idx` as a victim: it leaves as expired if it is, or to make room.
+    #[inline]
+    fn of<K, V>(slab: &[Entry<K, V>], idx: usize, now: u64, hasher: &impl Fn(&K) -> u64) -> Self {
+        let entry = &slab[idx];
+        let cause = if entry.is_expired(|| now) {
+            RemovalCause::Expired
+        } else {
+            RemovalCause::Evicted
+        };
+        Victim {
+            idx,
+            hash: hasher(&entry.key),
+            cause,
+        }
+    }
+}
+
 /// One shard's policy state: the queues, the frequency sketch, and the queues' shares of the
 /// shard's bounds.
 pub(super) struct Policy {
@@ -143,62 +161,44 @@ impl Policy {
             let small = self.queues.small;
             if small.len == 0 || !(self.small_full() || self.queues.main.len == 0) {
                 let idx = self.main_victim(slab, weights, now, hasher);
-                let entry = &slab[idx];
-                let cause = if entry.is_expired(|| now) {
-                    RemovalCause::Expired
-                } else {
-                    RemovalCause::Evicted
-                };
-                let hash = hasher(&entry.key);
-                return Victim { idx, hash, cause };
+                return Victim::of(slab, idx, now, hasher);
             }
-            let cand = small.head as usize;
-            let cand_hash = hasher(&slab[cand].key);
-            let candidate = |cause| Victim {
-                idx: cand,
-                hash: cand_hash,
-                cause,
-            };
-            if slab[cand].is_expired(|| now) {
-                return candidate(RemovalCause::Expired);
+            let cand = Victim::of(slab, small.head as usize, now, hasher);
+            if cand.cause == RemovalCause::Expired {
+                return cand;
             }
-            let freq = slab[cand].freq();
+            let freq = slab[cand.idx].freq();
             if freq > 0 {
                 // Read while on probation: promote, and let the sketch remember the reads.
                 for _ in 0..freq {
-                    self.sketch.increment(cand_hash);
+                    self.sketch.increment(cand.hash);
                 }
                 self.queues
-                    .move_to_main_tail(slab, cand, 0, weight_of(cand));
+                    .move_to_main_tail(slab, cand.idx, 0, weight_of(cand.idx));
                 continue;
             }
             if self.main_has_room() {
                 // Main fills freely up to its share; only then must candidates compete.
                 self.queues
-                    .move_to_main_tail(slab, cand, 0, weight_of(cand));
+                    .move_to_main_tail(slab, cand.idx, 0, weight_of(cand.idx));
                 continue;
             }
             if self.queues.main.len == 0 {
                 // A shard too small to have a main share: the small queue is the cache.
-                return candidate(RemovalCause::Evicted);
+                return cand;
             }
-            let victim = self.main_victim(slab, weights, now, hasher);
-            let victim_hash = hasher(&slab[victim].key);
-            let incumbent = |cause| Victim {
-                idx: victim,
-                hash: victim_hash,
-                cause,
-            };
-            if slab[victim].is_expired(|| now) {
-                return incumbent(RemovalCause::Expired);
+            let idx = self.main_victim(slab, weights, now, hasher);
+            let incumbent = Victim::of(slab, idx, now, hasher);
+            if incumbent.cause == RemovalCause::Expired {
+                return incumbent;
             }
-            if self.sketch.frequency(cand_hash) <= self.sketch.frequency(victim_hash) {
+            if self.sketch.frequency(cand.hash) <= self.sketch.frequency(incumbent.hash) {
                 // Ties go to the incumbent: that is what keeps part of a loop cached.
-                return candidate(RemovalCause::Evicted);
+                return cand;
             }
             self.queues
-                .move_to_main_tail(slab, cand, 0, weight_of(cand));
-            return incumbent(RemovalCause::Evicted);
+                .move_to_main_tail(slab, cand.idx, 0, weight_of(cand.idx));
+            return incumbent;
         }
     }
 
