@@ -116,8 +116,8 @@ where
                 Next::Answer(loaded) => return Ok(loaded),
                 Next::RunAlone => return self.alone(&key, put, body.await, stale),
                 Next::Retry => {
-                    if let Some((Some(value), _)) = self.hit::<Required>(key.as_bytes(), &fits) {
-                        return Ok(hit(value));
+                    if let Some(found) = self.fitting_hit(key.as_bytes(), &fits) {
+                        return Ok(found);
                     }
                 }
             }
@@ -155,18 +155,24 @@ where
                 Next::Answer(loaded) => return Ok(loaded),
                 Next::RunAlone => return self.alone(&key, put, body(), stale),
                 Next::Retry => {
-                    if let Some((Some(value), _)) = self.hit::<Required>(key.as_bytes(), &fits) {
-                        return Ok(hit(value));
+                    if let Some(found) = self.fitting_hit(key.as_bytes(), &fits) {
+                        return Ok(found);
                     }
                 }
             }
         }
     }
 
+    /// A fresh hit whose value `fits` (counted as a hit, or a miss).
+    fn fitting_hit(&self, key: &[u8], fits: &impl Fn(&V) -> bool) -> Option<Loaded<V>> {
+        let (value, _) = self.hit::<Required>(key, fits)?;
+        value.map(hit)
+    }
+
     /// A hit that `fits`, or on a miss what the fail-safe may fall back on.
     fn hit_or_stale(&self, key: &[u8], fits: &impl Fn(&V) -> bool) -> Result<Loaded<V>, Option<V>> {
-        if let Some((Some(value), _)) = self.hit::<Required>(key, fits) {
-            return Ok(hit(value));
+        if let Some(found) = self.fitting_hit(key, fits) {
+            return Ok(found);
         }
         Err(self.stale::<Required>(key).flatten().filter(fits))
     }
