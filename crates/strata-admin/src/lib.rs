@@ -43,6 +43,7 @@ mod error;
 pub mod metrics;
 mod openapi;
 mod routes;
+mod server_stats;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -54,6 +55,7 @@ use strata::Store;
 
 pub use alerts::{Alert, AlertKind, Alerts};
 pub use error::ApiError;
+pub use server_stats::{ServerStats, ServerStatsSource};
 
 /// What the admin API serves: a store, its warming jobs, its alerts and its tokens.
 #[derive(Clone)]
@@ -68,6 +70,8 @@ struct AdminInner {
     alerts: Alerts,
     tokens: auth::Tokens,
     started: Instant,
+    /// The figures of the server beside the API, if one said how to take them.
+    server: Option<Arc<ServerStatsSource>>,
 }
 
 impl Admin {
@@ -89,6 +93,7 @@ impl Admin {
                 alerts,
                 tokens,
                 started: Instant::now(),
+                server: None,
             }),
         }
     }
@@ -110,6 +115,21 @@ impl Admin {
     /// Uses `tokens` instead of the configuration's: the admin token, and a read-only one.
     pub fn with_tokens(self, admin: Option<Secret>, read: Option<Secret>) -> Self {
         self.with(|inner| inner.tokens = auth::Tokens { admin, read })
+    }
+
+    /// Reports the figures `source` takes of the server beside the API (its clients,
+    /// commands and client buffers) in `/metrics` and `/stats`.
+    pub fn with_server_stats(
+        self,
+        source: impl Fn() -> ServerStats + Send + Sync + 'static,
+    ) -> Self {
+        self.with(|inner| inner.server = Some(Arc::new(source)))
+    }
+
+    /// The server's figures now, if a source was given (see
+    /// [`with_server_stats`](Self::with_server_stats)).
+    pub fn server_stats(&self) -> Option<ServerStats> {
+        self.inner.server.as_ref().map(|source| source())
     }
 
     /// The store served.
