@@ -61,8 +61,8 @@
 //! parse, a zero where zero means nothing, an unknown key, a budget above [`MAX_BUDGET`], or a
 //! namespace allowed more memory than the whole budget fails with an error naming the field
 //! and the value. With no file and no variables, [`Config::default`] applies. The sections
-//! `[server]` and `[alerts]` are described with their types ([`ServerConfig`],
-//! [`AlertsConfig`]).
+//! `[server]`, `[admin]` and `[alerts]` are described with their types ([`ServerConfig`],
+//! [`AdminConfig`], [`AlertsConfig`]).
 //!
 //! ```
 //! use strata::config::Config;
@@ -98,7 +98,7 @@ pub(crate) mod events;
 mod raw;
 mod server;
 
-pub use admin::{AlertsConfig, Secret};
+pub use admin::{AdminConfig, AlertsConfig, Secret};
 pub use events::EventRule;
 pub use server::{MaxmemoryPolicy, ServerConfig, UnknownPolicy};
 
@@ -147,6 +147,8 @@ pub struct Config {
     /// A token for the admin API's read-only routes (`admin_read_token`, or
     /// `STRATA_ADMIN_READ_TOKEN`).
     pub admin_read_token: Option<Secret>,
+    /// The admin API's connection and request limits, under `[admin]`.
+    pub admin: AdminConfig,
     /// Alert thresholds, under `[alerts]`.
     pub alerts: AlertsConfig,
     /// `strata serve`'s settings, under `[server]`.
@@ -218,6 +220,7 @@ impl Default for Config {
             events: BTreeMap::new(),
             admin_token: None,
             admin_read_token: None,
+            admin: AdminConfig::default(),
             alerts: AlertsConfig::default(),
             server: ServerConfig::default(),
         }
