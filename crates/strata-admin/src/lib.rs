@@ -23,7 +23,16 @@
 //! API is open, and says so in a warning when built: bind it to a private address then.
 //!
 //! **Errors** are JSON, `{"error": "...", "detail": "..."}`: 400 for a malformed or
-//! ambiguous body, 401 and 403 for tokens, 404 for an unknown namespace, event or scope.
+//! ambiguous body, 401 and 403 for tokens, 404 for an unknown namespace, event or scope,
+//! 408 for a body slower than `body_timeout`, 413 for one larger than `max_body`.
+//!
+//! **Limits.** The router reads every request body whole before a handler runs, at most
+//! `max_body` bytes within `body_timeout` (`[admin]` in the configuration, see
+//! [`AdminConfig`](strata::config::AdminConfig)), wherever it is mounted. [`serve`] runs it on
+//! a listener with the rest of `[admin]`: a connection limit, and idle and header timeouts,
+//! so that clients of the admin port cannot take the descriptors and memory the rest of the
+//! process needs. `axum::serve` has neither; a service that mounts the router on its own
+//! server should bound its connections itself.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,15 +40,20 @@
 //! use strata_admin::Admin;
 //!
 //! let store = Store::new();
-//! let app = Admin::new(store).router();      // merge it into your own Router if you have one
+//! let app = Admin::new(store.clone()).router(); // or merge it into your own Router
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await?;
+//! let limits = &store.config().admin;
+//! strata_admin::serve(listener, app, limits, std::future::pending()).await;
 //! # Ok(()) }
 //! ```
 
+pub mod accept;
 pub mod alerts;
 mod auth;
+mod body;
+mod connection;
 mod error;
+mod listener;
 pub mod metrics;
 mod openapi;
 mod routes;
@@ -55,6 +69,7 @@ use strata::Store;
 
 pub use alerts::{Alert, AlertKind, Alerts};
 pub use error::ApiError;
+pub use listener::serve;
 pub use server_stats::{ServerStats, ServerStatsSource};
 
 /// What the admin API serves: a store, its warming jobs, its alerts and its tokens.
@@ -72,16 +87,22 @@ struct AdminInner {
     started: Instant,
     /// The figures of the server beside the API, if one said how to take them.
     server: Option<Arc<ServerStatsSource>>,
+    /// How much of a request body is read, and how long for.
+    body: body::BodyLimits,
 }
 
 impl Admin {
-    /// The admin API over `store`, with the tokens and alert thresholds of its
-    /// configuration, and no warming jobs.
+    /// The admin API over `store`, with the tokens, body limits (`[admin]`) and alert
+    /// thresholds of its configuration, and no warming jobs.
     pub fn new(store: Store) -> Self {
         let config = store.config();
         let tokens = auth::Tokens {
             admin: config.admin_token.clone(),
             read: config.admin_read_token.clone(),
+        };
+        let body = body::BodyLimits {
+            max: usize::try_from(config.admin.max_body).unwrap_or(usize::MAX),
+            timeout: config.admin.body_timeout,
         };
         let alerts = Alerts::new(config.alerts.clone());
         // Tokens are `Secret`s, which print as ***.
@@ -94,6 +115,7 @@ impl Admin {
                 tokens,
                 started: Instant::now(),
                 server: None,
+                body,
             }),
         }
     }

@@ -20,6 +20,8 @@ fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
                 "401" => "a missing or wrong token",
                 "403" => "the read-only token on a route that changes something",
                 "404" => "an unknown namespace, event or scope",
+                "408" => "a body that did not arrive within body_timeout",
+                "413" => "a body larger than max_body",
                 _ => "an error",
             };
             (code.to_string(), answer(what, "Error"))
@@ -40,17 +42,18 @@ fn ns_param() -> Value {
 /// The document.
 pub(crate) fn document() -> Value {
     let read = ["401"];
-    let change = ["400", "401", "403"];
+    // Every route reads its body within max_body and body_timeout.
+    let change = ["400", "401", "403", "404", "408", "413"];
     let mut invalidate = operation(
         "Drop entries by key, prefix, glob pattern, tag or event; answers how many went",
         answer("what was dropped", "Invalidated"),
-        &["400", "401", "403", "404"],
+        &change,
     );
     invalidate["requestBody"] = json!({
         "required": true,
         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Invalidate" } } }
     });
-    let mut warm_responses = errors(&["400", "401", "403", "404"]);
+    let mut warm_responses = errors(&change);
     warm_responses.insert(
         "202".into(),
         answer("started; GET /warm follows the jobs", "WarmStarted"),
@@ -76,7 +79,7 @@ pub(crate) fn document() -> Value {
     let mut clear_ns = operation(
         "Empty one namespace",
         answer("how many entries it held", "Object"),
-        &["401", "403", "404"],
+        &change,
     );
     clear_ns["parameters"] = json!([ns_param()]);
     let mut health = operation(
@@ -122,7 +125,7 @@ pub(crate) fn document() -> Value {
             "schemas": {
                 "Object": { "type": "object" },
                 "Error": { "type": "object", "required": ["error", "detail"], "properties": {
-                    "error": { "type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "internal"] },
+                    "error": { "type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "request_timeout", "payload_too_large", "internal"] },
                     "detail": { "type": "string" } } },
                 "Health": { "type": "object", "required": ["status", "reasons"], "properties": {
                     "status": { "type": "string", "enum": ["ok", "degraded", "down"] },

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,9 +15,12 @@ use strata::store::{Invalidation, StoreStats};
 use strata::Key;
 
 use crate::auth::{self, Who};
+use crate::body;
 use crate::error::ApiError;
 use crate::{metrics, openapi, Admin};
 
+/// The routes, behind the token check and then the body bounds (so a request without a
+/// valid token is refused before its body is read).
 pub(crate) fn router(admin: Admin) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -32,6 +35,12 @@ pub(crate) fn router(admin: Admin) -> Router {
         .route("/warm", get(warm_status).post(warm))
         .route("/openapi.json", get(openapi_json))
         .fallback(unknown_route)
+        .layer(middleware::from_fn_with_state(
+            admin.inner.body,
+            body::read_whole,
+        ))
+        // The body is read whole within max_body already: no second, different limit.
+        .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(admin.clone(), auth::require))
         .with_state(admin)
 }

@@ -1,4 +1,5 @@
-//! The admin API over real HTTP: a server on an ephemeral port, reqwest as the client.
+//! The admin API over real HTTP: `strata_admin::serve` on an ephemeral port, reqwest as the
+//! client.
 
 use std::time::Duration;
 
@@ -37,7 +38,10 @@ async fn serve(admin: &Admin) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = admin.router();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let limits = admin.store().config().admin.clone();
+    tokio::spawn(async move {
+        strata_admin::serve(listener, app, &limits, std::future::pending()).await;
+    });
     format!("http://{addr}")
 }
 
