@@ -10,7 +10,12 @@
 //!
 //! Memory: each connection holds at most one body of `max_body` bytes, so the admin port's
 //! bodies take at most `max_connections` × `max_body`.
+//!
+//! Bodies are JSON objects, read through [`Object`]: serde also reads a struct from an array
+//! of its fields in order (`["k"]` as `{"key": "k"}`), which no client means.
 
+use std::fmt;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -19,6 +24,8 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 
 use crate::error::ApiError;
 
@@ -72,4 +79,31 @@ fn too_large(limits: BodyLimits) -> ApiError {
         "the body is larger than {} bytes (admin.max_body)",
         limits.max
     ))
+}
+
+/// A `T` read from a JSON object only: anything else, an array included, is "invalid type:
+/// ..., expected a JSON object". Field errors keep their path (`key: invalid type ...`).
+#[derive(Debug)]
+pub(crate) struct Object<T>(pub(crate) T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Fields<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(Fields(PhantomData))
+            .map(Object)
+    }
 }

@@ -11,7 +11,7 @@
 //! | `GET /namespaces/{ns}/top?n=10` | the hottest keys | read |
 //! | `GET /warm` | every warming job's status | read |
 //! | `GET /openapi.json` | an OpenAPI 3.1 description of all of it | read |
-//! | `POST /clear` | empty every namespace | admin |
+//! | `POST /clear` | empty every namespace, or the one `{"namespace": ...}` names | admin |
 //! | `POST /namespaces/{ns}/clear` | empty one | admin |
 //! | `POST /invalidate` | exactly one of `key`, `prefix`, `pattern`, `tag`, `event` (+ `params`), optionally `namespace` | admin |
 //! | `POST /warm` | start the warming jobs of `{"scope": ...}` | admin |

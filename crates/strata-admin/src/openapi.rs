@@ -82,6 +82,16 @@ pub(crate) fn document() -> Value {
         &change,
     );
     clear_ns["parameters"] = json!([ns_param()]);
+    let mut clear = operation(
+        "Empty every namespace (no body, or {}), or the one the body names",
+        answer("how many entries they held", "Object"),
+        &change,
+    );
+    clear["requestBody"] = json!({
+        "required": false,
+        "description": "Read as JSON whatever its Content-Type.",
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Clear" } } }
+    });
     let mut health = operation(
         "ok, degraded (alerts active) or down; no token needed",
         answer("the status", "Health"),
@@ -111,7 +121,7 @@ pub(crate) fn document() -> Value {
             "/alerts": { "get": operation("Active alerts", answer("the alerts", "Object"), &read) },
             "/namespaces/{ns}/top": { "get": top },
             "/namespaces/{ns}/clear": { "post": clear_ns },
-            "/clear": { "post": operation("Empty every namespace", answer("how many entries they held", "Object"), &change) },
+            "/clear": { "post": clear },
             "/invalidate": { "post": invalidate },
             "/warm": {
                 "get": operation("Every warming job's status and the scopes", answer("the jobs", "Object"), &read),
@@ -130,6 +140,9 @@ pub(crate) fn document() -> Value {
                 "Health": { "type": "object", "required": ["status", "reasons"], "properties": {
                     "status": { "type": "string", "enum": ["ok", "degraded", "down"] },
                     "reasons": { "type": "array", "items": { "type": "string" } } } },
+                "Clear": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": { "namespace": { "type": "string", "description": "only this namespace (404 if there is none)" } } },
                 "Invalidate": {
                     "type": "object", "additionalProperties": false,
                     "description": "Exactly one of key, prefix, pattern, tag, event. namespace applies to key, prefix and pattern (every namespace without it); params to event.",

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -15,7 +16,7 @@ use strata::store::{Invalidation, StoreStats};
 use strata::Key;
 
 use crate::auth::{self, Who};
-use crate::body;
+use crate::body::{self, Object};
 use crate::error::ApiError;
 use crate::{metrics, openapi, Admin};
 
@@ -129,11 +130,34 @@ async fn top(
     Ok(Json(json!({ "namespace": ns, "keys": keys })))
 }
 
-/// `POST /clear`.
-async fn clear(State(admin): State<Admin>, Extension(who): Extension<Who>) -> Json<Value> {
+/// The body of `POST /clear`: absent, `{}`, or the one namespace to clear.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClearBody {
+    namespace: Option<String>,
+}
+
+/// `POST /clear`: every namespace without a body (or with `{}`), the one a body names
+/// otherwise. The body is read as JSON whatever its `Content-Type` says (`curl -d` says a
+/// form), since reading it is what keeps a named namespace from clearing them all.
+async fn clear(
+    State(admin): State<Admin>,
+    Extension(who): Extension<Who>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let ClearBody { namespace } = if body.is_empty() {
+        ClearBody::default()
+    } else {
+        let Json(Object(body)) = Json::from_bytes(&body)
+            .map_err(|e: JsonRejection| ApiError::bad_request(e.body_text()))?;
+        body
+    };
+    if let Some(ns) = namespace {
+        return clear_one(&admin, who, ns);
+    }
     let cleared = admin.store().clear();
     tracing::info!(who = who.0, cleared, "admin: cleared every namespace");
-    Json(json!({ "cleared": cleared }))
+    Ok(Json(json!({ "cleared": cleared })))
 }
 
 /// `POST /namespaces/{ns}/clear`.
@@ -142,6 +166,11 @@ async fn clear_namespace(
     Extension(who): Extension<Who>,
     Path(ns): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    clear_one(&admin, who, ns)
+}
+
+/// Clears namespace `ns`; 404 when there is none.
+fn clear_one(admin: &Admin, who: Who, ns: String) -> Result<Json<Value>, ApiError> {
     let cleared = admin.store().clear_namespace(&ns)?;
     tracing::info!(who = who.0, namespace = %ns, cleared, "admin: cleared a namespace");
     Ok(Json(json!({ "namespace": ns, "cleared": cleared })))
@@ -221,9 +250,9 @@ impl InvalidateBody {
 async fn invalidate(
     State(admin): State<Admin>,
     Extension(who): Extension<Who>,
-    body: Result<Json<InvalidateBody>, JsonRejection>,
+    body: Result<Json<Object<InvalidateBody>>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(Object(body)) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let invalidation = body.into_invalidation()?;
     let dropped = admin.store().invalidate(&invalidation)?;
     // Keys, prefixes and patterns count exactly; a tag's count is an upper bound, and an
@@ -251,9 +280,10 @@ struct WarmBody {
 async fn warm(
     State(admin): State<Admin>,
     Extension(who): Extension<Who>,
-    body: Result<Json<WarmBody>, JsonRejection>,
+    body: Result<Json<Object<WarmBody>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(WarmBody { scope }) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(Object(WarmBody { scope })) =
+        body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let warmer = admin.inner.warmer.clone();
     if !warmer.scopes().contains(&scope) {
         return Err(ApiError::not_found(format!(

@@ -306,6 +306,77 @@ async fn invalidate_by_key_prefix_pattern_tag_and_event() {
     assert!(!users.contains_key("user::2") && !users.contains_key("user::8"));
 }
 
+/// A store with one entry in each of `user` and `session`; says which are left.
+fn two_namespaces() -> (Store, impl Fn() -> (bool, bool)) {
+    let store = store();
+    let users = store.namespace::<String>("user").unwrap();
+    let sessions = store.namespace::<String>("session").unwrap();
+    users.insert("u", "1".into()).unwrap();
+    sessions.insert("s", "1".into()).unwrap();
+    let left = move || (users.contains_key("u"), sessions.contains_key("s"));
+    (store, left)
+}
+
+#[tokio::test]
+async fn clear_reads_its_body_and_refuses_what_it_does_not_understand() {
+    let (store, left) = two_namespaces();
+    let api = Api::new(&Admin::new(store)).await;
+    // Once, any body cleared everything: `{"namespace": "nope"}` included.
+    let refused = [
+        (json!({ "namespace": "nope" }), 404, "nope"),
+        (json!({ "namespaces": "session" }), 400, "namespaces"),
+        (json!({ "namespace": 7 }), 400, "namespace"),
+        (json!(["session"]), 400, "expected a JSON object"),
+    ];
+    for (body, status, mentions) in refused {
+        let (got, answer) = api.post("/clear", body.clone()).await;
+        assert_eq!(got.as_u16(), status, "{body}: {answer}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains(mentions),
+            "{answer}"
+        );
+        assert_eq!(left(), (true, true), "{body} cleared something");
+    }
+    let send = |body: &'static str, content_type: &'static str| {
+        let mut request = api
+            .http
+            .post(format!("{}/clear", api.base))
+            .bearer_auth(ADMIN)
+            .body(body);
+        if !content_type.is_empty() {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+    let malformed = send("{\"namespace\": ", "application/json").await.unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(left(), (true, true));
+
+    // curl -d sends a form type; the body is JSON all the same.
+    let one = send(
+        r#"{"namespace": "session"}"#,
+        "application/x-www-form-urlencoded",
+    )
+    .await
+    .unwrap();
+    assert_eq!(one.status(), StatusCode::OK);
+    let answer: Value = one.json().await.unwrap();
+    assert_eq!(answer, json!({ "namespace": "session", "cleared": 1 }));
+    assert_eq!(left(), (true, false));
+
+    // No body at all, or {}: every namespace, as documented.
+    let (store, left) = two_namespaces();
+    let api = Api::new(&Admin::new(store)).await;
+    let (status, answer) = api.call("POST", "/clear", Some(ADMIN), None).await;
+    assert_eq!((status, &answer["cleared"]), (StatusCode::OK, &json!(2)));
+    assert_eq!(left(), (false, false));
+    let (store, left) = two_namespaces();
+    let api = Api::new(&Admin::new(store)).await;
+    let (status, _) = api.post("/clear", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(left(), (false, false));
+}
+
 #[tokio::test]
 async fn bad_bodies_and_unknown_names_get_json_errors() {
     let admin = Admin::new(store());
@@ -324,6 +395,8 @@ async fn bad_bodies_and_unknown_names_get_json_errors() {
         (json!({ "key": "k", "namespace": "nope" }), 404, "nope"),
         (json!({ "event": "nope" }), 404, "nope"),
         (json!({ "event": "user.changed" }), 400, "id"),
+        // serde reads a struct from an array of its fields in order; no client means that.
+        (json!(["user::1"]), 400, "expected a JSON object"),
     ];
     for (body, status, mentions) in cases {
         let (got, answer) = api.post("/invalidate", body.clone()).await;
