@@ -56,6 +56,7 @@ mod error;
 mod listener;
 pub mod metrics;
 mod openapi;
+pub mod process;
 mod routes;
 mod server_stats;
 

@@ -116,7 +116,7 @@ pub(crate) fn document() -> Value {
         "paths": {
             "/health": { "get": health },
             "/metrics": { "get": metrics },
-            "/stats": { "get": operation("Figures in total and per namespace", answer("the figures", "Object"), &read) },
+            "/stats": { "get": operation("Figures in total and per namespace, and the server's", answer("the figures", "Stats"), &read) },
             "/info": { "get": operation("The configuration in effect (secrets hidden) and versions", answer("the configuration", "Object"), &read) },
             "/alerts": { "get": operation("Active alerts", answer("the alerts", "Object"), &read) },
             "/namespaces/{ns}/top": { "get": top },
@@ -140,6 +140,26 @@ pub(crate) fn document() -> Value {
                 "Health": { "type": "object", "required": ["status", "reasons"], "properties": {
                     "status": { "type": "string", "enum": ["ok", "degraded", "down"] },
                     "reasons": { "type": "array", "items": { "type": "string" } } } },
+                "Stats": {
+                    "type": "object", "required": ["uptime_seconds", "total", "loads", "max_bytes", "namespaces"],
+                    "properties": {
+                        "uptime_seconds": { "type": "number" },
+                        "total": { "type": "object", "description": "hits, misses, hit_ratio, ... summed over namespaces" },
+                        "loads": { "type": "object" },
+                        "max_bytes": { "type": "integer", "description": "the memory budget" },
+                        "namespaces": { "type": "object", "additionalProperties": { "type": "object" } },
+                        "server": { "$ref": "#/components/schemas/ServerStats" } } },
+                "ServerStats": {
+                    "type": "object",
+                    "description": "The figures of the server beside the API (strata serve's Redis port); absent without one.",
+                    "properties": {
+                        "connected_clients": { "type": "integer", "description": "clients connected now" },
+                        "connections_received": { "type": "integer", "description": "connections accepted since start, refused ones included" },
+                        "rejected_connections": { "type": "integer", "description": "connections refused because max_clients were connected" },
+                        "commands_processed": { "type": "integer", "description": "commands run since start" },
+                        "client_buffer_bytes": { "type": "integer", "description": "bytes held by all clients' buffers now" },
+                        "client_buffer_limit": { "type": "integer", "description": "the bound on client_buffer_bytes (0 for none)" },
+                        "evicted_clients": { "type": "integer", "description": "clients closed because the buffers of all clients passed their bound" } } },
                 "Clear": {
                     "type": "object", "additionalProperties": false,
                     "properties": { "namespace": { "type": "string", "description": "only this namespace (404 if there is none)" } } },

@@ -18,6 +18,7 @@ use strata::Key;
 use crate::auth::{self, Who};
 use crate::body::{self, Object};
 use crate::error::ApiError;
+use crate::server_stats::ServerStats;
 use crate::{metrics, openapi, Admin};
 
 /// The routes, behind the token check and then the body bounds (so a request without a
@@ -65,14 +66,21 @@ async fn health(State(admin): State<Admin>) -> Response {
     (StatusCode::OK, Json(body)).into_response()
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: the whole exposition, or a 500 without any of it.
 async fn prometheus(State(admin): State<Admin>) -> Response {
-    let text = metrics::render(
+    let rendered = metrics::render(
         admin.store(),
         &admin.alerts().active(),
         admin.inner.started.elapsed(),
+        admin.server_stats(),
     );
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+    match rendered {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "the metrics could not be encoded");
+            ApiError::internal("the metrics could not be encoded").into_response()
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -80,6 +88,9 @@ struct StatsBody {
     uptime_seconds: f64,
     #[serde(flatten)]
     store: StoreStats,
+    /// The server's figures, when the API runs beside one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<ServerStats>,
 }
 
 /// `GET /stats`.
@@ -87,6 +98,7 @@ async fn stats(State(admin): State<Admin>) -> Json<StatsBody> {
     Json(StatsBody {
         uptime_seconds: admin.inner.started.elapsed().as_secs_f64(),
         store: admin.store().stats(),
+        server: admin.server_stats(),
     })
 }
 

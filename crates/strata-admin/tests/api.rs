@@ -9,7 +9,7 @@ use strata::config::Config;
 use strata::store::Put;
 use strata::warm::{WarmEvent, WarmJob, Warmer};
 use strata::{Key, Store};
-use strata_admin::Admin;
+use strata_admin::{Admin, ServerStats};
 
 const ADMIN: &str = "admin-s3cret";
 const READ: &str = "read-only";
@@ -378,6 +378,56 @@ async fn clear_reads_its_body_and_refuses_what_it_does_not_understand() {
 }
 
 #[tokio::test]
+async fn a_server_beside_the_api_shows_in_stats_and_metrics() {
+    let bare = Api::new(&Admin::new(store())).await;
+    let (_, stats) = bare.get("/stats").await;
+    assert!(
+        stats.get("server").is_none(),
+        "no server, no object: {stats}"
+    );
+
+    let figures = ServerStats {
+        connected_clients: 2,
+        connections_received: 9,
+        rejected_connections: 1,
+        commands_processed: 77,
+        client_buffer_bytes: 512,
+        client_buffer_limit: 1 << 20,
+        evicted_clients: 0,
+    };
+    let admin = Admin::new(store()).with_server_stats(move || figures);
+    let api = Api::new(&admin).await;
+    let (status, stats) = api.get("/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        stats["server"],
+        json!({
+            "connected_clients": 2,
+            "connections_received": 9,
+            "rejected_connections": 1,
+            "commands_processed": 77,
+            "client_buffer_bytes": 512,
+            "client_buffer_limit": 1 << 20,
+            "evicted_clients": 0,
+        })
+    );
+    let text = reqwest::get(format!("{}/metrics", api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "strata_server_connected_clients 2",
+        "strata_server_commands_processed_total 77",
+        "strata_server_client_buffer_limit_bytes 1048576",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"));
+}
+
+#[tokio::test]
 async fn bad_bodies_and_unknown_names_get_json_errors() {
     let admin = Admin::new(store());
     let api = Api::new(&admin).await;
@@ -574,7 +624,8 @@ fn the_exposition_parses_as_prometheus_text_with_exact_values() {
         .unwrap();
     let _ = users.get_or_load_blocking("d", |_| Err::<u64, _>(std::io::Error::other("down")));
     let admin = Admin::new(store);
-    let text = strata_admin::metrics::render(admin.store(), &[], Duration::from_secs(5));
+    let text = strata_admin::metrics::render(admin.store(), &[], Duration::from_secs(5), None)
+        .expect("complete");
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
     let value = |name: &str, ns: &str| {
