@@ -87,6 +87,12 @@ impl Api {
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call("POST", path, Some(ADMIN), Some(body)).await
     }
+
+    /// The text of `GET /metrics`, which needs no token.
+    async fn metrics(&self) -> String {
+        let response = reqwest::get(format!("{}/metrics", self.base)).await.unwrap();
+        response.text().await.unwrap()
+    }
 }
 
 #[tokio::test]
@@ -411,12 +417,7 @@ async fn a_server_beside_the_api_shows_in_stats_and_metrics() {
             "evicted_clients": 0,
         })
     );
-    let text = reqwest::get(format!("{}/metrics", api.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = api.metrics().await;
     for line in [
         "strata_server_connected_clients 2",
         "strata_server_commands_processed_total 77",
@@ -589,12 +590,7 @@ async fn alerts_fire_and_clear_and_show_in_health_and_metrics() {
         (StatusCode::OK, &json!("degraded"))
     );
     assert!(health["reasons"][0].as_str().unwrap().contains("hit ratio"));
-    let text = reqwest::get(format!("{}/metrics", api.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = api.metrics().await;
     assert!(
         text.contains("strata_alert_active{alert=\"hit_ratio_low\",namespace=\"user\"} 1"),
         "{text}"
