@@ -90,7 +90,9 @@ impl Api {
 
     /// The text of `GET /metrics`, which needs no token.
     async fn metrics(&self) -> String {
-        let response = reqwest::get(format!("{}/metrics", self.base)).await.unwrap();
+        let response = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap();
         response.text().await.unwrap()
     }
 }
