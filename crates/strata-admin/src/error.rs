@@ -11,7 +11,8 @@ use strata::warm::WarmError;
 pub struct ApiError {
     #[serde(skip)]
     status: StatusCode,
-    /// A stable, snake_case code: `unauthorized`, `forbidden`, `bad_request`, `not_found`.
+    /// A stable, snake_case code: `bad_request`, `unauthorized`, `forbidden`, `not_found`,
+    /// `request_timeout`, `payload_too_large`, `internal`.
     pub error: &'static str,
     /// What went wrong, for a person.
     pub detail: String,
@@ -34,6 +35,18 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", detail)
     }
 
+    pub(crate) fn request_timeout(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", detail)
+    }
+
+    pub(crate) fn payload_too_large(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", detail)
+    }
+
+    pub(crate) fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)
+    }
+
     /// The HTTP status it answers with.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -53,11 +66,7 @@ impl From<StoreError> for ApiError {
                 Self::not_found(e.to_string())
             }
             StoreError::MissingParam { .. } => Self::bad_request(e.to_string()),
-            other => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                other.to_string(),
-            ),
+            other => Self::internal(other.to_string()),
         }
     }
 }
@@ -66,11 +75,7 @@ impl From<WarmError> for ApiError {
     fn from(e: WarmError) -> Self {
         match e {
             WarmError::UnknownScope(_) => Self::not_found(e.to_string()),
-            other => Self::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                other.to_string(),
-            ),
+            other => Self::internal(other.to_string()),
         }
     }
 }

@@ -11,7 +11,7 @@
 //! | `GET /namespaces/{ns}/top?n=10` | the hottest keys | read |
 //! | `GET /warm` | every warming job's status | read |
 //! | `GET /openapi.json` | an OpenAPI 3.1 description of all of it | read |
-//! | `POST /clear` | empty every namespace | admin |
+//! | `POST /clear` | empty every namespace, or the one `{"namespace": ...}` names | admin |
 //! | `POST /namespaces/{ns}/clear` | empty one | admin |
 //! | `POST /invalidate` | exactly one of `key`, `prefix`, `pattern`, `tag`, `event` (+ `params`), optionally `namespace` | admin |
 //! | `POST /warm` | start the warming jobs of `{"scope": ...}` | admin |
@@ -23,7 +23,16 @@
 //! API is open, and says so in a warning when built: bind it to a private address then.
 //!
 //! **Errors** are JSON, `{"error": "...", "detail": "..."}`: 400 for a malformed or
-//! ambiguous body, 401 and 403 for tokens, 404 for an unknown namespace, event or scope.
+//! ambiguous body, 401 and 403 for tokens, 404 for an unknown namespace, event or scope,
+//! 408 for a body slower than `body_timeout`, 413 for one larger than `max_body`.
+//!
+//! **Limits.** The router reads every request body whole before a handler runs, at most
+//! `max_body` bytes within `body_timeout` (`[admin]` in the configuration, see
+//! [`AdminConfig`](strata::config::AdminConfig)), wherever it is mounted. [`serve`] runs it on
+//! a listener with the rest of `[admin]`: a connection limit, and idle and header timeouts,
+//! so that clients of the admin port cannot take the descriptors and memory the rest of the
+//! process needs. `axum::serve` has neither; a service that mounts the router on its own
+//! server should bound its connections itself.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,17 +40,23 @@
 //! use strata_admin::Admin;
 //!
 //! let store = Store::new();
-//! let app = Admin::new(store).router();      // merge it into your own Router if you have one
+//! let app = Admin::new(store.clone()).router(); // or merge it into your own Router
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await?;
+//! let limits = &store.config().admin;
+//! strata_admin::serve(listener, app, limits, std::future::pending()).await;
 //! # Ok(()) }
 //! ```
 
+pub mod accept;
 pub mod alerts;
 mod auth;
+mod body;
+mod connection;
 mod error;
+mod listener;
 pub mod metrics;
 mod openapi;
+pub mod process;
 mod routes;
 mod server_stats;
 
@@ -55,6 +70,7 @@ use strata::Store;
 
 pub use alerts::{Alert, AlertKind, Alerts};
 pub use error::ApiError;
+pub use listener::serve;
 pub use server_stats::{ServerStats, ServerStatsSource};
 
 /// What the admin API serves: a store, its warming jobs, its alerts and its tokens.
@@ -72,16 +88,22 @@ struct AdminInner {
     started: Instant,
     /// The figures of the server beside the API, if one said how to take them.
     server: Option<Arc<ServerStatsSource>>,
+    /// How much of a request body is read, and how long for.
+    body: body::BodyLimits,
 }
 
 impl Admin {
-    /// The admin API over `store`, with the tokens and alert thresholds of its
-    /// configuration, and no warming jobs.
+    /// The admin API over `store`, with the tokens, body limits (`[admin]`) and alert
+    /// thresholds of its configuration, and no warming jobs.
     pub fn new(store: Store) -> Self {
         let config = store.config();
         let tokens = auth::Tokens {
             admin: config.admin_token.clone(),
             read: config.admin_read_token.clone(),
+        };
+        let body = body::BodyLimits {
+            max: usize::try_from(config.admin.max_body).unwrap_or(usize::MAX),
+            timeout: config.admin.body_timeout,
         };
         let alerts = Alerts::new(config.alerts.clone());
         // Tokens are `Secret`s, which print as ***.
@@ -94,6 +116,7 @@ impl Admin {
                 tokens,
                 started: Instant::now(),
                 server: None,
+                body,
             }),
         }
     }

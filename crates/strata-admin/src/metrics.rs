@@ -24,6 +24,15 @@
 //! [`LATENCY_BOUNDS`] plus `+Inf`; the encoder makes them cumulative, `_count` is the loads
 //! timed and `_sum` their total time in seconds. Failed and timed-out loads are timed too.
 //!
+//! **Never a broken exposition.** The encoder refuses a gauge above `i64::MAX` (OpenMetrics
+//! gauges are signed), and once stopped halfway on a budget of 2^64 - 1 bytes, leaving a
+//! scrape with no value and no `# EOF`. Budgets are now bounded well below that
+//! ([`MAX_BUDGET`](strata::config::MAX_BUDGET)), and every gauge is clamped to `i64::MAX`
+//! before it is encoded, so one absurd figure reads as 9.2e18 rather than costing the whole
+//! scrape: a 500 would leave every other series without a sample. Should the encoder fail
+//! anyway, [`render`] returns the error and no text, and `/metrics` answers 500: a scraper
+//! then marks the target down instead of reading part of it.
+//!
 //! ## The metrics
 //! Per namespace (label `namespace`; every configured namespace, opened or not, so series
 //! do not appear out of nowhere):
@@ -42,6 +51,23 @@
 //! And once per store: `strata_alert_active{alert, namespace}` (gauge, 1 per active alert;
 //! no sample when none is), `strata_budget_bytes` (gauge, the store's `max_bytes`) and
 //! `strata_uptime_seconds` (gauge).
+//!
+//! The process's resident memory, `process_resident_memory_bytes` (gauge, the name every
+//! Prometheus client library uses; from `/proc/self/statm`, so on Linux only).
+//!
+//! And when the API runs beside a server that hands it its figures
+//! ([`Admin::with_server_stats`](crate::Admin::with_server_stats), as `strata serve` does),
+//! named after Redis's `INFO` fields:
+//!
+//! | metric | type | from |
+//! |---|---|---|
+//! | `strata_server_connected_clients` | gauge | clients connected now |
+//! | `strata_server_connections_received_total` | counter | connections accepted, refused ones included |
+//! | `strata_server_rejected_connections_total` | counter | connections refused at `max_clients` |
+//! | `strata_server_commands_processed_total` | counter | commands run |
+//! | `strata_server_evicted_clients_total` | counter | clients closed because all clients' buffers passed their bound |
+//! | `strata_server_client_buffer_bytes` | gauge | bytes held by all clients' buffers now |
+//! | `strata_server_client_buffer_limit_bytes` | gauge | the bound on them (0 for none) |
 
 use std::time::Duration;
 
@@ -55,36 +81,114 @@ use strata::store::{NamespaceStats, LATENCY_BOUNDS};
 use strata::Store;
 
 use crate::alerts::Alert;
+use crate::process;
+use crate::server_stats::ServerStats;
 
 /// The content type of [`render`]'s text (OpenMetrics 1.0; see the module docs).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// The exposition of `store`'s figures (read now), the active `alerts` and the `uptime`.
+/// The exposition of `store`'s figures (read now), the active `alerts`, the `uptime`, the
+/// process's resident memory, and the `server`'s figures if there is a server.
 ///
-/// Encoding into a `String` only fails on a gauge above `i64::MAX`, which no count of
-/// entries or bytes reaches; should it happen, the error is logged and the text returned
-/// stops there, without its `# EOF`, so a scraper rejects it rather than reading part.
-pub fn render(store: &Store, alerts: &[Alert], uptime: Duration) -> String {
+/// Complete or nothing: every gauge is clamped to what the encoder takes (see the module
+/// docs), and should encoding fail anyway the error is returned, never part of the text.
+pub fn render(
+    store: &Store,
+    alerts: &[Alert],
+    uptime: Duration,
+    server: Option<ServerStats>,
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(StoreCollector {
+    registry.register_collector(Box::new(Figures {
         store: store.clone(),
         alerts: alerts.to_vec(),
         uptime,
+        server,
+        resident_memory: process::resident_memory_bytes(),
     }));
     let mut text = String::new();
-    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &registry) {
-        tracing::error!(error = %e, "the metrics could not be encoded");
-    }
-    text
+    prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    Ok(text)
 }
 
-/// Reads the store at scrape time and encodes what it read (see the module docs).
+/// Everything one scrape exposes: the store, read at scrape time and encoded as read (see
+/// the module docs), and the figures taken with it.
 #[derive(Debug)]
-struct StoreCollector {
+struct Figures {
     store: Store,
     alerts: Vec<Alert>,
     uptime: Duration,
+    server: Option<ServerStats>,
+    resident_memory: Option<u64>,
 }
+
+/// A byte count or a count of things as a gauge, clamped to `i64::MAX`, the most a gauge
+/// can be (see the module docs).
+fn gauge(value: u64) -> ConstGauge<i64> {
+    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+/// A figure of the server beside the API: its name (before the unit suffix and, for a
+/// counter, `_total`), help, type, unit and field.
+type ServerFamily = (
+    &'static str,
+    &'static str,
+    MetricType,
+    Option<Unit>,
+    fn(&ServerStats) -> u64,
+);
+
+const SERVER: [ServerFamily; 7] = [
+    (
+        "strata_server_connected_clients",
+        "Clients connected now",
+        MetricType::Gauge,
+        None,
+        |s| s.connected_clients,
+    ),
+    (
+        "strata_server_connections_received",
+        "Connections accepted since start, refused ones included",
+        MetricType::Counter,
+        None,
+        |s| s.connections_received,
+    ),
+    (
+        "strata_server_rejected_connections",
+        "Connections refused because max_clients were connected",
+        MetricType::Counter,
+        None,
+        |s| s.rejected_connections,
+    ),
+    (
+        "strata_server_commands_processed",
+        "Commands run since start",
+        MetricType::Counter,
+        None,
+        |s| s.commands_processed,
+    ),
+    (
+        "strata_server_evicted_clients",
+        "Clients closed because the buffers of all clients passed their bound",
+        MetricType::Counter,
+        None,
+        |s| s.evicted_clients,
+    ),
+    (
+        "strata_server_client_buffer",
+        "Bytes held by all clients' buffers now",
+        MetricType::Gauge,
+        Some(Unit::Bytes),
+        |s| s.client_buffer_bytes,
+    ),
+    (
+        "strata_server_client_buffer_limit",
+        "The bound on the bytes held by all clients' buffers (0 for none)",
+        MetricType::Gauge,
+        Some(Unit::Bytes),
+        |s| s.client_buffer_limit,
+    ),
+];
 
 /// A per-namespace counter: its family name (the encoder adds `_total`), help, and field.
 type CounterFamily = (&'static str, &'static str, fn(&NamespaceStats) -> u64);
@@ -156,7 +260,7 @@ type GaugeFamily = (
     fn(&NamespaceStats) -> u64,
 );
 
-impl Collector for StoreCollector {
+impl Collector for Figures {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let stats = self.store.stats();
         let namespaces = &stats.namespaces;
@@ -191,7 +295,7 @@ impl Collector for StoreCollector {
             let mut family =
                 encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
             for (ns, figures) in namespaces {
-                ConstGauge::new(field(figures)).encode(family.encode_family(&labels(ns))?)?;
+                gauge(field(figures)).encode(family.encode_family(&labels(ns))?)?;
             }
         }
 
@@ -233,7 +337,7 @@ impl Collector for StoreCollector {
             Some(&Unit::Bytes),
             MetricType::Gauge,
         )?;
-        ConstGauge::new(stats.max_bytes).encode(budget)?;
+        gauge(stats.max_bytes).encode(budget)?;
 
         let uptime = encoder.encode_descriptor(
             "strata_uptime",
@@ -242,6 +346,27 @@ impl Collector for StoreCollector {
             MetricType::Gauge,
         )?;
         ConstGauge::new(self.uptime.as_secs_f64()).encode(uptime)?;
+
+        if let Some(bytes) = self.resident_memory {
+            let resident = encoder.encode_descriptor(
+                "process_resident_memory",
+                "Resident memory size of the process",
+                Some(&Unit::Bytes),
+                MetricType::Gauge,
+            )?;
+            gauge(bytes).encode(resident)?;
+        }
+
+        if let Some(server) = &self.server {
+            for (name, help, kind, unit, field) in &SERVER {
+                let family = encoder.encode_descriptor(name, help, unit.as_ref(), *kind)?;
+                let value = field(server);
+                match kind {
+                    MetricType::Counter => ConstCounter::new(value).encode(family)?,
+                    _ => gauge(value).encode(family)?,
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -355,7 +480,7 @@ mod tests {
     #[test]
     fn every_family_has_its_name_and_type() {
         let (store, _) = store();
-        let text = render(&store, &[], Duration::ZERO);
+        let text = render(&store, &[], Duration::ZERO, None).unwrap();
         let types = check_openmetrics(&text);
         let counters = [
             "hits",
@@ -387,6 +512,9 @@ mod tests {
             expected.insert(format!("strata_{name}"), "gauge".into());
         }
         expected.insert("strata_load_duration_seconds".into(), "histogram".into());
+        if cfg!(target_os = "linux") {
+            expected.insert("process_resident_memory_bytes".into(), "gauge".into());
+        }
         assert_eq!(types, expected);
         // Every family has its help, and the units are declared.
         let scrape = parse(&text);
@@ -430,7 +558,7 @@ mod tests {
             since_unix_ms: 0,
             message: String::new(),
         };
-        let text = render(&store, &[alert], Duration::from_millis(1_500));
+        let text = render(&store, &[alert], Duration::from_millis(1_500), None).unwrap();
         check_openmetrics(&text);
         let scrape = parse(&text);
         let user = |name: &str| value(&scrape, name, &[("namespace", "user")]);
@@ -491,7 +619,7 @@ mod tests {
         user.insert("k", "x".repeat(1000)).unwrap();
         let weighted = store.stats().namespaces["user"].stats.weighted_size;
         assert!(weighted >= 1000, "{weighted}");
-        let scrape = parse(&render(&store, &[], Duration::ZERO));
+        let scrape = parse(&render(&store, &[], Duration::ZERO, None).unwrap());
         let labels = [("namespace", "user")];
         assert_eq!(value(&scrape, "strata_bytes", &labels), weighted as f64);
         assert_eq!(value(&scrape, "strata_entries", &labels), 1.0);
@@ -520,7 +648,7 @@ mod tests {
                 .unwrap();
             assert_eq!(loaded.value, ms);
         }
-        let text = render(&store, &[], Duration::ZERO);
+        let text = render(&store, &[], Duration::ZERO, None).unwrap();
         check_openmetrics(&text);
         assert!(text.contains("le=\"+Inf\""), "{text}");
         let scrape = parse(&text);
@@ -549,5 +677,87 @@ mod tests {
         );
         let sum = value(&scrape, "strata_load_duration_seconds_sum", &labels);
         assert!((sum - 20.383).abs() < 1e-9, "{sum}");
+    }
+
+    fn server_stats() -> ServerStats {
+        ServerStats {
+            connected_clients: 3,
+            connections_received: 40,
+            rejected_connections: 2,
+            commands_processed: 1_000,
+            client_buffer_bytes: 4096,
+            client_buffer_limit: 64 << 20,
+            evicted_clients: 1,
+        }
+    }
+
+    #[test]
+    fn a_server_s_figures_are_families_of_their_own() {
+        let (store, _) = store();
+        let without = render(&store, &[], Duration::ZERO, None).unwrap();
+        assert!(!without.contains("strata_server_"), "{without}");
+        let text = render(&store, &[], Duration::ZERO, Some(server_stats())).unwrap();
+        let types = check_openmetrics(&text);
+        let scrape = parse(&text);
+        let expected = [
+            ("strata_server_connected_clients", "gauge", 3.0),
+            ("strata_server_connections_received", "counter", 40.0),
+            ("strata_server_rejected_connections", "counter", 2.0),
+            ("strata_server_commands_processed", "counter", 1_000.0),
+            ("strata_server_evicted_clients", "counter", 1.0),
+            ("strata_server_client_buffer_bytes", "gauge", 4096.0),
+            (
+                "strata_server_client_buffer_limit_bytes",
+                "gauge",
+                f64::from(64u32 << 20),
+            ),
+        ];
+        for (family, kind, figure) in expected {
+            assert_eq!(
+                types.get(family).map(String::as_str),
+                Some(kind),
+                "{family}"
+            );
+            let sample = match kind {
+                "counter" => format!("{family}_total"),
+                _ => family.to_owned(),
+            };
+            assert_eq!(value(&scrape, &sample, &[]), figure, "{sample}");
+        }
+        assert!(text.contains("# UNIT strata_server_client_buffer_bytes bytes\n"));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_process_s_resident_memory_is_there_without_a_server() {
+        let (store, _) = store();
+        let scrape = parse(&render(&store, &[], Duration::ZERO, None).unwrap());
+        let rss = value(&scrape, "process_resident_memory_bytes", &[]);
+        assert!(rss > f64::from(1u32 << 20), "{rss}");
+    }
+
+    /// A gauge past `i64::MAX` once stopped the encoder halfway: a scrape without values or
+    /// `# EOF`. It is clamped now, and the rest of the text is whole.
+    #[test]
+    fn a_gauge_past_what_the_encoder_takes_is_clamped_and_the_text_is_whole() {
+        let (store, _) = store();
+        let absurd = ServerStats {
+            client_buffer_bytes: u64::MAX,
+            client_buffer_limit: 1 << 63,
+            ..server_stats()
+        };
+        let text = render(&store, &[], Duration::ZERO, Some(absurd)).unwrap();
+        check_openmetrics(&text);
+        let scrape = parse(&text);
+        let clamped = i64::MAX as f64;
+        assert_eq!(
+            value(&scrape, "strata_server_client_buffer_bytes", &[]),
+            clamped
+        );
+        assert_eq!(
+            value(&scrape, "strata_server_client_buffer_limit_bytes", &[]),
+            clamped
+        );
+        assert_eq!(value(&scrape, "strata_server_connected_clients", &[]), 3.0);
     }
 }

@@ -20,6 +20,8 @@ fn errors(codes: &[&str]) -> serde_json::Map<String, Value> {
                 "401" => "a missing or wrong token",
                 "403" => "the read-only token on a route that changes something",
                 "404" => "an unknown namespace, event or scope",
+                "408" => "a body that did not arrive within body_timeout",
+                "413" => "a body larger than max_body",
                 _ => "an error",
             };
             (code.to_string(), answer(what, "Error"))
@@ -40,17 +42,18 @@ fn ns_param() -> Value {
 /// The document.
 pub(crate) fn document() -> Value {
     let read = ["401"];
-    let change = ["400", "401", "403"];
+    // Every route reads its body within max_body and body_timeout.
+    let change = ["400", "401", "403", "404", "408", "413"];
     let mut invalidate = operation(
         "Drop entries by key, prefix, glob pattern, tag or event; answers how many went",
         answer("what was dropped", "Invalidated"),
-        &["400", "401", "403", "404"],
+        &change,
     );
     invalidate["requestBody"] = json!({
         "required": true,
         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Invalidate" } } }
     });
-    let mut warm_responses = errors(&["400", "401", "403", "404"]);
+    let mut warm_responses = errors(&change);
     warm_responses.insert(
         "202".into(),
         answer("started; GET /warm follows the jobs", "WarmStarted"),
@@ -76,9 +79,19 @@ pub(crate) fn document() -> Value {
     let mut clear_ns = operation(
         "Empty one namespace",
         answer("how many entries it held", "Object"),
-        &["401", "403", "404"],
+        &change,
     );
     clear_ns["parameters"] = json!([ns_param()]);
+    let mut clear = operation(
+        "Empty every namespace (no body, or {}), or the one the body names",
+        answer("how many entries they held", "Object"),
+        &change,
+    );
+    clear["requestBody"] = json!({
+        "required": false,
+        "description": "Read as JSON whatever its Content-Type.",
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Clear" } } }
+    });
     let mut health = operation(
         "ok, degraded (alerts active) or down; no token needed",
         answer("the status", "Health"),
@@ -103,12 +116,12 @@ pub(crate) fn document() -> Value {
         "paths": {
             "/health": { "get": health },
             "/metrics": { "get": metrics },
-            "/stats": { "get": operation("Figures in total and per namespace", answer("the figures", "Object"), &read) },
+            "/stats": { "get": operation("Figures in total and per namespace, and the server's", answer("the figures", "Stats"), &read) },
             "/info": { "get": operation("The configuration in effect (secrets hidden) and versions", answer("the configuration", "Object"), &read) },
             "/alerts": { "get": operation("Active alerts", answer("the alerts", "Object"), &read) },
             "/namespaces/{ns}/top": { "get": top },
             "/namespaces/{ns}/clear": { "post": clear_ns },
-            "/clear": { "post": operation("Empty every namespace", answer("how many entries they held", "Object"), &change) },
+            "/clear": { "post": clear },
             "/invalidate": { "post": invalidate },
             "/warm": {
                 "get": operation("Every warming job's status and the scopes", answer("the jobs", "Object"), &read),
@@ -122,11 +135,34 @@ pub(crate) fn document() -> Value {
             "schemas": {
                 "Object": { "type": "object" },
                 "Error": { "type": "object", "required": ["error", "detail"], "properties": {
-                    "error": { "type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "internal"] },
+                    "error": { "type": "string", "enum": ["bad_request", "unauthorized", "forbidden", "not_found", "request_timeout", "payload_too_large", "internal"] },
                     "detail": { "type": "string" } } },
                 "Health": { "type": "object", "required": ["status", "reasons"], "properties": {
                     "status": { "type": "string", "enum": ["ok", "degraded", "down"] },
                     "reasons": { "type": "array", "items": { "type": "string" } } } },
+                "Stats": {
+                    "type": "object", "required": ["uptime_seconds", "total", "loads", "max_bytes", "namespaces"],
+                    "properties": {
+                        "uptime_seconds": { "type": "number" },
+                        "total": { "type": "object", "description": "hits, misses, hit_ratio, ... summed over namespaces" },
+                        "loads": { "type": "object" },
+                        "max_bytes": { "type": "integer", "description": "the memory budget" },
+                        "namespaces": { "type": "object", "additionalProperties": { "type": "object" } },
+                        "server": { "$ref": "#/components/schemas/ServerStats" } } },
+                "ServerStats": {
+                    "type": "object",
+                    "description": "The figures of the server beside the API (strata serve's Redis port); absent without one.",
+                    "properties": {
+                        "connected_clients": { "type": "integer", "description": "clients connected now" },
+                        "connections_received": { "type": "integer", "description": "connections accepted since start, refused ones included" },
+                        "rejected_connections": { "type": "integer", "description": "connections refused because max_clients were connected" },
+                        "commands_processed": { "type": "integer", "description": "commands run since start" },
+                        "client_buffer_bytes": { "type": "integer", "description": "bytes held by all clients' buffers now" },
+                        "client_buffer_limit": { "type": "integer", "description": "the bound on client_buffer_bytes (0 for none)" },
+                        "evicted_clients": { "type": "integer", "description": "clients closed because the buffers of all clients passed their bound" } } },
+                "Clear": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": { "namespace": { "type": "string", "description": "only this namespace (404 if there is none)" } } },
                 "Invalidate": {
                     "type": "object", "additionalProperties": false,
                     "description": "Exactly one of key, prefix, pattern, tag, event. namespace applies to key, prefix and pattern (every namespace without it); params to event.",

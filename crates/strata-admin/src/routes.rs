@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,9 +16,13 @@ use strata::store::{Invalidation, StoreStats};
 use strata::Key;
 
 use crate::auth::{self, Who};
+use crate::body::{self, Object};
 use crate::error::ApiError;
+use crate::server_stats::ServerStats;
 use crate::{metrics, openapi, Admin};
 
+/// The routes, behind the token check and then the body bounds (so a request without a
+/// valid token is refused before its body is read).
 pub(crate) fn router(admin: Admin) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -32,6 +37,12 @@ pub(crate) fn router(admin: Admin) -> Router {
         .route("/warm", get(warm_status).post(warm))
         .route("/openapi.json", get(openapi_json))
         .fallback(unknown_route)
+        .layer(middleware::from_fn_with_state(
+            admin.inner.body,
+            body::read_whole,
+        ))
+        // The body is read whole within max_body already: no second, different limit.
+        .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(admin.clone(), auth::require))
         .with_state(admin)
 }
@@ -55,14 +66,21 @@ async fn health(State(admin): State<Admin>) -> Response {
     (StatusCode::OK, Json(body)).into_response()
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: the whole exposition, or a 500 without any of it.
 async fn prometheus(State(admin): State<Admin>) -> Response {
-    let text = metrics::render(
+    let rendered = metrics::render(
         admin.store(),
         &admin.alerts().active(),
         admin.inner.started.elapsed(),
+        admin.server_stats(),
     );
-    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+    match rendered {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "the metrics could not be encoded");
+            ApiError::internal("the metrics could not be encoded").into_response()
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -70,6 +88,9 @@ struct StatsBody {
     uptime_seconds: f64,
     #[serde(flatten)]
     store: StoreStats,
+    /// The server's figures, when the API runs beside one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<ServerStats>,
 }
 
 /// `GET /stats`.
@@ -77,6 +98,7 @@ async fn stats(State(admin): State<Admin>) -> Json<StatsBody> {
     Json(StatsBody {
         uptime_seconds: admin.inner.started.elapsed().as_secs_f64(),
         store: admin.store().stats(),
+        server: admin.server_stats(),
     })
 }
 
@@ -120,11 +142,34 @@ async fn top(
     Ok(Json(json!({ "namespace": ns, "keys": keys })))
 }
 
-/// `POST /clear`.
-async fn clear(State(admin): State<Admin>, Extension(who): Extension<Who>) -> Json<Value> {
+/// The body of `POST /clear`: absent, `{}`, or the one namespace to clear.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClearBody {
+    namespace: Option<String>,
+}
+
+/// `POST /clear`: every namespace without a body (or with `{}`), the one a body names
+/// otherwise. The body is read as JSON whatever its `Content-Type` says (`curl -d` says a
+/// form), since reading it is what keeps a named namespace from clearing them all.
+async fn clear(
+    State(admin): State<Admin>,
+    Extension(who): Extension<Who>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let ClearBody { namespace } = if body.is_empty() {
+        ClearBody::default()
+    } else {
+        let Json(Object(body)) = Json::from_bytes(&body)
+            .map_err(|e: JsonRejection| ApiError::bad_request(e.body_text()))?;
+        body
+    };
+    if let Some(ns) = namespace {
+        return clear_one(&admin, who, ns);
+    }
     let cleared = admin.store().clear();
     tracing::info!(who = who.0, cleared, "admin: cleared every namespace");
-    Json(json!({ "cleared": cleared }))
+    Ok(Json(json!({ "cleared": cleared })))
 }
 
 /// `POST /namespaces/{ns}/clear`.
@@ -133,6 +178,11 @@ async fn clear_namespace(
     Extension(who): Extension<Who>,
     Path(ns): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    clear_one(&admin, who, ns)
+}
+
+/// Clears namespace `ns`; 404 when there is none.
+fn clear_one(admin: &Admin, who: Who, ns: String) -> Result<Json<Value>, ApiError> {
     let cleared = admin.store().clear_namespace(&ns)?;
     tracing::info!(who = who.0, namespace = %ns, cleared, "admin: cleared a namespace");
     Ok(Json(json!({ "namespace": ns, "cleared": cleared })))
@@ -212,9 +262,9 @@ impl InvalidateBody {
 async fn invalidate(
     State(admin): State<Admin>,
     Extension(who): Extension<Who>,
-    body: Result<Json<InvalidateBody>, JsonRejection>,
+    body: Result<Json<Object<InvalidateBody>>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(Object(body)) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let invalidation = body.into_invalidation()?;
     let dropped = admin.store().invalidate(&invalidation)?;
     // Keys, prefixes and patterns count exactly; a tag's count is an upper bound, and an
@@ -242,9 +292,10 @@ struct WarmBody {
 async fn warm(
     State(admin): State<Admin>,
     Extension(who): Extension<Who>,
-    body: Result<Json<WarmBody>, JsonRejection>,
+    body: Result<Json<Object<WarmBody>>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(WarmBody { scope }) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(Object(WarmBody { scope })) =
+        body.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let warmer = admin.inner.warmer.clone();
     if !warmer.scopes().contains(&scope) {
         return Err(ApiError::not_found(format!(

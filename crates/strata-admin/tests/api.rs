@@ -1,4 +1,5 @@
-//! The admin API over real HTTP: a server on an ephemeral port, reqwest as the client.
+//! The admin API over real HTTP: `strata_admin::serve` on an ephemeral port, reqwest as the
+//! client.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use strata::config::Config;
 use strata::store::Put;
 use strata::warm::{WarmEvent, WarmJob, Warmer};
 use strata::{Key, Store};
-use strata_admin::Admin;
+use strata_admin::{Admin, ServerStats};
 
 const ADMIN: &str = "admin-s3cret";
 const READ: &str = "read-only";
@@ -37,7 +38,10 @@ async fn serve(admin: &Admin) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let app = admin.router();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let limits = admin.store().config().admin.clone();
+    tokio::spawn(async move {
+        strata_admin::serve(listener, app, &limits, std::future::pending()).await;
+    });
     format!("http://{addr}")
 }
 
@@ -82,6 +86,14 @@ impl Api {
 
     async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call("POST", path, Some(ADMIN), Some(body)).await
+    }
+
+    /// The text of `GET /metrics`, which needs no token.
+    async fn metrics(&self) -> String {
+        let response = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap();
+        response.text().await.unwrap()
     }
 }
 
@@ -302,6 +314,122 @@ async fn invalidate_by_key_prefix_pattern_tag_and_event() {
     assert!(!users.contains_key("user::2") && !users.contains_key("user::8"));
 }
 
+/// A store with one entry in each of `user` and `session`; says which are left.
+fn two_namespaces() -> (Store, impl Fn() -> (bool, bool)) {
+    let store = store();
+    let users = store.namespace::<String>("user").unwrap();
+    let sessions = store.namespace::<String>("session").unwrap();
+    users.insert("u", "1".into()).unwrap();
+    sessions.insert("s", "1".into()).unwrap();
+    let left = move || (users.contains_key("u"), sessions.contains_key("s"));
+    (store, left)
+}
+
+#[tokio::test]
+async fn clear_reads_its_body_and_refuses_what_it_does_not_understand() {
+    let (store, left) = two_namespaces();
+    let api = Api::new(&Admin::new(store)).await;
+    // Once, any body cleared everything: `{"namespace": "nope"}` included.
+    let refused = [
+        (json!({ "namespace": "nope" }), 404, "nope"),
+        (json!({ "namespaces": "session" }), 400, "namespaces"),
+        (json!({ "namespace": 7 }), 400, "namespace"),
+        (json!(["session"]), 400, "expected a JSON object"),
+    ];
+    for (body, status, mentions) in refused {
+        let (got, answer) = api.post("/clear", body.clone()).await;
+        assert_eq!(got.as_u16(), status, "{body}: {answer}");
+        assert!(
+            answer["detail"].as_str().unwrap().contains(mentions),
+            "{answer}"
+        );
+        assert_eq!(left(), (true, true), "{body} cleared something");
+    }
+    let send = |body: &'static str, content_type: &'static str| {
+        let mut request = api
+            .http
+            .post(format!("{}/clear", api.base))
+            .bearer_auth(ADMIN)
+            .body(body);
+        if !content_type.is_empty() {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+    let malformed = send("{\"namespace\": ", "application/json").await.unwrap();
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(left(), (true, true));
+
+    // curl -d sends a form type; the body is JSON all the same.
+    let one = send(
+        r#"{"namespace": "session"}"#,
+        "application/x-www-form-urlencoded",
+    )
+    .await
+    .unwrap();
+    assert_eq!(one.status(), StatusCode::OK);
+    let answer: Value = one.json().await.unwrap();
+    assert_eq!(answer, json!({ "namespace": "session", "cleared": 1 }));
+    assert_eq!(left(), (true, false));
+
+    // No body at all, or {}: every namespace, as documented.
+    let (store, left) = two_namespaces();
+    let api = Api::new(&Admin::new(store)).await;
+    let (status, answer) = api.call("POST", "/clear", Some(ADMIN), None).await;
+    assert_eq!((status, &answer["cleared"]), (StatusCode::OK, &json!(2)));
+    assert_eq!(left(), (false, false));
+    let (store, left) = two_namespaces();
+    let api = Api::new(&Admin::new(store)).await;
+    let (status, _) = api.post("/clear", json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(left(), (false, false));
+}
+
+#[tokio::test]
+async fn a_server_beside_the_api_shows_in_stats_and_metrics() {
+    let bare = Api::new(&Admin::new(store())).await;
+    let (_, stats) = bare.get("/stats").await;
+    assert!(
+        stats.get("server").is_none(),
+        "no server, no object: {stats}"
+    );
+
+    let figures = ServerStats {
+        connected_clients: 2,
+        connections_received: 9,
+        rejected_connections: 1,
+        commands_processed: 77,
+        client_buffer_bytes: 512,
+        client_buffer_limit: 1 << 20,
+        evicted_clients: 0,
+    };
+    let admin = Admin::new(store()).with_server_stats(move || figures);
+    let api = Api::new(&admin).await;
+    let (status, stats) = api.get("/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        stats["server"],
+        json!({
+            "connected_clients": 2,
+            "connections_received": 9,
+            "rejected_connections": 1,
+            "commands_processed": 77,
+            "client_buffer_bytes": 512,
+            "client_buffer_limit": 1 << 20,
+            "evicted_clients": 0,
+        })
+    );
+    let text = api.metrics().await;
+    for line in [
+        "strata_server_connected_clients 2",
+        "strata_server_commands_processed_total 77",
+        "strata_server_client_buffer_limit_bytes 1048576",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    assert!(text.ends_with("# EOF\n"));
+}
+
 #[tokio::test]
 async fn bad_bodies_and_unknown_names_get_json_errors() {
     let admin = Admin::new(store());
@@ -320,6 +448,8 @@ async fn bad_bodies_and_unknown_names_get_json_errors() {
         (json!({ "key": "k", "namespace": "nope" }), 404, "nope"),
         (json!({ "event": "nope" }), 404, "nope"),
         (json!({ "event": "user.changed" }), 400, "id"),
+        // serde reads a struct from an array of its fields in order; no client means that.
+        (json!(["user::1"]), 400, "expected a JSON object"),
     ];
     for (body, status, mentions) in cases {
         let (got, answer) = api.post("/invalidate", body.clone()).await;
@@ -462,12 +592,7 @@ async fn alerts_fire_and_clear_and_show_in_health_and_metrics() {
         (StatusCode::OK, &json!("degraded"))
     );
     assert!(health["reasons"][0].as_str().unwrap().contains("hit ratio"));
-    let text = reqwest::get(format!("{}/metrics", api.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = api.metrics().await;
     assert!(
         text.contains("strata_alert_active{alert=\"hit_ratio_low\",namespace=\"user\"} 1"),
         "{text}"
@@ -497,7 +622,8 @@ fn the_exposition_parses_as_prometheus_text_with_exact_values() {
         .unwrap();
     let _ = users.get_or_load_blocking("d", |_| Err::<u64, _>(std::io::Error::other("down")));
     let admin = Admin::new(store);
-    let text = strata_admin::metrics::render(admin.store(), &[], Duration::from_secs(5));
+    let text = strata_admin::metrics::render(admin.store(), &[], Duration::from_secs(5), None)
+        .expect("complete");
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
     let value = |name: &str, ns: &str| {

@@ -1,7 +1,7 @@
 //! `strata serve`: the Redis protocol on one address, the admin API on another, over one
-//! store, until SIGINT or SIGTERM.
+//! store, until SIGINT or SIGTERM. The admin API runs on `strata_admin::serve`, within the
+//! `[admin]` limits, so its clients cannot take the descriptors the Redis port needs.
 
-use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -85,6 +85,7 @@ async fn serve(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.http_addr))?;
     let admin = Admin::new(store);
+    let admin_limits = config.admin.clone();
     let alerts = admin.spawn_alerts();
     let resp_addr = server.local_addr().map_err(|e| e.to_string())?;
     let http_addr = http.local_addr().map_err(|e| e.to_string())?;
@@ -99,11 +100,11 @@ async fn serve(config: Config) -> Result<(), String> {
     let signalled = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let admin_task = tokio::spawn(
-        axum::serve(http, admin.router())
-            .with_graceful_shutdown(signalled(stopped.clone()))
-            .into_future(),
-    );
+    let admin_router = admin.router();
+    let admin_stopped = signalled(stopped.clone());
+    let admin_task = tokio::spawn(async move {
+        strata_admin::serve(http, admin_router, &admin_limits, admin_stopped).await;
+    });
     let resp_task = tokio::spawn(server.run(signalled(stopped)));
     shutdown_signal().await;
     tracing::info!("signal received: shutting down");
@@ -112,8 +113,7 @@ async fn serve(config: Config) -> Result<(), String> {
     alerts.abort();
     resp.map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    http.map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    http.map_err(|e| e.to_string())?;
     tracing::info!("stopped");
     Ok(())
 }

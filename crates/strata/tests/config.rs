@@ -7,7 +7,8 @@ mod common;
 use common::invalid_config;
 
 use strata::config::{
-    Config, ConfigError, MaxmemoryPolicy, NamespaceConfig, DEFAULT_MAX_BYTES, MIN_SHARE,
+    AdminConfig, Config, ConfigError, MaxmemoryPolicy, NamespaceConfig, DEFAULT_MAX_BYTES,
+    MAX_BUDGET, MIN_SHARE,
 };
 use strata::store::Put;
 use strata::Store;
@@ -361,6 +362,85 @@ fire_after = 2
     }
     let err = Config::from_sources(Some("[alerts]\nhit_ratio = 0.5"), []).unwrap_err();
     assert!(err.to_string().contains("hit_ratio"), "{err}");
+}
+
+#[test]
+fn a_budget_above_the_largest_is_refused_by_the_file_the_environment_and_set_max_bytes() {
+    // 2^64 - 1 and 8 EiB once passed, and every scrape of /metrics broke on them.
+    let reason = over_budget("max_bytes = \"18446744073709551615\"", &[], u64::MAX);
+    assert!(reason.contains("largest budget"), "{reason}");
+    over_budget("", &[("STRATA_MAX_BYTES", "8EiB")], 1 << 63);
+    over_budget(
+        "",
+        &[("STRATA_MAX_BYTES", &(MAX_BUDGET + 1).to_string())],
+        MAX_BUDGET + 1,
+    );
+    let largest = Config::from_sources(None, env(&[("STRATA_MAX_BYTES", "4EiB")])).unwrap();
+    assert_eq!(
+        largest.max_bytes, MAX_BUDGET,
+        "the bound itself is a budget"
+    );
+
+    // CONFIG SET maxmemory goes through Store::set_max_bytes: refused, nothing changed.
+    let store = Store::new();
+    let err = store.set_max_bytes(u64::MAX).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "max_bytes = \"18446744073709551615\": more than the largest budget, \
+         4611686018427387904 bytes (4 EiB)"
+    );
+    assert_eq!(store.stats().max_bytes, DEFAULT_MAX_BYTES);
+    store.set_max_bytes(MAX_BUDGET).expect("the largest budget");
+    assert_eq!(store.stats().max_bytes, MAX_BUDGET);
+}
+
+#[test]
+fn admin_listener_limits_with_their_defaults() {
+    let defaults = Config::default().admin;
+    assert_eq!(
+        defaults,
+        AdminConfig {
+            max_connections: 128,
+            idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_body: 64 << 10,
+        }
+    );
+    let config = Config::from_sources(
+        Some("[admin]\nmax_connections = 16\nheader_timeout = \"2s\"\nmax_body = \"1KiB\"\n"),
+        env(&[
+            ("STRATA_ADMIN__IDLE_TIMEOUT", "5m"),
+            ("STRATA_ADMIN_TOKEN", "not the [admin] section"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(
+        config.admin,
+        AdminConfig {
+            max_connections: 16,
+            idle_timeout: Duration::from_secs(300),
+            header_timeout: Duration::from_secs(2),
+            max_body: 1024,
+            ..defaults
+        }
+    );
+    assert!(config.admin_token.is_some());
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(json["admin"]["idle_timeout"], "5m");
+    assert_eq!(json["admin"]["max_body"], 1024);
+
+    invalid_config("[admin]\nmax_connections = 0", "admin.max_connections", "0");
+    invalid_config("[admin]\nidle_timeout = \"0s\"", "admin.idle_timeout", "0s");
+    invalid_config(
+        "[admin]\nheader_timeout = \"soon\"",
+        "admin.header_timeout",
+        "soon",
+    );
+    invalid_config("[admin]\nbody_timeout = 10", "admin.body_timeout", "10");
+    invalid_config("[admin]\nmax_body = \"big\"", "admin.max_body", "big");
+    let typo = Config::from_sources(Some("[admin]\nmax_conections = 4"), []).unwrap_err();
+    assert!(typo.to_string().contains("max_conections"), "{typo}");
 }
 
 #[test]

@@ -1,12 +1,13 @@
-//! The admin API's settings: its tokens ([`Secret`]) and when it raises alerts
-//! ([`AlertsConfig`], the `[alerts]` section), with how their raw forms are checked.
+//! The admin API's settings: its tokens ([`Secret`]), its HTTP listener and request limits
+//! ([`AdminConfig`], the `[admin]` section) and when it raises alerts ([`AlertsConfig`], the
+//! `[alerts]` section), with how their raw forms are checked.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::raw::{count, duration, ratio, Raw};
+use super::raw::{count, duration, ratio, size, Raw};
 use super::ConfigError;
 
 /// A token or password: compared by the admin API, never shown by `Debug` or serialised.
@@ -47,6 +48,110 @@ pub(super) fn token(field: &str, text: Option<String>) -> Result<Option<Secret>,
             reason: "an empty token would let anyone in; leave it out instead".into(),
         }),
         other => Ok(other.map(Secret)),
+    }
+}
+
+/// The admin API's HTTP limits, the `[admin]` section: what one client of the admin port can
+/// hold. The first three bound the listener (`strata_admin::serve`), the last two every
+/// request the router reads (so a service that mounts the router keeps them).
+///
+/// ```toml
+/// [admin]
+/// max_connections = 128     # more are accepted and closed at once
+/// idle_timeout = "60s"      # a connection waiting this long for a request is closed
+/// header_timeout = "10s"    # a request's head must arrive this soon after its first byte
+/// body_timeout = "10s"      # and its body this soon after its head
+/// max_body = "64KiB"        # a larger body gets 413
+/// ```
+///
+/// What the admin port holds in memory is bounded by `max_connections` × (`max_body` + the
+/// 16 KiB a request head may take): 10 MiB with the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AdminConfig {
+    /// The most connections open at once; each holds a file descriptor, which the Redis port
+    /// needs too (default 128: scrapers, probes and the CLI use a handful).
+    pub max_connections: u64,
+    /// How long a connection may wait for a request, once accepted or once its last
+    /// response is written, before it is closed (default 60 s, as long as a typical scrape
+    /// interval, so a scraper's kept-alive connection is reused).
+    #[serde(serialize_with = "super::human")]
+    pub idle_timeout: Duration,
+    /// How long a request's head (its line and headers) may take from its first byte
+    /// (default 10 s: a slow sender cannot hold a connection open byte by byte).
+    #[serde(serialize_with = "super::human")]
+    pub header_timeout: Duration,
+    /// How long a request's body may take once its head is read; 408 after it (default
+    /// 10 s).
+    #[serde(serialize_with = "super::human")]
+    pub body_timeout: Duration,
+    /// The largest request body, in bytes; a larger one gets 413 (default 64 KiB: the
+    /// API's bodies are a few hundred bytes of JSON).
+    pub max_body: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 128,
+            idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_body: 64 << 10,
+        }
+    }
+}
+
+/// `[admin]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    max_connections: Option<Raw>,
+    idle_timeout: Option<Raw>,
+    header_timeout: Option<Raw>,
+    body_timeout: Option<Raw>,
+    max_body: Option<Raw>,
+}
+
+impl RawAdmin {
+    /// Parses every limit, each one falling back to its default when absent.
+    pub(super) fn resolve(&self) -> Result<AdminConfig, ConfigError> {
+        let base = AdminConfig::default();
+        fn or<T>(
+            raw: &Option<Raw>,
+            name: &str,
+            parse: fn(&str, &Raw) -> Result<T, ConfigError>,
+            base: T,
+        ) -> Result<T, ConfigError> {
+            raw.as_ref()
+                .map_or(Ok(base), |raw| parse(&format!("admin.{name}"), raw))
+        }
+        Ok(AdminConfig {
+            max_connections: or(
+                &self.max_connections,
+                "max_connections",
+                count,
+                base.max_connections,
+            )?,
+            idle_timeout: or(
+                &self.idle_timeout,
+                "idle_timeout",
+                duration,
+                base.idle_timeout,
+            )?,
+            header_timeout: or(
+                &self.header_timeout,
+                "header_timeout",
+                duration,
+                base.header_timeout,
+            )?,
+            body_timeout: or(
+                &self.body_timeout,
+                "body_timeout",
+                duration,
+                base.body_timeout,
+            )?,
+            max_body: or(&self.max_body, "max_body", size, base.max_body)?,
+        })
     }
 }
 

@@ -58,9 +58,11 @@
 //! Durations are written like `500ms`, `90s`, `2m`, `12h` or `1d` (parsed by `humantime`).
 //! Sizes are written like `4096`, `64KiB`, `100MiB`, `1GiB` or `1GB` (parsed by `bytesize`;
 //! `MB` is 10^6 bytes and `MiB` is 2^20). Counts are plain integers. A value that doesn't
-//! parse, a zero where zero means nothing, an unknown key, or a namespace allowed more
-//! memory than the whole budget fails with an error naming the field and the value. With no
-//! file and no variables, [`Config::default`] applies.
+//! parse, a zero where zero means nothing, an unknown key, a budget above [`MAX_BUDGET`], or a
+//! namespace allowed more memory than the whole budget fails with an error naming the field
+//! and the value. With no file and no variables, [`Config::default`] applies. The sections
+//! `[server]`, `[admin]` and `[alerts]` are described with their types ([`ServerConfig`],
+//! [`AdminConfig`], [`AlertsConfig`]).
 //!
 //! ```
 //! use strata::config::Config;
@@ -96,7 +98,7 @@ pub(crate) mod events;
 mod raw;
 mod server;
 
-pub use admin::{AlertsConfig, Secret};
+pub use admin::{AdminConfig, AlertsConfig, Secret};
 pub use events::EventRule;
 pub use server::{MaxmemoryPolicy, ServerConfig, UnknownPolicy};
 
@@ -120,6 +122,14 @@ pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 /// The smallest share of the budget a namespace without `max_bytes` may be left with.
 pub const MIN_SHARE: u64 = 1 << 20;
 
+/// The largest memory budget accepted, 2^62 bytes (4 EiB), by the configuration and by
+/// [`Store::set_max_bytes`](crate::Store::set_max_bytes) (`CONFIG SET maxmemory`). Far
+/// beyond any machine, so it only refuses mistakes like `18446744073709551615`; and low
+/// enough that every byte figure fits the signed 64-bit integers metrics are exposed in
+/// (OpenMetrics gauges are `i64`), with room to add a share and an entry's weight without
+/// overflow.
+pub const MAX_BUDGET: u64 = 1 << 62;
+
 /// The configuration in effect, with every value parsed and checked.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Config {
@@ -137,6 +147,8 @@ pub struct Config {
     /// A token for the admin API's read-only routes (`admin_read_token`, or
     /// `STRATA_ADMIN_READ_TOKEN`).
     pub admin_read_token: Option<Secret>,
+    /// The admin API's connection and request limits, under `[admin]`.
+    pub admin: AdminConfig,
     /// Alert thresholds, under `[alerts]`.
     pub alerts: AlertsConfig,
     /// `strata serve`'s settings, under `[server]`.
@@ -208,6 +220,7 @@ impl Default for Config {
             events: BTreeMap::new(),
             admin_token: None,
             admin_read_token: None,
+            admin: AdminConfig::default(),
             alerts: AlertsConfig::default(),
             server: ServerConfig::default(),
         }
@@ -234,9 +247,16 @@ impl Config {
     /// How the memory budget is divided: each namespace with a `max_bytes` gets it, and the
     /// rest of the budget is split evenly between the others. The shares never add up to more
     /// than `max_bytes`, so the budget holds however the namespaces fill; a namespace never
-    /// takes memory from another (the isolation tiers are for). Fails when the fixed shares
-    /// exceed the budget or leave nothing for the others.
+    /// takes memory from another (the isolation tiers are for). Fails when the budget is
+    /// above [`MAX_BUDGET`], or the fixed shares exceed it or leave nothing for the others.
     pub fn budget_shares(&self) -> Result<BTreeMap<String, u64>, ConfigError> {
+        if self.max_bytes > MAX_BUDGET {
+            return Err(ConfigError::Invalid {
+                field: "max_bytes".into(),
+                value: self.max_bytes.to_string(),
+                reason: format!("more than the largest budget, {MAX_BUDGET} bytes (4 EiB)"),
+            });
+        }
         let names = self.namespace_names();
         let fixed: u64 = names
             .iter()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::admin::{self, RawAlerts};
+use super::admin::{self, RawAdmin, RawAlerts};
 use super::events::{EventRule, Rules};
 use super::server::RawServer;
 use super::{Config, ConfigError, NamespaceConfig, DEFAULT_MAX_BYTES, DEFAULT_NAMESPACE};
@@ -45,6 +45,8 @@ pub(super) struct RawConfig {
     events: BTreeMap<String, EventRule>,
     admin_token: Option<String>,
     admin_read_token: Option<String>,
+    #[serde(default)]
+    admin: RawAdmin,
     #[serde(default)]
     alerts: RawAlerts,
     #[serde(default)]
@@ -91,6 +93,7 @@ impl RawConfig {
             events: self.events,
             admin_token: admin::token("admin_token", self.admin_token)?,
             admin_read_token: admin::token("admin_read_token", self.admin_read_token)?,
+            admin: self.admin.resolve()?,
             alerts: self.alerts.resolve()?,
             server,
         };

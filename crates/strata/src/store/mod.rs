@@ -431,8 +431,9 @@ impl Store {
 
     /// Changes the memory budget (Redis's `CONFIG SET maxmemory`): the shares are divided
     /// again as at build time (see [`Config::budget_shares`]) and each namespace that shrinks
-    /// evicts by its policy until it fits. Fails, changing nothing, when the new budget
-    /// cannot hold the namespaces' own `max_bytes` or leaves too little for the others.
+    /// evicts by its policy until it fits. Fails, changing nothing, when the new budget is
+    /// above [`MAX_BUDGET`](crate::config::MAX_BUDGET), cannot hold the namespaces' own
+    /// `max_bytes`, or leaves too little for the others.
     pub fn set_max_bytes(&self, max_bytes: u64) -> Result<(), StoreError> {
         let mut budget = self.inner.max_bytes.lock();
         let config = Config {
