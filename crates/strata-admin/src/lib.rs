@@ -21,6 +21,9 @@
 //! 403 on the others. Tokens go in `Authorization: Bearer <token>` and are compared in
 //! constant time. A missing or wrong token gets 401. With no token configured at all the
 //! API is open, and says so in a warning when built: bind it to a private address then.
+//! Whatever the tokens, a request a browser makes for another site's page (an `Origin` that
+//! is not the API's own, `Sec-Fetch-Site: cross-site` or `same-site`) gets 403 on every route
+//! that changes something, so a web page cannot clear a cache through a developer's browser.
 //!
 //! **Errors** are JSON, `{"error": "...", "detail": "..."}`: 400 for a malformed or
 //! ambiguous body, 401 and 403 for tokens, 404 for an unknown namespace, event or scope,
@@ -56,6 +59,7 @@ mod error;
 mod listener;
 pub mod metrics;
 mod openapi;
+mod origin;
 pub mod process;
 mod routes;
 mod server_stats;

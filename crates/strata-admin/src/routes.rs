@@ -19,7 +19,7 @@ use crate::auth::{self, Who};
 use crate::body::{self, Object};
 use crate::error::ApiError;
 use crate::server_stats::ServerStats;
-use crate::{metrics, openapi, Admin};
+use crate::{metrics, openapi, origin, Admin};
 
 /// The routes, behind the token check and then the body bounds (so a request without a
 /// valid token is refused before its body is read).
@@ -44,6 +44,8 @@ pub(crate) fn router(admin: Admin) -> Router {
         // The body is read whole within max_body already: no second, different limit.
         .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(admin.clone(), auth::require))
+        // Outermost: a forged browser request is refused before anything else looks at it.
+        .layer(middleware::from_fn(origin::refuse_cross_site_changes))
         .with_state(admin)
 }
 

@@ -231,6 +231,67 @@ async fn without_a_configured_token_the_api_is_open() {
 }
 
 #[tokio::test]
+async fn a_browser_page_from_another_site_cannot_change_anything() {
+    // An open API (no token), as a developer's laptop runs it: any page the developer opens
+    // can make the browser POST to localhost. The page's requests carry its origin.
+    let (store, left) = two_namespaces();
+    let api = Api::new(&Admin::new(store).with_tokens(None, None)).await;
+    let host = api.base.trim_start_matches("http://").to_string();
+    let forged: [(&str, String); 4] = [
+        ("origin", "http://evil.example".to_string()),
+        ("origin", "null".to_string()),
+        ("sec-fetch-site", "cross-site".to_string()),
+        ("sec-fetch-site", "same-site".to_string()),
+    ];
+    for (name, value) in forged {
+        for path in ["/clear", "/namespaces/user/clear", "/invalidate", "/warm"] {
+            let response = api
+                .http
+                .post(format!("{}{path}", api.base))
+                .header(name, value.as_str())
+                .body("{}")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "{name}: {value} {path}"
+            );
+            let answer: Value = response.json().await.unwrap();
+            assert!(
+                answer["detail"].as_str().unwrap().contains("another site"),
+                "{answer}"
+            );
+        }
+        assert_eq!(left(), (true, true), "{name}: {value} cleared something");
+    }
+    // Reading stays open to pages (they cannot read the answer across origins anyway).
+    let response = api
+        .http
+        .get(format!("{}/stats", api.base))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The API's own origin, and clients that are not browsers, may change things.
+    let own = api
+        .http
+        .post(format!("{}/namespaces/user/clear", api.base))
+        .header("origin", format!("http://{host}"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::OK);
+    assert_eq!(left(), (false, true));
+    let (status, _) = api.call("POST", "/clear", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(left(), (false, false));
+}
+
+#[tokio::test]
 async fn invalidate_by_key_prefix_pattern_tag_and_event() {
     let store = store();
     let users = store.namespace::<String>("user").unwrap();
