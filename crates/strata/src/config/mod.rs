@@ -98,7 +98,9 @@ mod server;
 
 pub use admin::{AlertsConfig, Secret};
 pub use events::EventRule;
-pub use server::{MaxmemoryPolicy, ServerConfig, UnknownPolicy};
+pub use server::{
+    InvalidClientMemory, MaxClientMemory, MaxmemoryPolicy, ServerConfig, UnknownPolicy,
+};
 
 use raw::RawConfig;
 
