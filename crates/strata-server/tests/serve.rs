@@ -559,3 +559,52 @@ fn before_auth_only_small_commands_are_read() {
     auth.extend(frame);
     assert_eq!(common::raw(server.addr(), &auth), b"+OK\r\n+OK\r\n");
 }
+
+#[test]
+fn a_ttl_strata_cannot_keep_is_refused_not_stored_as_another() {
+    let Some(server) = Server::start_with_config("") else {
+        return;
+    };
+    let mut con = server.con(false);
+    // 2^64 nanoseconds and more: once stored with no expiry at all.
+    for (args, command) in [
+        (&["SET", "k", "v", "EX", "18446744074"][..], "set"),
+        (&["SET", "k", "v", "PX", "18446744073710"], "set"),
+        (&["SETEX", "k", "18446744074", "v"], "setex"),
+        (&["PSETEX", "k", "18446744073710", "v"], "psetex"),
+    ] {
+        let err = err_text(try_cmd::<()>(&mut con, args));
+        assert_eq!(
+            err,
+            format!("ERR invalid expire time in '{command}' command")
+        );
+        assert_eq!(cmd::<i64>(&mut con, &["EXISTS", "k"]), 0, "{args:?}");
+    }
+    // On a key that exists, an expiry that far away changes nothing (once clamped).
+    let _: () = cmd(&mut con, &["SET", "k", "v", "EX", "100"]);
+    let far_deadline = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        + 9_300_000_000)
+        .to_string();
+    for (args, command) in [
+        (&["EXPIRE", "k", "4611686018427387"][..], "expire"),
+        (&["PEXPIRE", "k", "4611686018427387000"], "pexpire"),
+        (&["EXPIREAT", "k", far_deadline.as_str()], "expireat"),
+        (&["GETEX", "k", "EX", "9223372037"], "getex"),
+    ] {
+        let err = err_text(try_cmd::<i64>(&mut con, args));
+        assert_eq!(
+            err,
+            format!("ERR invalid expire time in '{command}' command")
+        );
+        let ttl: i64 = cmd(&mut con, &["TTL", "k"]);
+        assert!((99..=100).contains(&ttl), "{args:?} left TTL {ttl}");
+    }
+    // Up to 2^63 - 1 nanoseconds (about 292 years), a TTL is kept exactly.
+    let _: () = cmd(&mut con, &["SET", "k", "v", "EX", "9223372036"]);
+    assert_eq!(cmd::<i64>(&mut con, &["TTL", "k"]), 9_223_372_036);
+    assert_eq!(cmd::<i64>(&mut con, &["EXPIRE", "k", "4611686018"]), 1);
+    assert_eq!(cmd::<i64>(&mut con, &["TTL", "k"]), 4_611_686_018);
+}

@@ -281,16 +281,19 @@ pub(crate) fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-/// Milliseconds since the Unix epoch, for `EXAT`-style deadlines.
-pub(crate) fn unix_millis() -> i64 {
-    i64::try_from(unix_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 fn unix_nanos() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
 }
+
+/// The longest time to live strata keeps: 2^63 - 1 nanoseconds, about 292 years. Deadlines
+/// are nanoseconds on a 64-bit clock that starts with the process (about 584 years in all);
+/// half of it is for TTLs, the other half for the time the server has been up and a
+/// namespace's stale window. Redis keeps milliseconds and so accepts up to about 292
+/// million years; a TTL or a deadline further away than this is refused with Redis's
+/// `invalid expire time` rather than stored as something else (no expiry, or a shorter one).
+pub(crate) const MAX_TTL: Duration = Duration::from_nanos(i64::MAX as u64);
 
 /// When a key should expire, as the commands give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,7 +347,8 @@ impl TimeArg {
         })
     }
 
-    /// Reads `arg`, checked as Redis checks it (`command` names the command in the error).
+    /// Reads `arg`, checked as Redis checks it (`command` names the command in the error),
+    /// and refused the same way when further away than [`MAX_TTL`].
     pub(crate) fn read(self, arg: &[u8], command: &str) -> Result<Expiry, Error> {
         let n = int(arg)?;
         let invalid = || Error::new(format!("ERR invalid expire time in '{command}' command"));
@@ -352,15 +356,17 @@ impl TimeArg {
             return Err(invalid());
         }
         let ms = n.checked_mul(self.unit_ms).ok_or_else(invalid)?;
-        if self.absolute {
-            return Ok(Expiry::at_millis(ms));
-        }
-        ms.checked_add(unix_millis()).ok_or_else(invalid)?;
-        Ok(if ms <= 0 {
+        let expiry = if self.absolute {
+            Expiry::at_millis(ms)
+        } else if ms <= 0 {
             Expiry::Past
         } else {
             Expiry::In(Duration::from_millis(ms as u64))
-        })
+        };
+        match expiry {
+            Expiry::In(left) if left > MAX_TTL => Err(invalid()),
+            representable => Ok(representable),
+        }
     }
 }
 
@@ -379,6 +385,43 @@ pub(crate) fn refused(namespace: &str, error: &InsertError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_to_live_are_kept_exactly_up_to_the_longest_the_clock_holds() {
+        let ex = TimeArg::option(b"EX").expect("EX");
+        let px = TimeArg::option(b"PX").expect("PX");
+        let most = MAX_TTL.as_secs();
+        assert_eq!(most, 9_223_372_036);
+        let read = |time: TimeArg, n: u64| time.read(n.to_string().as_bytes(), "set");
+        assert_eq!(
+            read(ex, most),
+            Ok(Expiry::In(Duration::from_secs(most))),
+            "exact at the limit"
+        );
+        assert_eq!(
+            read(px, most * 1000),
+            Ok(Expiry::In(Duration::from_millis(most * 1000)))
+        );
+        let invalid = Err(Error::new("ERR invalid expire time in 'set' command"));
+        assert_eq!(read(ex, most + 1), invalid);
+        // Past u64 nanoseconds: once stored as "no expiry".
+        assert_eq!(read(ex, 18_446_744_074), invalid);
+        let expire = TimeArg {
+            unit_ms: 1000,
+            absolute: false,
+            positive: false,
+        };
+        // Once silently clamped.
+        assert_eq!(
+            expire.read(b"4611686018427387", "expire"),
+            Err(Error::new("ERR invalid expire time in 'expire' command"))
+        );
+        // A deadline that far away, too; one in the past is still "remove the key".
+        let exat = TimeArg::option(b"EXAT").expect("EXAT");
+        let far = (unix_nanos() / 1_000_000_000) as u64 + most + 10;
+        assert_eq!(read(exat, far), invalid);
+        assert_eq!(read(exat, 1), Ok(Expiry::Past));
+    }
 
     #[test]
     fn every_command_is_found_by_its_name_in_any_case() {
