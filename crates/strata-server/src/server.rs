@@ -1,5 +1,11 @@
 //! The accept loop: limits on clients, one task per connection, graceful shutdown.
 //!
+//! The listening socket has a backlog of 511, as Redis's `tcp-backlog` (the kernel caps it at
+//! `net.core.somaxconn`): a burst of thousands of connects waits in the kernel's queue rather
+//! than being dropped and retried by the clients' TCP stacks a second later. When `accept`
+//! fails (descriptors exhausted, say), the loop backs off from 10 ms to 1 s, doubling, and
+//! logs at most once a second; a success resets the delay.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use strata::store::Store;
@@ -25,15 +31,22 @@ use std::time::{Duration, Instant};
 use strata::config::{Secret, ServerConfig};
 use strata::store::{Store, StoreError};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::connection::{self, ClientState};
 use crate::keyspace::Keyspace;
+use crate::throttle::Throttle;
 
 /// How long shutdown waits for connections to finish what they are doing.
 const DRAIN: Duration = Duration::from_secs(5);
+/// The listen backlog, as Redis's default `tcp-backlog`.
+const BACKLOG: u32 = 511;
+/// The first wait after `accept` fails; it doubles with each failure in a row.
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
+/// The longest wait after `accept` fails.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// The limits of `[server]`, in the units the connection uses.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +85,10 @@ pub(crate) struct Shared {
     pub(crate) password: Option<Secret>,
     pub(crate) started: Instant,
     pub(crate) port: u16,
+    /// For the warning about connections refused at `max_clients`.
+    max_clients_log: Throttle,
+    /// For the warning about `accept` failing.
+    accept_log: Throttle,
     clients: AtomicU64,
     connections: AtomicU64,
     rejected: AtomicU64,
@@ -124,17 +141,16 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `addr` and prepares to serve `store` with its configuration's `[server]` limits.
+    /// Binds `addr` (with a listen backlog of 511) and prepares to serve `store` with its
+    /// configuration's `[server]` limits.
     pub async fn bind(
         addr: impl ToSocketAddrs + std::fmt::Display,
         store: Store,
     ) -> Result<Self, ServeError> {
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let listener = listen(&addr).await.map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
         let port = listener.local_addr().map_or(0, |a| a.port());
         let config = store.config().server.clone();
         let shared = Shared {
@@ -143,6 +159,8 @@ impl Server {
             password: config.password.clone(),
             started: Instant::now(),
             port,
+            max_clients_log: Throttle::per_second(),
+            accept_log: Throttle::per_second(),
             clients: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -166,6 +184,7 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut next_id = 0u64;
+        let mut backoff = ACCEPT_BACKOFF_FIRST;
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -175,11 +194,26 @@ impl Server {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             };
             let (mut stream, peer) = match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    backoff = ACCEPT_BACKOFF_FIRST;
+                    accepted
+                }
                 Err(e) => {
-                    // Out of file descriptors, say: wait a little rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors, say: back off rather than spin, and say so
+                    // once a second rather than at every try.
+                    if let Some(held_back) = self.shared.accept_log.ready() {
+                        tracing::warn!(
+                            error = %e,
+                            retry_in = ?backoff,
+                            more_since_last_warning = held_back,
+                            "accept failed"
+                        );
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = &mut shutdown => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     continue;
                 }
             };
@@ -187,6 +221,14 @@ impl Server {
             shared.connections.fetch_add(1, Ordering::Relaxed);
             if shared.clients.load(Ordering::Relaxed) >= shared.limits.max_clients {
                 shared.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(held_back) = shared.max_clients_log.ready() {
+                    tracing::warn!(
+                        %peer,
+                        max_clients = shared.limits.max_clients,
+                        more_since_last_warning = held_back,
+                        "max_clients reached: connection refused"
+                    );
+                }
                 tasks.spawn(async move {
                     let _ = stream
                         .write_all(b"-ERR max number of clients reached\r\n")
@@ -217,4 +259,34 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Binds a listener on the first address `addr` resolves to that can be bound, with a
+/// backlog of [`BACKLOG`] (`TcpListener::bind` takes the standard library's 128).
+async fn listen(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let bound = (|| {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            // As `TcpListener::bind` does on Unix: a restart need not wait out TIME_WAIT.
+            #[cfg(unix)]
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(BACKLOG)
+        })();
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
+    }))
 }

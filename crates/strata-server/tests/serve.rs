@@ -608,3 +608,92 @@ fn a_ttl_strata_cannot_keep_is_refused_not_stored_as_another() {
     assert_eq!(cmd::<i64>(&mut con, &["EXPIRE", "k", "4611686018"]), 1);
     assert_eq!(cmd::<i64>(&mut con, &["TTL", "k"]), 4_611_686_018);
 }
+
+#[test]
+fn a_burst_of_connects_waits_in_the_listen_backlog() {
+    let Some(server) = Server::start_with_config("") else {
+        return;
+    };
+    // While the server is stopped, the kernel completes connections into the listen
+    // backlog and drops the rest: 300 fit in 511, not in the 128 of a default listener.
+    server.pause();
+    let addr = server.addr();
+    let connects: Vec<_> = (0..300)
+        .map(|_| {
+            thread::spawn(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok())
+        })
+        .collect();
+    let streams: Vec<TcpStream> = connects
+        .into_iter()
+        .filter_map(|t| t.join().expect("no panic"))
+        .collect();
+    server.resume();
+    assert_eq!(streams.len(), 300, "connections completed while stopped");
+    for mut stream in streams {
+        stream.write_all(b"PING\r\n").expect("write");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("setting the read timeout");
+        let mut reply = [0u8; 7];
+        stream.read_exact(&mut reply).expect("PONG");
+        assert_eq!(&reply, b"+PONG\r\n");
+    }
+}
+
+#[test]
+fn running_out_of_descriptors_backs_off_and_warns_once_a_second() {
+    let Some(server) = Server::start_with_open_files("", 40) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    // More connections than descriptors: those past the limit wait in the backlog while
+    // accept fails with EMFILE.
+    let mut streams: Vec<TcpStream> = (0..60)
+        .filter_map(|_| TcpStream::connect(server.addr()).ok())
+        .collect();
+    thread::sleep(Duration::from_millis(1500));
+    let log = server.log();
+    let warnings = log.matches("accept failed").count();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(warnings >= 1, "no warning:\n{log}");
+    // At most one a second (the old loop warned every 50 ms).
+    assert!(
+        warnings as f64 <= elapsed.ceil() + 1.0,
+        "{warnings} warnings in {elapsed:.1} s:\n{log}"
+    );
+    // Once descriptors are free again, the waiting connections are served.
+    streams.truncate(5);
+    let mut con = server.con(false);
+    assert_eq!(cmd::<String>(&mut con, &["PING"]), "PONG");
+}
+
+#[test]
+fn refusals_at_max_clients_are_logged_once_a_second() {
+    let Some(server) = Server::start_with_config("[server]\nmax_clients = 1\n") else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    // The one client allowed (once the harness's own check has left).
+    let mut one = None;
+    assert!(eventually(Duration::from_secs(5), || {
+        let mut c = TcpStream::connect(server.addr()).expect("connect");
+        c.write_all(b"PING\r\n").expect("write");
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).unwrap_or(0);
+        let served = &buf[..n] == b"+PONG\r\n";
+        one = Some(c);
+        served
+    }));
+    for _ in 0..20 {
+        let reply = common::raw(server.addr(), b"PING\r\n");
+        assert_eq!(reply, b"-ERR max number of clients reached\r\n");
+    }
+    let log = server.log();
+    let warnings = log.matches("max_clients reached").count();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(warnings >= 1, "no warning:\n{log}");
+    assert!(
+        warnings as f64 <= elapsed.ceil() + 1.0,
+        "{warnings} warnings in {elapsed:.1} s:\n{log}"
+    );
+}
