@@ -5,11 +5,14 @@
 //! commands and replies into bytes; `connection` runs one client's loop (pipelining,
 //! limits); `cmd` holds the commands, one module per family; [`keyspace`] routes each key to
 //! its namespace by prefix; [`server`] accepts clients and shuts down gracefully.
-//! `throttle` keeps warnings a client can provoke to one a second.
+//! `client_memory` bounds all clients' buffers together, and `throttle` keeps warnings a
+//! client can provoke to one a second.
 
+mod client_memory;
 mod cmd;
 mod connection;
 pub mod keyspace;
+mod output;
 pub mod resp;
 pub mod server;
 mod throttle;

@@ -28,13 +28,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strata::config::{Secret, ServerConfig};
+use parking_lot::Mutex;
+use strata::config::{MaxClientMemory, Secret, ServerConfig};
 use strata::store::{Store, StoreError};
+use strata_admin::ServerStats;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::client_memory::ClientMemory;
 use crate::connection::{self, ClientState};
 use crate::keyspace::Keyspace;
 use crate::throttle::Throttle;
@@ -59,6 +62,9 @@ pub(crate) struct Limits {
     /// The most unparsed bytes of one command: twice the longest bulk string.
     pub(crate) max_query_len: usize,
     pub(crate) output_buffer: usize,
+    /// The most one client may legitimately hold: a whole command or a whole reply. A
+    /// `max_client_memory` given as a share of the budget is never below it.
+    pub(crate) client_memory_floor: u64,
 }
 
 impl Limits {
@@ -74,6 +80,11 @@ impl Limits {
                 .saturating_mul(2)
                 .max(size(config.max_inline_len)),
             output_buffer: size(config.output_buffer),
+            client_memory_floor: config
+                .max_bulk_len
+                .saturating_mul(2)
+                .max(config.max_inline_len)
+                .max(config.output_buffer),
         }
     }
 }
@@ -85,6 +96,14 @@ pub(crate) struct Shared {
     pub(crate) password: Option<Secret>,
     pub(crate) started: Instant,
     pub(crate) port: u16,
+    /// The bound on all clients' buffers together, and what they hold.
+    pub(crate) client_memory: Arc<ClientMemory>,
+    /// `max_client_memory` as last set: the bound follows the budget when it is a share.
+    client_memory_setting: Mutex<MaxClientMemory>,
+    /// For the warning about HTTP requests (cross-protocol attacks).
+    pub(crate) cross_protocol_log: Throttle,
+    /// For the warning about replies past `output_buffer`.
+    pub(crate) output_limit_log: Throttle,
     /// For the warning about connections refused at `max_clients`.
     max_clients_log: Throttle,
     /// For the warning about `accept` failing.
@@ -108,6 +127,41 @@ impl Shared {
     pub(crate) fn commands_processed(&self) -> u64 {
         self.commands.load(Ordering::Relaxed)
     }
+    /// `max_client_memory` as last set.
+    pub(crate) fn client_memory_setting(&self) -> MaxClientMemory {
+        *self.client_memory_setting.lock()
+    }
+
+    /// Sets `max_client_memory` (`CONFIG SET maxmemory-clients`) and applies it.
+    pub(crate) fn set_client_memory_setting(&self, setting: MaxClientMemory) {
+        *self.client_memory_setting.lock() = setting;
+        self.apply_client_memory_setting();
+    }
+
+    /// Recomputes the bound on all clients' buffers from the setting and the store's budget
+    /// now (after `CONFIG SET maxmemory`, say), closing clients if the sum is past it.
+    pub(crate) fn apply_client_memory_setting(&self) {
+        let setting = *self.client_memory_setting.lock();
+        let bound = setting.bytes(
+            self.keyspace.store().max_bytes(),
+            self.limits.client_memory_floor,
+        );
+        self.client_memory.set_bound(bound);
+    }
+
+    /// The figures the admin API shows about this server.
+    fn stats(&self) -> ServerStats {
+        ServerStats {
+            connected_clients: self.clients(),
+            connections_received: self.connections_received(),
+            rejected_connections: self.rejected(),
+            commands_processed: self.commands_processed(),
+            client_buffer_bytes: self.client_memory.total(),
+            client_buffer_limit: self.client_memory.bound(),
+            evicted_clients: self.client_memory.evicted(),
+        }
+    }
+
     /// Adds a connection's commands to the total (once per batch, not per command, to keep
     /// connections off one shared cache line).
     pub(crate) fn count_commands(&self, client: &mut ClientState) {
@@ -140,6 +194,36 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
+/// A handle on a [`Server`]'s figures that outlives the move into [`Server::run`]: hand
+/// [`stats`](Self::stats) to the admin API (`Admin::with_server_stats`).
+///
+/// ```no_run
+/// # async fn run(store: strata::store::Store) -> Result<(), Box<dyn std::error::Error>> {
+/// use strata_admin::Admin;
+/// use strata_server::server::Server;
+///
+/// let server = Server::bind("127.0.0.1:6380", store.clone()).await?;
+/// let stats = server.stats_handle();
+/// let admin = Admin::new(store).with_server_stats(move || stats.stats());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Shared>);
+
+impl StatsHandle {
+    /// The server's figures now: clients, connections, commands, client buffers.
+    pub fn stats(&self) -> ServerStats {
+        self.0.stats()
+    }
+}
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StatsHandle").field(&self.stats()).finish()
+    }
+}
+
 impl Server {
     /// Binds `addr` (with a listen backlog of 511) and prepares to serve `store` with its
     /// configuration's `[server]` limits.
@@ -153,12 +237,19 @@ impl Server {
         })?;
         let port = listener.local_addr().map_or(0, |a| a.port());
         let config = store.config().server.clone();
+        let limits = Limits::new(&config);
+        let setting = config.max_client_memory;
+        let bound = setting.bytes(store.max_bytes(), limits.client_memory_floor);
         let shared = Shared {
             keyspace: Keyspace::new(store)?,
-            limits: Limits::new(&config),
+            limits,
             password: config.password.clone(),
             started: Instant::now(),
             port,
+            client_memory: Arc::new(ClientMemory::new(bound)),
+            client_memory_setting: Mutex::new(setting),
+            cross_protocol_log: Throttle::per_second(),
+            output_limit_log: Throttle::per_second(),
             max_clients_log: Throttle::per_second(),
             accept_log: Throttle::per_second(),
             clients: AtomicU64::new(0),
@@ -175,6 +266,16 @@ impl Server {
     /// The address it listens on.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The server's figures now: clients, connections, commands, client buffers.
+    pub fn stats(&self) -> ServerStats {
+        self.shared.stats()
+    }
+
+    /// A handle on the server's figures, to read them while it runs.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.shared))
     }
 
     /// Serves clients until `shutdown` completes; then stops accepting, lets each

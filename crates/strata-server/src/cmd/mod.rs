@@ -18,11 +18,13 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use strata::store::Put;
 use strata::{DefaultHashBuilder, InsertError};
 
+use crate::client_memory::ClientAccount;
 use crate::connection::ClientState;
+use crate::output::Output;
 use crate::resp::{self, Frame, Protocol};
 use crate::server::Shared;
 
@@ -50,30 +52,50 @@ pub(crate) type CommandResult = Result<(), Error>;
 pub(crate) struct Ctx<'a> {
     pub(crate) shared: &'a Shared,
     pub(crate) client: &'a mut ClientState,
-    pub(crate) out: &'a mut BytesMut,
+    pub(crate) out: &'a mut Output,
+    /// The client's entry in the bound on all clients' buffers.
+    pub(crate) account: &'a ClientAccount,
+    /// What the client holds besides its replies (an unfinished command, arguments).
+    pub(crate) held: usize,
 }
 
+/// The most a bulk string's framing adds to its bytes (`$`, up to 20 digits, two `\r\n`).
+pub(crate) const BULK_FRAMING: usize = 25;
+
 impl Ctx<'_> {
+    /// Whether a reply element of `n` bytes may be written, having made room for it and
+    /// reported the client's memory with it (see [`Output::room_for`]). `false` when it would
+    /// take the reply past `output_buffer`, or the client was chosen to be closed to keep all
+    /// clients' buffers within `max_client_memory`: the command should stop writing, and the
+    /// connection is closed without sending the reply. Every element that may be large (a
+    /// value, a key of `KEYS` or `SCAN`) is asked for, so a reply cannot pass either bound.
+    pub(crate) fn room_for(&mut self, n: usize) -> bool {
+        let limit = self.shared.limits.output_buffer;
+        self.out.room_for(n, limit, self.held, self.account)
+    }
     pub(crate) fn proto(&self) -> Protocol {
         self.client.proto
     }
     pub(crate) fn ok(&mut self) {
-        resp::write_simple(self.out, "OK");
+        resp::write_simple(&mut self.out.buf, "OK");
     }
     pub(crate) fn simple(&mut self, s: &str) {
-        resp::write_simple(self.out, s);
+        resp::write_simple(&mut self.out.buf, s);
     }
+    /// A bulk string that may be large: written only if there is [room](Self::room_for).
     pub(crate) fn bulk(&mut self, bytes: &[u8]) {
-        resp::write_bulk(self.out, bytes);
+        if self.room_for(bytes.len() + BULK_FRAMING) {
+            resp::write_bulk(&mut self.out.buf, bytes);
+        }
     }
     pub(crate) fn null(&mut self) {
-        resp::write_null(self.out, self.client.proto);
+        resp::write_null(&mut self.out.buf, self.client.proto);
     }
     pub(crate) fn int(&mut self, n: i64) {
-        resp::write_integer(self.out, n);
+        resp::write_integer(&mut self.out.buf, n);
     }
     pub(crate) fn array(&mut self, len: usize) {
-        resp::write_array_header(self.out, len);
+        resp::write_array_header(&mut self.out.buf, len);
     }
     pub(crate) fn bulk_or_null(&mut self, value: Option<&[u8]>) {
         match value {
@@ -82,7 +104,7 @@ impl Ctx<'_> {
         }
     }
     pub(crate) fn frame(&mut self, frame: &Frame) {
-        frame.encode(self.client.proto, self.out);
+        frame.encode(self.client.proto, &mut self.out.buf);
     }
     /// `put` under the server's eviction policy: with `noeviction`, a write that needs room
     /// fails (OOM) instead of evicting.
@@ -223,6 +245,14 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
     BY_NAME.get(&*lower).copied()
 }
 
+/// Whether a command's name is the first word of an HTTP request or one of its headers:
+/// `POST` (a web page can make a browser send one to any port, with a body it chooses) or
+/// `Host:` (every HTTP/1.1 request has one). Redis has the same two commands for the same
+/// reason; the connection is closed before anything else it sent is run.
+pub(crate) fn is_cross_protocol(name: &[u8]) -> bool {
+    is(name, "POST") || is(name, "HOST:")
+}
+
 /// Runs one command (`args[0]` is its name), writing its reply.
 pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let Some(name) = args.first() else { return };
@@ -262,7 +292,7 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) {
 }
 
 fn reply_error(ctx: &mut Ctx<'_>, error: &Error) {
-    resp::write_error(ctx.out, &error.0);
+    resp::write_error(&mut ctx.out.buf, &error.0);
 }
 
 /// Text for an error message: at most `max` bytes, lossy UTF-8.
