@@ -5,9 +5,11 @@
 //! commands and replies into bytes; `connection` runs one client's loop (pipelining,
 //! limits); `cmd` holds the commands, one module per family; [`keyspace`] routes each key to
 //! its namespace by prefix; [`server`] accepts clients and shuts down gracefully.
-//! `client_memory` bounds all clients' buffers together, and `throttle` keeps warnings a
-//! client can provoke to one a second.
+//! `client_memory` bounds all clients' buffers together, `allocator` has the allocator give
+//! freed memory back to the system after a burst, and `throttle` keeps warnings a client can
+//! provoke to one a second.
 
+mod allocator;
 mod client_memory;
 mod cmd;
 mod connection;

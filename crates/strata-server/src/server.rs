@@ -37,6 +37,7 @@ use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::allocator;
 use crate::client_memory::ClientMemory;
 use crate::connection::{self, ClientState};
 use crate::keyspace::Keyspace;
@@ -286,6 +287,7 @@ impl Server {
         let mut tasks = JoinSet::new();
         let mut next_id = 0u64;
         let mut backoff = ACCEPT_BACKOFF_FIRST;
+        let housekeeping = tokio::spawn(allocator::return_freed_memory_periodically());
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -347,6 +349,7 @@ impl Server {
                 shared.clients.fetch_sub(1, Ordering::Relaxed);
             });
         }
+        housekeeping.abort();
         tracing::info!(
             clients = self.shared.clients(),
             "shutting down: no new connections"
