@@ -394,3 +394,38 @@ async fn listen(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         )
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata::config::Config;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn the_stats_handle_reads_the_running_servers_figures() {
+        let toml = "max_bytes = \"1GiB\"\n[server]\nmax_client_memory = \"20%\"\n";
+        let config = Config::from_sources(Some(toml), []).expect("valid");
+        let store = Store::builder(config).build().expect("store");
+        let server = Server::bind("127.0.0.1:0", store).await.expect("bind");
+        let addr = server.local_addr().expect("address");
+        let stats = server.stats_handle();
+        assert_eq!(stats.stats(), server.stats());
+        assert_eq!(stats.stats().client_buffer_limit, (1 << 30) / 5);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        client.write_all(b"PING\r\nPING\r\n").await.expect("write");
+        let mut reply = [0u8; 14];
+        client.read_exact(&mut reply).await.expect("read");
+        assert_eq!(&reply, b"+PONG\r\n+PONG\r\n");
+        let now = stats.stats();
+        assert_eq!(now.connected_clients, 1);
+        assert_eq!(now.connections_received, 1);
+        assert_eq!(now.commands_processed, 2);
+        assert_eq!(now.evicted_clients, 0);
+        let _ = stop.send(());
+        running.await.expect("no panic").expect("clean stop");
+    }
+}
