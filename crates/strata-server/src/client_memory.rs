@@ -279,6 +279,7 @@ mod tests {
             waiting.is_evicted()
         });
         assert_eq!(other.report(20), Ok(()));
-        assert_eq!(woken.await.ok(), Some(true));
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(10), woken).await;
+        assert_eq!(woken.ok().and_then(Result::ok), Some(true), "woken");
     }
 }
