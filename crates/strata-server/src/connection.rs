@@ -5,32 +5,89 @@
 //! sending one command at a time waits for no one. Replies are flushed every 64 KiB, so a
 //! client that sends without reading is stopped by TCP's backpressure rather than by our
 //! memory; a single reply larger than `output_buffer` (`KEYS *` on a big keyspace, say)
-//! closes the connection, as Redis's hard output limit does. A malformed frame gets its
-//! protocol error and the connection is closed; nothing else is affected.
+//! closes the connection, as Redis's hard output limit does.
+//!
+//! **Memory.** A connection holds buffers only while it has something in them. Reads go into
+//! a buffer the worker thread lends to whichever of its clients reads next; a client keeps it
+//! only while it holds an unfinished command, and gives it back once its commands have run.
+//! Its reply buffer is given back when it goes quiet, so an idle client costs its socket and
+//! its task, not two 16 KiB buffers. An argument of 32 KiB or more is read into a buffer made
+//! for its exact length (known from its `$` header) rather than into one grown by doubling.
+//! What the client holds is reported to the server's bound on all clients' buffers
+//! ([`ClientMemory`](crate::client_memory::ClientMemory)) before every read and write, after
+//! every command and while a large reply is built; when it is chosen to be closed, the
+//! connection ends wherever it is waiting.
+//!
+//! **Closing.** A malformed frame or a command past a size limit gets its error, then a
+//! *lingering close*: the server stops writing, reads and discards what the client is still
+//! sending (for up to 5 seconds and one command's worth of bytes), and closes once it stops.
+//! Closing with unread data would make the kernel send a reset, which can destroy the error
+//! before the client reads it. An HTTP request (`POST`, or a `Host:` header line) is a
+//! cross-protocol attack: the connection is closed at once, before anything else it sent in
+//! the same read is run.
 
+use std::cell::Cell;
+use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
+use crate::client_memory::{ClientAccount, Evicted};
 use crate::cmd::{self, Ctx};
-use crate::resp::{self, Decoder, Protocol};
+use crate::output::{Abandoned, Output};
+use crate::resp::{self, Decoder, Protocol, ProtocolError};
 use crate::server::Shared;
 
 /// Replies are written out once this many bytes are pending.
 const FLUSH_AT: usize = 64 << 10;
-/// How much the read buffer grows by at a time.
+/// The size of the read buffer a worker thread lends, and of each step it grows by.
 const READ_CHUNK: usize = 16 << 10;
-/// A buffer that grew past this is replaced by a small one once empty.
+/// An argument at least this long gets a buffer of its exact size (Redis's
+/// `PROTO_MBULK_BIG_ARG`).
+const BIG_ARG: usize = 32 << 10;
+/// A reply buffer that grew past this is dropped once written, even for a busy client.
 const KEEP_AT_MOST: usize = 256 << 10;
+/// A reply buffer larger than this is dropped when its client goes quiet.
+const KEEP_WHEN_IDLE: usize = 4 << 10;
+/// The longest a lingering close waits for the client to stop sending.
+const LINGER: Duration = Duration::from_secs(5);
+/// A lingering close ends when the client sends nothing for this long.
+const LINGER_QUIET: Duration = Duration::from_secs(1);
 /// The decoder's limits before `AUTH` (when a password is configured), as Redis's.
 const BEFORE_AUTH: resp::Limits = resp::Limits {
     max_bulk_len: 16 << 10,
     max_array_len: 10,
     max_inline_len: 16 << 10,
 };
+
+thread_local! {
+    /// The read buffer this worker thread lends to the next client that reads with nothing
+    /// pending (Redis 7.4's reusable query buffer): idle clients hold none, and a client
+    /// sending one command at a time allocates none.
+    static SPARE_READ_BUFFER: Cell<Option<BytesMut>> = const { Cell::new(None) };
+}
+
+/// Borrows this thread's spare read buffer, or makes one.
+fn borrow_read_buffer() -> BytesMut {
+    SPARE_READ_BUFFER
+        .with(Cell::take)
+        .unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK))
+}
+
+/// Gives an empty read buffer borrowed with [`borrow_read_buffer`] back to this thread,
+/// unless the thread has one spare already.
+fn return_read_buffer(buffer: BytesMut) {
+    debug_assert!(buffer.is_empty());
+    SPARE_READ_BUFFER.with(|spare| {
+        if let Some(kept) = spare.replace(Some(buffer)) {
+            spare.set(Some(kept));
+        }
+    });
+}
 
 /// What a connection remembers between commands.
 pub(crate) struct ClientState {
@@ -46,125 +103,384 @@ pub(crate) struct ClientState {
     pub(crate) commands: u64,
 }
 
-/// Serves one client until it leaves, breaks the protocol, idles out, or the server shuts
-/// down. I/O errors end the connection quietly: the client went away.
+/// Why a connection ends.
+enum End {
+    /// The client closed, its socket failed, or the server is shutting down.
+    Gone,
+    /// `QUIT`: its reply and those before it are written.
+    Quit,
+    /// Idle for `idle_timeout`.
+    Idle,
+    /// A malformed frame or a command past a size limit: answer this error, then close
+    /// lingering.
+    Refused(String),
+    /// An HTTP request: close at once.
+    CrossProtocol,
+    /// A reply passed `output_buffer`.
+    OutputLimit(usize),
+    /// Chosen to be closed to keep all clients' buffers within `max_client_memory`.
+    Evicted,
+}
+
+impl From<Evicted> for End {
+    fn from(_: Evicted) -> Self {
+        End::Evicted
+    }
+}
+
+/// Serves one client until it leaves, breaks the protocol, idles out, is closed to keep
+/// within the bound on client memory, or the server shuts down. I/O errors end the
+/// connection quietly: the client went away.
 pub(crate) async fn serve(
     shared: Arc<Shared>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     id: u64,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let mut client = ClientState {
-        id,
-        proto: Protocol::Resp2,
-        authenticated: shared.password.is_none(),
-        name: None,
-        lib_name: None,
-        lib_ver: None,
-        closing: false,
-        commands: 0,
-    };
+    let account = shared.client_memory.register(id);
+    let authenticated = shared.password.is_none();
     let limits = shared.limits;
     let full = resp::Limits {
         max_bulk_len: limits.max_bulk_len,
         max_array_len: limits.max_array_len,
         max_inline_len: limits.max_inline_len,
     };
-    // Until a client has authenticated it may send only small commands (Redis's limits for
-    // unauthenticated clients): a stranger cannot make the server hold 64 MiB arguments.
-    let mut decoder = Decoder::new(if client.authenticated {
-        full
-    } else {
-        BEFORE_AUTH
-    });
-    let mut restricted = !client.authenticated;
-    let mut input = BytesMut::with_capacity(READ_CHUNK);
-    let mut out = BytesMut::with_capacity(READ_CHUNK);
-    loop {
-        // Run every complete command in the buffer.
+    let mut connection = Connection {
+        client: ClientState {
+            id,
+            proto: Protocol::Resp2,
+            authenticated,
+            name: None,
+            lib_name: None,
+            lib_ver: None,
+            closing: false,
+            commands: 0,
+        },
+        // Until a client has authenticated it may send only small commands (Redis's limits
+        // for unauthenticated clients): a stranger cannot make the server hold 64 MiB
+        // arguments.
+        decoder: Decoder::new(if authenticated { full } else { BEFORE_AUTH }),
+        restricted: !authenticated,
+        full,
+        input: BytesMut::new(),
+        input_lent: false,
+        out: Output::default(),
+        shared,
+        stream,
+        account,
+        shutdown,
+    };
+    let end = connection.run().await;
+    connection.end(end).await;
+}
+
+/// One client's state, buffers and socket.
+struct Connection {
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    client: ClientState,
+    decoder: Decoder,
+    /// Whether the decoder has the limits for clients not yet authenticated.
+    restricted: bool,
+    /// The decoder's limits once authenticated.
+    full: resp::Limits,
+    /// Bytes read and not yet decoded: a buffer borrowed from the worker thread while
+    /// commands run, kept only while it holds an unfinished one.
+    input: BytesMut,
+    /// Whether `input` is the thread's buffer, unchanged in size, to be given back when
+    /// empty. A buffer that had to grow may have been reallocated, and is dropped instead.
+    input_lent: bool,
+    /// Replies not yet written.
+    out: Output,
+    /// This client's entry in the bound on all clients' buffers.
+    account: ClientAccount,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Reads, runs and answers commands until the connection should end, and says why.
+    async fn run(&mut self) -> End {
         loop {
-            let args = match decoder.decode(&mut input) {
+            if let Err(end) = self.run_commands().await {
+                return end;
+            }
+            self.shared.count_commands(&mut self.client);
+            if let Err(end) = self.flush().await {
+                return end;
+            }
+            // A big reply grew the buffer; give the memory back rather than keep it for the
+            // connection's life.
+            self.out.shrink_to(KEEP_AT_MOST);
+            if self.input.len() + self.decoder.held_bytes() > self.shared.limits.max_query_len {
+                // The decoder bounds each argument; this bounds a whole command.
+                return End::Refused(
+                    "ERR Protocol error: the command is longer than the query buffer limit".into(),
+                );
+            }
+            if let Err(end) = self.read().await {
+                return end;
+            }
+        }
+    }
+
+    /// Runs every complete command in the read buffer, writing replies out every
+    /// [`FLUSH_AT`] bytes. Gives the read buffer back to the thread once it is empty.
+    async fn run_commands(&mut self) -> Result<(), End> {
+        loop {
+            let args = match self.decoder.decode(&mut self.input) {
                 Ok(Some(args)) => args,
                 Ok(None) => break,
-                Err(e) => {
-                    resp::write_error(&mut out, &format!("ERR {e}"));
-                    let _ = stream.write_all(&out).await;
-                    tracing::debug!(client = id, error = %e, "protocol error; connection closed");
-                    return shared.count_commands(&mut client);
-                }
+                Err(e) => return Err(refused(e)),
             };
+            if args
+                .first()
+                .is_some_and(|name| cmd::is_cross_protocol(name))
+            {
+                return Err(End::CrossProtocol);
+            }
+            let held = self.held_before_replies();
             cmd::execute(
                 &mut Ctx {
-                    shared: &shared,
-                    client: &mut client,
-                    out: &mut out,
+                    shared: &self.shared,
+                    client: &mut self.client,
+                    out: &mut self.out,
+                    account: &self.account,
+                    held,
                 },
                 &args,
             );
-            decoder.recycle(args);
-            if restricted == client.authenticated {
+            self.decoder.recycle(args);
+            if self.restricted == self.client.authenticated {
                 // AUTH or HELLO AUTH passed (or RESET logged the client out).
-                restricted = !client.authenticated;
-                decoder.set_limits(if restricted { BEFORE_AUTH } else { full });
+                self.restricted = !self.client.authenticated;
+                self.decoder.set_limits(if self.restricted {
+                    BEFORE_AUTH
+                } else {
+                    self.full
+                });
             }
-            if client.closing {
-                let _ = stream.write_all(&out).await;
-                return shared.count_commands(&mut client);
+            if self.client.closing {
+                return Err(End::Quit);
             }
-            if out.len() > limits.output_buffer {
-                tracing::warn!(
-                    client = id,
-                    bytes = out.len(),
-                    limit = limits.output_buffer,
-                    "a reply passed the output buffer limit; connection closed"
-                );
-                return shared.count_commands(&mut client);
+            match self.out.abandoned() {
+                Some(Abandoned::Evicted) => return Err(End::Evicted),
+                Some(Abandoned::OutputLimit) => return Err(End::OutputLimit(self.out.len())),
+                None => {}
             }
-            if out.len() >= FLUSH_AT {
-                if stream.write_all(&out).await.is_err() {
-                    return shared.count_commands(&mut client);
+            if self.out.len() > self.shared.limits.output_buffer {
+                // Many small elements (a long `COMMAND` reply) are not asked for one by one.
+                return Err(End::OutputLimit(self.out.len()));
+            }
+            self.report()?;
+            if self.out.len() >= FLUSH_AT {
+                self.flush().await?;
+            }
+        }
+        self.give_back_input();
+        Ok(())
+    }
+
+    /// Gives the read buffer back to the thread (or drops it) once it is empty.
+    fn give_back_input(&mut self) {
+        if self.input.is_empty() {
+            let input = std::mem::take(&mut self.input);
+            if std::mem::take(&mut self.input_lent) {
+                return_read_buffer(input);
+            }
+        }
+    }
+
+    /// What this client holds besides its replies: an unfinished command in the read buffer
+    /// and the arguments the decoder keeps. An empty read buffer is the thread's, about to be
+    /// filled by one read of at most [`READ_CHUNK`] (or one the client reports after growing
+    /// it): the excess any running client can add between two reports.
+    fn held_before_replies(&self) -> usize {
+        let input = if self.input.is_empty() {
+            0
+        } else {
+            self.input.capacity()
+        };
+        input + self.decoder.memory()
+    }
+
+    /// Reports what this client holds to the bound on all clients' buffers.
+    fn report(&self) -> Result<(), Evicted> {
+        self.account
+            .report(self.held_before_replies() + self.out.memory())
+    }
+
+    /// Writes the pending replies.
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.report()?;
+        tokio::select! {
+            written = self.out.write_to(&mut self.stream) => written.map_err(|_| End::Gone),
+            () = self.account.evicted() => Err(End::Evicted),
+        }
+    }
+
+    /// Reads more of what the client sends, waiting for it if need be (and giving back, while
+    /// it waits, the buffers an idle client need not hold).
+    async fn read(&mut self) -> Result<(), End> {
+        loop {
+            self.make_room()?;
+            match self.stream.try_read_buf(&mut self.input) {
+                Ok(0) => return Err(End::Gone),
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Err(End::Gone),
+            }
+            self.go_quiet()?;
+            self.wait_readable().await?;
+        }
+    }
+
+    /// Makes room in the read buffer for the next read: a buffer of the argument's exact
+    /// size for a big argument, otherwise at least [`READ_CHUNK`] free. The room is reported
+    /// before it is filled.
+    fn make_room(&mut self) -> Result<(), Evicted> {
+        if self.input.is_empty() && !self.input_lent {
+            self.input = borrow_read_buffer();
+            self.input_lent = true;
+        }
+        let free = self.input.capacity() - self.input.len();
+        match self.decoder.bulk_remaining(self.input.len()) {
+            // (A big argument with room enough has at least READ_CHUNK free.)
+            Some(wanted) if wanted >= BIG_ARG && free < wanted => {
+                self.input = exact_buffer(&self.input, wanted);
+                self.input_lent = false;
+            }
+            _ if free < READ_CHUNK => {
+                self.input.reserve(READ_CHUNK);
+                self.input_lent = false;
+            }
+            _ => {}
+        }
+        if self.input.capacity() > READ_CHUNK {
+            // Grown beyond one read: counted before it is filled.
+            self.account
+                .report(self.input.capacity() + self.decoder.memory() + self.out.memory())
+        } else {
+            self.report()
+        }
+    }
+
+    /// The client has nothing more for now: give back the buffers it need not hold while
+    /// it waits.
+    fn go_quiet(&mut self) -> Result<(), Evicted> {
+        self.give_back_input();
+        self.out.shrink_to(KEEP_WHEN_IDLE);
+        self.decoder.shed_spare();
+        self.report()
+    }
+
+    /// Waits until the socket has something to read (or is closed), within `idle_timeout`,
+    /// ending the connection at shutdown or when it is chosen to be closed.
+    async fn wait_readable(&mut self) -> Result<(), End> {
+        let idle = self.shared.limits.idle_timeout;
+        let (stream, shutdown, account) = (&self.stream, &mut self.shutdown, &self.account);
+        let readable = async {
+            match idle {
+                Some(idle) => tokio::time::timeout(idle, stream.readable())
+                    .await
+                    .map_err(|_| End::Idle)?,
+                None => stream.readable().await,
+            }
+            .map_err(|_| End::Gone)
+        };
+        tokio::select! {
+            ready = readable => ready,
+            _ = shutdown.changed() => Err(End::Gone),
+            () = account.evicted() => Err(End::Evicted),
+        }
+    }
+
+    /// Ends the connection as `end` says: quietly, with an error and a lingering close, or
+    /// at once.
+    async fn end(&mut self, end: End) {
+        self.shared.count_commands(&mut self.client);
+        let id = self.client.id;
+        match end {
+            End::Gone | End::Idle | End::Evicted => {}
+            End::Quit => {
+                let _ = self.out.write_to(&mut self.stream).await;
+            }
+            End::Refused(error) => {
+                tracing::debug!(client = id, %error, "refused; connection closed");
+                resp::write_error(&mut self.out.buf, &error);
+                if self.out.write_to(&mut self.stream).await.is_ok() {
+                    // Boxed: its timers would otherwise make every connection's task larger.
+                    Box::pin(self.linger()).await;
                 }
-                out.clear();
+            }
+            End::CrossProtocol => {
+                if let Some(held_back) = self.shared.cross_protocol_log.ready() {
+                    tracing::warn!(
+                        client = id,
+                        more_since_last_warning = held_back,
+                        "Possible SECURITY ATTACK detected. It looks like somebody is sending \
+                         POST or Host: commands to strata. This is likely due to an attacker \
+                         attempting to use Cross Protocol Scripting to compromise your strata \
+                         instance. Connection aborted."
+                    );
+                }
+            }
+            End::OutputLimit(bytes) => {
+                if let Some(held_back) = self.shared.output_limit_log.ready() {
+                    tracing::warn!(
+                        client = id,
+                        bytes,
+                        limit = self.shared.limits.output_buffer,
+                        more_since_last_warning = held_back,
+                        "a reply passed the output buffer limit; connection closed"
+                    );
+                }
             }
         }
-        shared.count_commands(&mut client);
-        if !out.is_empty() {
-            if stream.write_all(&out).await.is_err() {
-                return;
-            }
-            out.clear();
-        }
-        // A big reply or command grew a buffer; give the memory back rather than keep it
-        // for the connection's life (Redis shrinks idle buffers the same way).
-        if out.capacity() > KEEP_AT_MOST {
-            out = BytesMut::with_capacity(READ_CHUNK);
-        }
-        if input.is_empty() && input.capacity() > KEEP_AT_MOST {
-            input = BytesMut::with_capacity(READ_CHUNK);
-        }
-        if input.len() + decoder.held_bytes() > limits.max_query_len {
-            // The decoder bounds each argument; this bounds a whole command.
-            let text = "ERR Protocol error: the command is longer than the query buffer limit";
-            resp::write_error(&mut out, text);
-            let _ = stream.write_all(&out).await;
+    }
+
+    /// A lingering close: stops writing (the client reads the end of the stream after the
+    /// error), then reads and discards whatever the client is still sending, until it stops
+    /// for [`LINGER_QUIET`], closes, has sent one command's worth (`max_query_len`), or
+    /// [`LINGER`] passes. Closing with unread data would reset the connection, and a reset
+    /// can destroy the error before the client reads it.
+    async fn linger(&mut self) {
+        drop(std::mem::take(&mut self.out));
+        drop(std::mem::take(&mut self.input));
+        if self.stream.shutdown().await.is_err() {
             return;
         }
-        input.reserve(READ_CHUNK);
-        let read = async {
-            match limits.idle_timeout {
-                Some(idle) => tokio::time::timeout(idle, stream.read_buf(&mut input))
-                    .await
-                    .unwrap_or(Ok(0)),
-                None => stream.read_buf(&mut input).await,
+        let most = self.shared.limits.max_query_len;
+        let (stream, shutdown) = (&mut self.stream, &mut self.shutdown);
+        let drain = async {
+            let mut discard = vec![0u8; READ_CHUNK];
+            let mut discarded = 0usize;
+            while discarded < most {
+                match tokio::time::timeout(LINGER_QUIET, stream.read(&mut discard)).await {
+                    Ok(Ok(n)) if n > 0 => discarded += n,
+                    _ => return,
+                }
             }
         };
         tokio::select! {
-            read = read => match read {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            },
-            _ = shutdown.changed() => return,
+            () = drain => {}
+            () = tokio::time::sleep(LINGER) => {}
+            _ = shutdown.changed() => {}
         }
     }
+}
+
+/// A buffer holding `partial`, with room for exactly `wanted` more bytes.
+fn exact_buffer(partial: &[u8], wanted: usize) -> BytesMut {
+    let mut exact = BytesMut::with_capacity(partial.len() + wanted);
+    exact.extend_from_slice(partial);
+    exact
+}
+
+/// The error a protocol error is answered with.
+fn refused(error: ProtocolError) -> End {
+    End::Refused(format!("ERR {error}"))
 }

@@ -1,5 +1,11 @@
 //! The accept loop: limits on clients, one task per connection, graceful shutdown.
 //!
+//! The listening socket has a backlog of 511, as Redis's `tcp-backlog` (the kernel caps it at
+//! `net.core.somaxconn`): a burst of thousands of connects waits in the kernel's queue rather
+//! than being dropped and retried by the clients' TCP stacks a second later. When `accept`
+//! fails (descriptors exhausted, say), the loop backs off from 10 ms to 1 s, doubling, and
+//! logs at most once a second; a success resets the delay.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use strata::store::Store;
@@ -22,18 +28,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strata::config::{Secret, ServerConfig};
+use parking_lot::Mutex;
+use strata::config::{MaxClientMemory, Secret, ServerConfig};
 use strata::store::{Store, StoreError};
+use strata_admin::ServerStats;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::allocator;
+use crate::client_memory::ClientMemory;
 use crate::connection::{self, ClientState};
 use crate::keyspace::Keyspace;
+use crate::throttle::Throttle;
 
 /// How long shutdown waits for connections to finish what they are doing.
 const DRAIN: Duration = Duration::from_secs(5);
+/// The listen backlog, as Redis's default `tcp-backlog`.
+const BACKLOG: u32 = 511;
+/// The first wait after `accept` fails; it doubles with each failure in a row.
+const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
+/// The longest wait after `accept` fails.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// The limits of `[server]`, in the units the connection uses.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +63,9 @@ pub(crate) struct Limits {
     /// The most unparsed bytes of one command: twice the longest bulk string.
     pub(crate) max_query_len: usize,
     pub(crate) output_buffer: usize,
+    /// The most one client may legitimately hold: a whole command or a whole reply. A
+    /// `max_client_memory` given as a share of the budget is never below it.
+    pub(crate) client_memory_floor: u64,
 }
 
 impl Limits {
@@ -61,6 +81,11 @@ impl Limits {
                 .saturating_mul(2)
                 .max(size(config.max_inline_len)),
             output_buffer: size(config.output_buffer),
+            client_memory_floor: config
+                .max_bulk_len
+                .saturating_mul(2)
+                .max(config.max_inline_len)
+                .max(config.output_buffer),
         }
     }
 }
@@ -72,6 +97,18 @@ pub(crate) struct Shared {
     pub(crate) password: Option<Secret>,
     pub(crate) started: Instant,
     pub(crate) port: u16,
+    /// The bound on all clients' buffers together, and what they hold.
+    pub(crate) client_memory: Arc<ClientMemory>,
+    /// `max_client_memory` as last set: the bound follows the budget when it is a share.
+    client_memory_setting: Mutex<MaxClientMemory>,
+    /// For the warning about HTTP requests (cross-protocol attacks).
+    pub(crate) cross_protocol_log: Throttle,
+    /// For the warning about replies past `output_buffer`.
+    pub(crate) output_limit_log: Throttle,
+    /// For the warning about connections refused at `max_clients`.
+    max_clients_log: Throttle,
+    /// For the warning about `accept` failing.
+    accept_log: Throttle,
     clients: AtomicU64,
     connections: AtomicU64,
     rejected: AtomicU64,
@@ -91,6 +128,41 @@ impl Shared {
     pub(crate) fn commands_processed(&self) -> u64 {
         self.commands.load(Ordering::Relaxed)
     }
+    /// `max_client_memory` as last set.
+    pub(crate) fn client_memory_setting(&self) -> MaxClientMemory {
+        *self.client_memory_setting.lock()
+    }
+
+    /// Sets `max_client_memory` (`CONFIG SET maxmemory-clients`) and applies it.
+    pub(crate) fn set_client_memory_setting(&self, setting: MaxClientMemory) {
+        *self.client_memory_setting.lock() = setting;
+        self.apply_client_memory_setting();
+    }
+
+    /// Recomputes the bound on all clients' buffers from the setting and the store's budget
+    /// now (after `CONFIG SET maxmemory`, say), closing clients if the sum is past it.
+    pub(crate) fn apply_client_memory_setting(&self) {
+        let setting = *self.client_memory_setting.lock();
+        let bound = setting.bytes(
+            self.keyspace.store().max_bytes(),
+            self.limits.client_memory_floor,
+        );
+        self.client_memory.set_bound(bound);
+    }
+
+    /// The figures the admin API shows about this server.
+    fn stats(&self) -> ServerStats {
+        ServerStats {
+            connected_clients: self.clients(),
+            connections_received: self.connections_received(),
+            rejected_connections: self.rejected(),
+            commands_processed: self.commands_processed(),
+            client_buffer_bytes: self.client_memory.total(),
+            client_buffer_limit: self.client_memory.bound(),
+            evicted_clients: self.client_memory.evicted(),
+        }
+    }
+
     /// Adds a connection's commands to the total (once per batch, not per command, to keep
     /// connections off one shared cache line).
     pub(crate) fn count_commands(&self, client: &mut ClientState) {
@@ -123,26 +195,64 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
+/// A handle on a [`Server`]'s figures that outlives the move into [`Server::run`]: hand
+/// [`stats`](Self::stats) to the admin API (`Admin::with_server_stats`).
+///
+/// ```no_run
+/// # async fn run(store: strata::store::Store) -> Result<(), Box<dyn std::error::Error>> {
+/// use strata_admin::Admin;
+/// use strata_server::server::Server;
+///
+/// let server = Server::bind("127.0.0.1:6380", store.clone()).await?;
+/// let stats = server.stats_handle();
+/// let admin = Admin::new(store).with_server_stats(move || stats.stats());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct StatsHandle(Arc<Shared>);
+
+impl StatsHandle {
+    /// The server's figures now: clients, connections, commands, client buffers.
+    pub fn stats(&self) -> ServerStats {
+        self.0.stats()
+    }
+}
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StatsHandle").field(&self.stats()).finish()
+    }
+}
+
 impl Server {
-    /// Binds `addr` and prepares to serve `store` with its configuration's `[server]` limits.
+    /// Binds `addr` (with a listen backlog of 511) and prepares to serve `store` with its
+    /// configuration's `[server]` limits.
     pub async fn bind(
         addr: impl ToSocketAddrs + std::fmt::Display,
         store: Store,
     ) -> Result<Self, ServeError> {
-        let listener = TcpListener::bind(&addr)
-            .await
-            .map_err(|source| ServeError::Bind {
-                addr: addr.to_string(),
-                source,
-            })?;
+        let listener = listen(&addr).await.map_err(|source| ServeError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
         let port = listener.local_addr().map_or(0, |a| a.port());
         let config = store.config().server.clone();
+        let limits = Limits::new(&config);
+        let setting = config.max_client_memory;
+        let bound = setting.bytes(store.max_bytes(), limits.client_memory_floor);
         let shared = Shared {
             keyspace: Keyspace::new(store)?,
-            limits: Limits::new(&config),
+            limits,
             password: config.password.clone(),
             started: Instant::now(),
             port,
+            client_memory: Arc::new(ClientMemory::new(bound)),
+            client_memory_setting: Mutex::new(setting),
+            cross_protocol_log: Throttle::per_second(),
+            output_limit_log: Throttle::per_second(),
+            max_clients_log: Throttle::per_second(),
+            accept_log: Throttle::per_second(),
             clients: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -159,6 +269,16 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The server's figures now: clients, connections, commands, client buffers.
+    pub fn stats(&self) -> ServerStats {
+        self.shared.stats()
+    }
+
+    /// A handle on the server's figures, to read them while it runs.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(Arc::clone(&self.shared))
+    }
+
     /// Serves clients until `shutdown` completes; then stops accepting, lets each
     /// connection finish the commands it has read and write their replies (for up to 5
     /// seconds), and returns.
@@ -166,6 +286,8 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut next_id = 0u64;
+        let mut backoff = ACCEPT_BACKOFF_FIRST;
+        let housekeeping = tokio::spawn(allocator::return_freed_memory_periodically());
         tokio::pin!(shutdown);
         loop {
             let accepted = tokio::select! {
@@ -175,11 +297,26 @@ impl Server {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             };
             let (mut stream, peer) = match accepted {
-                Ok(accepted) => accepted,
+                Ok(accepted) => {
+                    backoff = ACCEPT_BACKOFF_FIRST;
+                    accepted
+                }
                 Err(e) => {
-                    // Out of file descriptors, say: wait a little rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors, say: back off rather than spin, and say so
+                    // once a second rather than at every try.
+                    if let Some(held_back) = self.shared.accept_log.ready() {
+                        tracing::warn!(
+                            error = %e,
+                            retry_in = ?backoff,
+                            more_since_last_warning = held_back,
+                            "accept failed"
+                        );
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = &mut shutdown => break,
+                    }
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     continue;
                 }
             };
@@ -187,6 +324,14 @@ impl Server {
             shared.connections.fetch_add(1, Ordering::Relaxed);
             if shared.clients.load(Ordering::Relaxed) >= shared.limits.max_clients {
                 shared.rejected.fetch_add(1, Ordering::Relaxed);
+                if let Some(held_back) = shared.max_clients_log.ready() {
+                    tracing::warn!(
+                        %peer,
+                        max_clients = shared.limits.max_clients,
+                        more_since_last_warning = held_back,
+                        "max_clients reached: connection refused"
+                    );
+                }
                 tasks.spawn(async move {
                     let _ = stream
                         .write_all(b"-ERR max number of clients reached\r\n")
@@ -204,6 +349,7 @@ impl Server {
                 shared.clients.fetch_sub(1, Ordering::Relaxed);
             });
         }
+        housekeeping.abort();
         tracing::info!(
             clients = self.shared.clients(),
             "shutting down: no new connections"
@@ -216,5 +362,70 @@ impl Server {
             tasks.abort_all();
         }
         Ok(())
+    }
+}
+
+/// Binds a listener on the first address `addr` resolves to that can be bound, with a
+/// backlog of [`BACKLOG`] (`TcpListener::bind` takes the standard library's 128).
+async fn listen(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let bound = (|| {
+            let socket = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            // As `TcpListener::bind` does on Unix: a restart need not wait out TIME_WAIT.
+            #[cfg(unix)]
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(BACKLOG)
+        })();
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolved to nothing",
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata::config::Config;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn the_stats_handle_reads_the_running_servers_figures() {
+        let toml = "max_bytes = \"1GiB\"\n[server]\nmax_client_memory = \"20%\"\n";
+        let config = Config::from_sources(Some(toml), []).expect("valid");
+        let store = Store::builder(config).build().expect("store");
+        let server = Server::bind("127.0.0.1:0", store).await.expect("bind");
+        let addr = server.local_addr().expect("address");
+        let stats = server.stats_handle();
+        assert_eq!(stats.stats(), server.stats());
+        assert_eq!(stats.stats().client_buffer_limit, (1 << 30) / 5);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        client.write_all(b"PING\r\nPING\r\n").await.expect("write");
+        let mut reply = [0u8; 14];
+        client.read_exact(&mut reply).await.expect("read");
+        assert_eq!(&reply, b"+PONG\r\n+PONG\r\n");
+        let now = stats.stats();
+        assert_eq!(now.connected_clients, 1);
+        assert_eq!(now.connections_received, 1);
+        assert_eq!(now.commands_processed, 2);
+        assert_eq!(now.evicted_clients, 0);
+        let _ = stop.send(());
+        running.await.expect("no panic").expect("clean stop");
     }
 }

@@ -690,6 +690,11 @@ both! {
         let connected: u64 = field(&fields, "connected_clients").parse().unwrap();
         assert!(connected >= 1);
         let _: u64 = field(&fields, "used_memory").parse().unwrap();
+        let rss: u64 = field(&fields, "used_memory_rss").parse().unwrap();
+        assert!(rss > 0, "used_memory_rss:{rss}");
+        // What the clients' buffers hold, and how many clients were closed for it.
+        let _: u64 = field(&fields, "mem_clients_normal").parse().unwrap();
+        let _: u64 = field(&fields, "evicted_clients").parse().unwrap();
         let _: u64 = field(&fields, "keyspace_hits").parse().unwrap();
         let _: u64 = field(&fields, "keyspace_misses").parse().unwrap();
         assert!(
@@ -1177,6 +1182,44 @@ fn raw_pipelining() {
     std::thread::sleep(Duration::from_millis(20));
     raw.send(b"\nk7\r\n");
     assert_eq!(raw.read_frame(), b"$7\r\nvalue-7\r\n");
+}
+
+#[test]
+fn an_http_request_closes_the_connection_before_anything_after_it_runs() {
+    // What a web page makes a browser send (curl -X POST --data-binary 'FLUSHALL' ...): the
+    // body is a valid inline command, after a request line and headers that are not.
+    let server = Server::start();
+    let mut con = server.con(false);
+    ok(&mut con, &["SET", "k", "v"]);
+    let post = b"POST / HTTP/1.1\r\nHost: 127.0.0.1:6380\r\nUser-Agent: curl/8.5.0\r\n\
+        Accept: */*\r\nContent-Length: 10\r\n\
+        Content-Type: application/x-www-form-urlencoded\r\n\r\nFLUSHALL\r\n";
+    let (reply, closed) = raw_with_close(server.addr(), post);
+    assert!(closed, "the connection is closed");
+    assert_eq!(reply, b"", "nothing is answered");
+    assert_eq!(s(&mut con, &["GET", "k"]).as_deref(), Some("v"));
+    // A GET request has no body, but its Host: header closes the connection all the same,
+    // and the request line split over two reads changes nothing.
+    let mut stream = std::net::TcpStream::connect(server.addr()).expect("connect");
+    std::io::Write::write_all(&mut stream, b"POST / HT").expect("write");
+    std::thread::sleep(Duration::from_millis(50));
+    let rest = b"TP/1.1\r\nContent-Length: 10\r\n\r\nFLUSHALL\r\n";
+    let _ = std::io::Write::write_all(&mut stream, rest);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("setting the read timeout");
+    let mut buf = [0u8; 64];
+    let read = std::io::Read::read(&mut stream, &mut buf);
+    assert!(
+        matches!(read, Ok(0)) || read.is_err(),
+        "closed without a reply: {read:?}"
+    );
+    let (_, closed) = raw_with_close(
+        server.addr(),
+        b"GET / HTTP/1.1\r\nhost: example.com\r\n\r\nFLUSHALL\r\n",
+    );
+    assert!(closed, "the connection is closed");
+    assert_eq!(s(&mut con, &["GET", "k"]).as_deref(), Some("v"));
 }
 
 #[test]

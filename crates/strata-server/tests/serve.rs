@@ -559,3 +559,419 @@ fn before_auth_only_small_commands_are_read() {
     auth.extend(frame);
     assert_eq!(common::raw(server.addr(), &auth), b"+OK\r\n+OK\r\n");
 }
+
+/// A numeric `INFO` field.
+fn info_number(con: &mut redis::Connection, section: &str, field: &str) -> u64 {
+    info(con, section)
+        .get(field)
+        .unwrap_or_else(|| panic!("INFO {section} has no {field}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("INFO {field}: {e}"))
+}
+
+/// Whether the server has closed `stream` (reading gives the end of the stream or a reset);
+/// waits up to 10 seconds for it.
+fn closed_by_server(stream: &mut TcpStream) -> bool {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("setting the read timeout");
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Opens a connection and sends the start of `SET key <value of len bytes>` with `sent` bytes
+/// of the value: a client holding an unfinished command. Write errors (the server may close
+/// it at once) are left to the caller to notice.
+fn unfinished_set(server: &Server, key: &str, len: usize, sent: usize) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr()).expect("connect");
+    let head = format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${len}\r\n", key.len());
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(&vec![b'v'; sent]);
+    stream
+}
+
+/// Sends the rest of the value `unfinished_set` started, and reads the reply.
+fn finish_set(stream: &mut TcpStream, len: usize, sent: usize) -> Vec<u8> {
+    let mut rest = vec![b'v'; len - sent];
+    rest.extend_from_slice(b"\r\n");
+    stream.write_all(&rest).expect("the rest of the value");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("setting the read timeout");
+    let mut reply = [0u8; 16];
+    let n = stream.read(&mut reply).expect("the reply");
+    reply[..n].to_vec()
+}
+
+/// Polls `INFO memory` until all clients' buffers hold at least `bytes`.
+fn wait_for_client_memory(con: &mut redis::Connection, bytes: u64) {
+    assert!(
+        eventually(Duration::from_secs(10), || info_number(
+            con,
+            "memory",
+            "mem_clients_normal"
+        ) >= bytes),
+        "client buffers never reached {bytes} bytes"
+    );
+}
+
+#[test]
+fn unfinished_commands_past_max_client_memory_close_the_biggest_client() {
+    let config = "[server]\nmax_bulk_len = \"1MiB\"\nmax_client_memory = \"1MiB\"\n";
+    let Some(server) = Server::start_with_config(config) else {
+        return;
+    };
+    let mut control = server.con(false);
+    assert_eq!(
+        info_number(&mut control, "memory", "maxmemory_clients"),
+        1 << 20
+    );
+    // Each client announces a value and sends the first 100 KB of it: the server holds a
+    // buffer the size announced (these are counted as soon as the header is read).
+    let mut a = unfinished_set(&server, "a", 300_000, 100_000);
+    wait_for_client_memory(&mut control, 300_000);
+    let mut b = unfinished_set(&server, "b", 350_000, 100_000);
+    wait_for_client_memory(&mut control, 650_000);
+    assert_eq!(info_number(&mut control, "stats", "evicted_clients"), 0);
+    // 300 + 350 + 500 thousand pass 1 MiB: the biggest, the newcomer, is closed.
+    let mut c = unfinished_set(&server, "c", 500_000, 100_000);
+    assert!(closed_by_server(&mut c), "the biggest client was closed");
+    assert_eq!(info_number(&mut control, "stats", "evicted_clients"), 1);
+    let held = info_number(&mut control, "memory", "mem_clients_normal");
+    assert!(held <= 1 << 20, "{held} bytes held after the eviction");
+    // The others were not touched: they finish their commands.
+    assert_eq!(finish_set(&mut a, 300_000, 100_000), b"+OK\r\n");
+    assert_eq!(finish_set(&mut b, 350_000, 100_000), b"+OK\r\n");
+    assert_eq!(cmd::<i64>(&mut control, &["STRLEN", "b"]), 350_000);
+    assert_eq!(cmd::<i64>(&mut control, &["EXISTS", "c"]), 0);
+}
+
+#[test]
+fn many_held_arguments_count_against_max_client_memory() {
+    // A command may hold up to twice max_bulk_len: 2 MiB, more than all clients together.
+    let config = "[server]\nmax_bulk_len = \"1MiB\"\nmax_client_memory = \"1MiB\"\n";
+    let Some(server) = Server::start_with_config(config) else {
+        return;
+    };
+    let mut control = server.con(false);
+    // An MGET announcing `total` keys, with `sent` one-byte keys sent: each held key costs
+    // its byte and a 32-byte handle, and the vector holding them grows by doubling.
+    let start = |total: usize, sent: usize| {
+        let mut stream = TcpStream::connect(server.addr()).expect("connect");
+        let mut head = format!("*{}\r\n$4\r\nMGET\r\n", total + 1).into_bytes();
+        head.extend(b"$1\r\nk\r\n".repeat(sent));
+        let _ = stream.write_all(&head);
+        stream
+    };
+    let mut a = start(6_000, 5_000);
+    wait_for_client_memory(&mut control, 260_000);
+    let mut b = start(6_000, 5_000);
+    wait_for_client_memory(&mut control, 520_000);
+    assert_eq!(info_number(&mut control, "stats", "evicted_clients"), 0);
+    let mut c = start(20_000, 12_000);
+    assert!(closed_by_server(&mut c), "the biggest client was closed");
+    assert_eq!(info_number(&mut control, "stats", "evicted_clients"), 1);
+    // The others finish their MGETs and are answered.
+    for client in [&mut a, &mut b] {
+        client
+            .write_all(&b"$1\r\nk\r\n".repeat(1_000))
+            .expect("the rest of the keys");
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("setting the read timeout");
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 8192];
+        // 6,000 nulls: "*6000\r\n" and "$-1\r\n" each.
+        while reply.len() < 7 + 6_000 * 5 {
+            let n = client.read(&mut buf).expect("the reply");
+            assert!(n > 0, "closed before the reply");
+            reply.extend_from_slice(&buf[..n]);
+        }
+        assert!(reply.starts_with(b"*6000\r\n$-1\r\n"));
+    }
+}
+
+#[test]
+fn a_reply_past_max_client_memory_closes_the_biggest_client_not_the_one_writing() {
+    let config = "[server]\nmax_bulk_len = \"1MiB\"\nmax_client_memory = \"1MiB\"\n";
+    let Some(server) = Server::start_with_config(config) else {
+        return;
+    };
+    let mut control = server.con(false);
+    let big = "x".repeat(64 << 10);
+    let _: () = cmd(&mut control, &["SET", "big", &big]);
+    // A client holding the start of a 700 KB value...
+    let mut holder = unfinished_set(&server, "held", 700_000, 10_000);
+    wait_for_client_memory(&mut control, 700_000);
+    // ...and one asking for six copies of a 64 KiB value: about 400 KB, which takes all
+    // clients past 1 MiB while the reply is built. The holder has more: it goes.
+    let mut reader = server.con(false);
+    let six: Vec<Vec<u8>> = cmd(
+        &mut reader,
+        &["MGET", "big", "big", "big", "big", "big", "big"],
+    );
+    assert_eq!(six.len(), 6);
+    assert!(six.iter().all(|v| v.len() == 64 << 10));
+    assert!(
+        closed_by_server(&mut holder),
+        "the biggest client was closed"
+    );
+    assert_eq!(info_number(&mut control, "stats", "evicted_clients"), 1);
+    // Asking for a hundred copies (6.4 MB) makes the reader the biggest by far: it goes,
+    // the others carry on.
+    let mut hundred = redis::cmd("MGET");
+    for _ in 0..100 {
+        hundred.arg("big");
+    }
+    assert!(
+        hundred.query::<Vec<Vec<u8>>>(&mut reader).is_err(),
+        "closed, not answered"
+    );
+    assert_eq!(info_number(&mut control, "stats", "evicted_clients"), 2);
+    assert_eq!(cmd::<String>(&mut control, &["PING"]), "PONG");
+    let held = info_number(&mut control, "memory", "mem_clients_normal");
+    assert!(held < 64 << 10, "{held} bytes still held");
+}
+
+#[test]
+fn idle_clients_give_their_buffers_back() {
+    let Some(server) = Server::start_with_config("") else {
+        return;
+    };
+    let mut control = server.con(false);
+    let _: () = cmd(&mut control, &["SET", "v", &"x".repeat(20 << 10)]);
+    // Fifty clients each read a 20 KiB value, then go quiet.
+    let mut clients: Vec<redis::Connection> = (0..50).map(|_| server.con(false)).collect();
+    for client in &mut clients {
+        let value: Vec<u8> = cmd(client, &["GET", "v"]);
+        assert_eq!(value.len(), 20 << 10);
+    }
+    // What they hold now is next to nothing (a 20 KiB reply buffer each, kept, would be
+    // 1 MB): only the control connection's own small buffers remain.
+    let held = info_number(&mut control, "memory", "mem_clients_normal");
+    assert!(held < 16 << 10, "{held} bytes held by idle clients");
+    assert_eq!(
+        info_number(&mut control, "clients", "connected_clients"),
+        51
+    );
+}
+
+#[test]
+fn maxmemory_clients_is_a_share_of_maxmemory_or_a_size() {
+    let Some(server) = Server::start_with_config("max_bytes = \"1GiB\"\n") else {
+        return;
+    };
+    let mut con = server.con(false);
+    let got: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "maxmemory-clients"]);
+    assert_eq!(got, ["maxmemory-clients", "25%"]);
+    assert_eq!(
+        info_number(&mut con, "memory", "maxmemory_clients"),
+        256 << 20
+    );
+    // A share follows the budget, but never below the most one client may hold (a whole
+    // command of twice max_bulk_len, or a whole reply of output_buffer: 128 MiB here).
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "maxmemory", "2gb"]);
+    assert_eq!(
+        info_number(&mut con, "memory", "maxmemory_clients"),
+        512 << 20
+    );
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "maxmemory-clients", "1%"]);
+    assert_eq!(
+        info_number(&mut con, "memory", "maxmemory_clients"),
+        128 << 20
+    );
+    let _: () = cmd(&mut con, &["CONFIG", "SET", "maxmemory-clients", "64mb"]);
+    assert_eq!(
+        info_number(&mut con, "memory", "maxmemory_clients"),
+        64 << 20
+    );
+    let got: Vec<String> = cmd(&mut con, &["CONFIG", "GET", "maxmemory-clients"]);
+    assert_eq!(
+        got,
+        ["maxmemory-clients", (64u64 << 20).to_string().as_str()]
+    );
+    for bad in ["0", "0%", "150%", "lots"] {
+        let err = err_text(try_cmd::<()>(
+            &mut con,
+            &["CONFIG", "SET", "maxmemory-clients", bad],
+        ));
+        assert!(err.contains("maxmemory-clients"), "{bad}: {err}");
+    }
+    assert_eq!(
+        info_number(&mut con, "memory", "maxmemory_clients"),
+        64 << 20
+    );
+}
+
+#[test]
+fn a_ttl_strata_cannot_keep_is_refused_not_stored_as_another() {
+    let Some(server) = Server::start_with_config("") else {
+        return;
+    };
+    let mut con = server.con(false);
+    // 2^64 nanoseconds and more: once stored with no expiry at all.
+    for (args, command) in [
+        (&["SET", "k", "v", "EX", "18446744074"][..], "set"),
+        (&["SET", "k", "v", "PX", "18446744073710"], "set"),
+        (&["SETEX", "k", "18446744074", "v"], "setex"),
+        (&["PSETEX", "k", "18446744073710", "v"], "psetex"),
+    ] {
+        let err = err_text(try_cmd::<()>(&mut con, args));
+        assert_eq!(
+            err,
+            format!("ERR invalid expire time in '{command}' command")
+        );
+        assert_eq!(cmd::<i64>(&mut con, &["EXISTS", "k"]), 0, "{args:?}");
+    }
+    // On a key that exists, an expiry that far away changes nothing (once clamped).
+    let _: () = cmd(&mut con, &["SET", "k", "v", "EX", "100"]);
+    let far_deadline = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        + 9_300_000_000)
+        .to_string();
+    for (args, command) in [
+        (&["EXPIRE", "k", "4611686018427387"][..], "expire"),
+        (&["PEXPIRE", "k", "4611686018427387000"], "pexpire"),
+        (&["EXPIREAT", "k", far_deadline.as_str()], "expireat"),
+        (&["GETEX", "k", "EX", "9223372037"], "getex"),
+    ] {
+        let err = err_text(try_cmd::<i64>(&mut con, args));
+        assert_eq!(
+            err,
+            format!("ERR invalid expire time in '{command}' command")
+        );
+        let ttl: i64 = cmd(&mut con, &["TTL", "k"]);
+        assert!((99..=100).contains(&ttl), "{args:?} left TTL {ttl}");
+    }
+    // Up to 2^63 - 1 nanoseconds (about 292 years), a TTL is kept exactly.
+    let _: () = cmd(&mut con, &["SET", "k", "v", "EX", "9223372036"]);
+    assert_eq!(cmd::<i64>(&mut con, &["TTL", "k"]), 9_223_372_036);
+    assert_eq!(cmd::<i64>(&mut con, &["EXPIRE", "k", "4611686018"]), 1);
+    assert_eq!(cmd::<i64>(&mut con, &["TTL", "k"]), 4_611_686_018);
+}
+
+#[test]
+fn an_error_at_a_size_limit_reaches_a_client_that_sends_the_whole_command_first() {
+    let config = "[server]\nmax_bulk_len = \"1MiB\"\nmax_array_len = 1000\n";
+    let Some(server) = Server::start_with_config(config) else {
+        return;
+    };
+    // The redis crate writes a whole command before it reads: the server refuses the
+    // command at its header, and must still be reading (and discarding) when the rest
+    // arrives, or closing the socket resets it and the error is lost.
+    let mut con = server.con(false);
+    let mut mset = redis::cmd("MSET");
+    for i in 0..50_000 {
+        mset.arg(format!("key:{i}")).arg("value");
+    }
+    assert_eq!(
+        err_text(mset.query::<()>(&mut con)),
+        "ERR Protocol error: invalid multibulk length"
+    );
+    let mut con = server.con(false);
+    let too_big = "x".repeat((1 << 20) + 1);
+    assert_eq!(
+        err_text(try_cmd::<()>(&mut con, &["SET", "k", &too_big])),
+        "ERR Protocol error: invalid bulk length"
+    );
+    let mut con = server.con(false);
+    assert_eq!(cmd::<String>(&mut con, &["PING"]), "PONG");
+}
+
+#[test]
+fn a_burst_of_connects_waits_in_the_listen_backlog() {
+    let Some(server) = Server::start_with_config("") else {
+        return;
+    };
+    // While the server is stopped, the kernel completes connections into the listen
+    // backlog and drops the rest: 300 fit in 511, not in the 128 of a default listener.
+    server.pause();
+    let addr = server.addr();
+    let connects: Vec<_> = (0..300)
+        .map(|_| {
+            thread::spawn(move || TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok())
+        })
+        .collect();
+    let streams: Vec<TcpStream> = connects
+        .into_iter()
+        .filter_map(|t| t.join().expect("no panic"))
+        .collect();
+    server.resume();
+    assert_eq!(streams.len(), 300, "connections completed while stopped");
+    for mut stream in streams {
+        stream.write_all(b"PING\r\n").expect("write");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("setting the read timeout");
+        let mut reply = [0u8; 7];
+        stream.read_exact(&mut reply).expect("PONG");
+        assert_eq!(&reply, b"+PONG\r\n");
+    }
+}
+
+#[test]
+fn running_out_of_descriptors_backs_off_and_warns_once_a_second() {
+    let Some(server) = Server::start_with_open_files("", 40) else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    // More connections than descriptors: those past the limit wait in the backlog while
+    // accept fails with EMFILE.
+    let mut streams: Vec<TcpStream> = (0..60)
+        .filter_map(|_| TcpStream::connect(server.addr()).ok())
+        .collect();
+    thread::sleep(Duration::from_millis(1500));
+    let log = server.log();
+    let warnings = log.matches("accept failed").count();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(warnings >= 1, "no warning:\n{log}");
+    // At most one a second (the old loop warned every 50 ms).
+    assert!(
+        warnings as f64 <= elapsed.ceil() + 1.0,
+        "{warnings} warnings in {elapsed:.1} s:\n{log}"
+    );
+    // Once descriptors are free again, the waiting connections are served.
+    streams.truncate(5);
+    let mut con = server.con(false);
+    assert_eq!(cmd::<String>(&mut con, &["PING"]), "PONG");
+}
+
+#[test]
+fn refusals_at_max_clients_are_logged_once_a_second() {
+    let Some(server) = Server::start_with_config("[server]\nmax_clients = 1\n") else {
+        return;
+    };
+    let started = std::time::Instant::now();
+    // The one client allowed (once the harness's own check has left).
+    let mut one = None;
+    assert!(eventually(Duration::from_secs(5), || {
+        let mut c = TcpStream::connect(server.addr()).expect("connect");
+        c.write_all(b"PING\r\n").expect("write");
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).unwrap_or(0);
+        let served = &buf[..n] == b"+PONG\r\n";
+        one = Some(c);
+        served
+    }));
+    for _ in 0..20 {
+        let reply = common::raw(server.addr(), b"PING\r\n");
+        assert_eq!(reply, b"-ERR max number of clients reached\r\n");
+    }
+    let log = server.log();
+    let warnings = log.matches("max_clients reached").count();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert!(warnings >= 1, "no warning:\n{log}");
+    assert!(
+        warnings as f64 <= elapsed.ceil() + 1.0,
+        "{warnings} warnings in {elapsed:.1} s:\n{log}"
+    );
+}

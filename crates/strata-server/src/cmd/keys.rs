@@ -76,10 +76,19 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ctx.array(2);
     ctx.bulk(itoa::Buffer::new().format(next).as_bytes());
     ctx.array(keys.len());
-    for key in &keys {
+    write_keys(ctx, &keys);
+    Ok(())
+}
+
+/// Writes `keys` as bulk strings, stopping once one has no room (the reply is then
+/// abandoned and the connection closed).
+fn write_keys(ctx: &mut Ctx<'_>, keys: &[Bytes]) {
+    for key in keys {
+        if ctx.out.abandoned().is_some() {
+            return;
+        }
         ctx.bulk(key);
     }
-    Ok(())
 }
 
 pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -100,8 +109,6 @@ pub(crate) fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     keys.sort_unstable();
     keys.dedup();
     ctx.array(keys.len());
-    for key in &keys {
-        ctx.bulk(key);
-    }
+    write_keys(ctx, &keys);
     Ok(())
 }

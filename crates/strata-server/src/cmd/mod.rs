@@ -18,11 +18,13 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use strata::store::Put;
 use strata::{DefaultHashBuilder, InsertError};
 
+use crate::client_memory::ClientAccount;
 use crate::connection::ClientState;
+use crate::output::Output;
 use crate::resp::{self, Frame, Protocol};
 use crate::server::Shared;
 
@@ -50,30 +52,50 @@ pub(crate) type CommandResult = Result<(), Error>;
 pub(crate) struct Ctx<'a> {
     pub(crate) shared: &'a Shared,
     pub(crate) client: &'a mut ClientState,
-    pub(crate) out: &'a mut BytesMut,
+    pub(crate) out: &'a mut Output,
+    /// The client's entry in the bound on all clients' buffers.
+    pub(crate) account: &'a ClientAccount,
+    /// What the client holds besides its replies (an unfinished command, arguments).
+    pub(crate) held: usize,
 }
 
+/// The most a bulk string's framing adds to its bytes (`$`, up to 20 digits, two `\r\n`).
+pub(crate) const BULK_FRAMING: usize = 25;
+
 impl Ctx<'_> {
+    /// Whether a reply element of `n` bytes may be written, having made room for it and
+    /// reported the client's memory with it (see [`Output::room_for`]). `false` when it would
+    /// take the reply past `output_buffer`, or the client was chosen to be closed to keep all
+    /// clients' buffers within `max_client_memory`: the command should stop writing, and the
+    /// connection is closed without sending the reply. Every element that may be large (a
+    /// value, a key of `KEYS` or `SCAN`) is asked for, so a reply cannot pass either bound.
+    pub(crate) fn room_for(&mut self, n: usize) -> bool {
+        let limit = self.shared.limits.output_buffer;
+        self.out.room_for(n, limit, self.held, self.account)
+    }
     pub(crate) fn proto(&self) -> Protocol {
         self.client.proto
     }
     pub(crate) fn ok(&mut self) {
-        resp::write_simple(self.out, "OK");
+        resp::write_simple(&mut self.out.buf, "OK");
     }
     pub(crate) fn simple(&mut self, s: &str) {
-        resp::write_simple(self.out, s);
+        resp::write_simple(&mut self.out.buf, s);
     }
+    /// A bulk string that may be large: written only if there is [room](Self::room_for).
     pub(crate) fn bulk(&mut self, bytes: &[u8]) {
-        resp::write_bulk(self.out, bytes);
+        if self.room_for(bytes.len() + BULK_FRAMING) {
+            resp::write_bulk(&mut self.out.buf, bytes);
+        }
     }
     pub(crate) fn null(&mut self) {
-        resp::write_null(self.out, self.client.proto);
+        resp::write_null(&mut self.out.buf, self.client.proto);
     }
     pub(crate) fn int(&mut self, n: i64) {
-        resp::write_integer(self.out, n);
+        resp::write_integer(&mut self.out.buf, n);
     }
     pub(crate) fn array(&mut self, len: usize) {
-        resp::write_array_header(self.out, len);
+        resp::write_array_header(&mut self.out.buf, len);
     }
     pub(crate) fn bulk_or_null(&mut self, value: Option<&[u8]>) {
         match value {
@@ -82,7 +104,7 @@ impl Ctx<'_> {
         }
     }
     pub(crate) fn frame(&mut self, frame: &Frame) {
-        frame.encode(self.client.proto, self.out);
+        frame.encode(self.client.proto, &mut self.out.buf);
     }
     /// `put` under the server's eviction policy: with `noeviction`, a write that needs room
     /// fails (OOM) instead of evicting.
@@ -223,6 +245,14 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
     BY_NAME.get(&*lower).copied()
 }
 
+/// Whether a command's name is the first word of an HTTP request or one of its headers:
+/// `POST` (a web page can make a browser send one to any port, with a body it chooses) or
+/// `Host:` (every HTTP/1.1 request has one). Redis has the same two commands for the same
+/// reason; the connection is closed before anything else it sent is run.
+pub(crate) fn is_cross_protocol(name: &[u8]) -> bool {
+    is(name, "POST") || is(name, "HOST:")
+}
+
 /// Runs one command (`args[0]` is its name), writing its reply.
 pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) {
     let Some(name) = args.first() else { return };
@@ -262,7 +292,7 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, args: &[Bytes]) {
 }
 
 fn reply_error(ctx: &mut Ctx<'_>, error: &Error) {
-    resp::write_error(ctx.out, &error.0);
+    resp::write_error(&mut ctx.out.buf, &error.0);
 }
 
 /// Text for an error message: at most `max` bytes, lossy UTF-8.
@@ -281,16 +311,19 @@ pub(crate) fn is(arg: &[u8], word: &str) -> bool {
     arg.eq_ignore_ascii_case(word.as_bytes())
 }
 
-/// Milliseconds since the Unix epoch, for `EXAT`-style deadlines.
-pub(crate) fn unix_millis() -> i64 {
-    i64::try_from(unix_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 fn unix_nanos() -> i128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as i128)
 }
+
+/// The longest time to live strata keeps: 2^63 - 1 nanoseconds, about 292 years. Deadlines
+/// are nanoseconds on a 64-bit clock that starts with the process (about 584 years in all);
+/// half of it is for TTLs, the other half for the time the server has been up and a
+/// namespace's stale window. Redis keeps milliseconds and so accepts up to about 292
+/// million years; a TTL or a deadline further away than this is refused with Redis's
+/// `invalid expire time` rather than stored as something else (no expiry, or a shorter one).
+pub(crate) const MAX_TTL: Duration = Duration::from_nanos(i64::MAX as u64);
 
 /// When a key should expire, as the commands give it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,7 +377,8 @@ impl TimeArg {
         })
     }
 
-    /// Reads `arg`, checked as Redis checks it (`command` names the command in the error).
+    /// Reads `arg`, checked as Redis checks it (`command` names the command in the error),
+    /// and refused the same way when further away than [`MAX_TTL`].
     pub(crate) fn read(self, arg: &[u8], command: &str) -> Result<Expiry, Error> {
         let n = int(arg)?;
         let invalid = || Error::new(format!("ERR invalid expire time in '{command}' command"));
@@ -352,15 +386,17 @@ impl TimeArg {
             return Err(invalid());
         }
         let ms = n.checked_mul(self.unit_ms).ok_or_else(invalid)?;
-        if self.absolute {
-            return Ok(Expiry::at_millis(ms));
-        }
-        ms.checked_add(unix_millis()).ok_or_else(invalid)?;
-        Ok(if ms <= 0 {
+        let expiry = if self.absolute {
+            Expiry::at_millis(ms)
+        } else if ms <= 0 {
             Expiry::Past
         } else {
             Expiry::In(Duration::from_millis(ms as u64))
-        })
+        };
+        match expiry {
+            Expiry::In(left) if left > MAX_TTL => Err(invalid()),
+            representable => Ok(representable),
+        }
     }
 }
 
@@ -379,6 +415,43 @@ pub(crate) fn refused(namespace: &str, error: &InsertError) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_to_live_are_kept_exactly_up_to_the_longest_the_clock_holds() {
+        let ex = TimeArg::option(b"EX").expect("EX");
+        let px = TimeArg::option(b"PX").expect("PX");
+        let most = MAX_TTL.as_secs();
+        assert_eq!(most, 9_223_372_036);
+        let read = |time: TimeArg, n: u64| time.read(n.to_string().as_bytes(), "set");
+        assert_eq!(
+            read(ex, most),
+            Ok(Expiry::In(Duration::from_secs(most))),
+            "exact at the limit"
+        );
+        assert_eq!(
+            read(px, most * 1000),
+            Ok(Expiry::In(Duration::from_millis(most * 1000)))
+        );
+        let invalid = Err(Error::new("ERR invalid expire time in 'set' command"));
+        assert_eq!(read(ex, most + 1), invalid);
+        // Past u64 nanoseconds: once stored as "no expiry".
+        assert_eq!(read(ex, 18_446_744_074), invalid);
+        let expire = TimeArg {
+            unit_ms: 1000,
+            absolute: false,
+            positive: false,
+        };
+        // Once silently clamped.
+        assert_eq!(
+            expire.read(b"4611686018427387", "expire"),
+            Err(Error::new("ERR invalid expire time in 'expire' command"))
+        );
+        // A deadline that far away, too; one in the past is still "remove the key".
+        let exat = TimeArg::option(b"EXAT").expect("EXAT");
+        let far = (unix_nanos() / 1_000_000_000) as u64 + most + 10;
+        assert_eq!(read(exat, far), invalid);
+        assert_eq!(read(exat, 1), Ok(Expiry::Past));
+    }
 
     #[test]
     fn every_command_is_found_by_its_name_in_any_case() {

@@ -6,7 +6,8 @@
 //! INFO [section ...]                         server, clients, memory, stats, keyspace,
 //!                                            namespaces (strata's own: one line each)
 //! CONFIG GET pattern [pattern ...]           parameters matching the glob patterns
-//! CONFIG SET parameter value [parameter value ...]   maxmemory, maxmemory-policy
+//! CONFIG SET parameter value [parameter value ...]   maxmemory, maxmemory-policy,
+//!                                            maxmemory-clients
 //! COMMAND / COMMAND COUNT / COMMAND DOCS [name ...] / COMMAND INFO [name ...] / COMMAND LIST
 //! ```
 //!
@@ -14,11 +15,13 @@
 //! namespaces again and evicts until each fits its share. `maxmemory-policy` accepts Redis's
 //! names; `noeviction` makes writes that would need room fail with OOM, and every other name
 //! means strata's own policy (S3-FIFO with TinyLFU admission), whichever Redis policy it names.
+//! `maxmemory-clients` is `[server] max_client_memory`: a size, or a percentage of `maxmemory`
+//! (`10%`), bounding all clients' buffers together. Unlike Redis, 0 (no bound) is refused.
 
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use strata::config::MaxmemoryPolicy;
+use strata::config::{MaxClientMemory, MaxmemoryPolicy};
 use strata::Pattern;
 
 use super::parse::Parse;
@@ -103,14 +106,20 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if wants("memory") {
         let used = stats.total.weighted_size;
         let max = store.max_bytes();
+        let rss = resident_bytes().unwrap_or(0);
+        let clients = &shared.client_memory;
         section(
             "Memory",
             format!(
-                "used_memory:{used}\r\nused_memory_human:{}\r\nmaxmemory:{max}\r\n\
-                 maxmemory_human:{}\r\nmaxmemory_policy:{}\r\n",
+                "used_memory:{used}\r\nused_memory_human:{}\r\nused_memory_rss:{rss}\r\n\
+                 used_memory_rss_human:{}\r\nmaxmemory:{max}\r\nmaxmemory_human:{}\r\n\
+                 maxmemory_policy:{}\r\nmem_clients_normal:{}\r\nmaxmemory_clients:{}\r\n",
                 human_bytes(used),
+                human_bytes(rss),
                 human_bytes(max),
                 shared.keyspace.policy(),
+                clients.total(),
+                clients.bound(),
             ),
         );
     }
@@ -120,12 +129,13 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             format!(
                 "total_connections_received:{}\r\ntotal_commands_processed:{}\r\n\
                  rejected_connections:{}\r\nexpired_keys:{}\r\nevicted_keys:{}\r\n\
-                 keyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
+                 evicted_clients:{}\r\nkeyspace_hits:{}\r\nkeyspace_misses:{}\r\n",
                 shared.connections_received(),
                 shared.commands_processed(),
                 shared.rejected(),
                 stats.total.expirations,
                 stats.total.evictions,
+                shared.client_memory.evicted(),
                 stats.total.hits,
                 stats.total.misses,
             ),
@@ -176,6 +186,10 @@ fn parameters(ctx: &Ctx<'_>) -> Vec<(&'static str, String)> {
     vec![
         ("maxmemory", shared.keyspace.store().max_bytes().to_string()),
         ("maxmemory-policy", shared.keyspace.policy().to_string()),
+        (
+            "maxmemory-clients",
+            shared.client_memory_setting().to_string(),
+        ),
         ("maxclients", shared.limits.max_clients.to_string()),
         (
             "timeout",
@@ -211,6 +225,42 @@ fn memory(text: &[u8]) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(scale)
+}
+
+/// `maxmemory-clients` as Redis reads it: a percentage of `maxmemory` (`10%`), or a memory
+/// size; 0 (Redis's "no bound") is refused.
+fn client_memory(text: &[u8]) -> Option<MaxClientMemory> {
+    let text = std::str::from_utf8(text).ok()?;
+    if let Some(percent) = text.strip_suffix('%') {
+        return match percent.parse::<u8>() {
+            Ok(p @ 1..=100) => Some(MaxClientMemory::Percent(p)),
+            _ => None,
+        };
+    }
+    match memory(text.as_bytes())? {
+        0 => None,
+        bytes => Some(MaxClientMemory::Bytes(bytes)),
+    }
+}
+
+/// The process's resident memory (Redis's `used_memory_rss`): the second field of
+/// `/proc/self/statm`, in pages. `None` where there is no such file.
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * page_size())
+}
+
+#[cfg(unix)]
+fn page_size() -> u64 {
+    // SAFETY: sysconf only reads a system constant.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
+#[cfg(not(unix))]
+fn page_size() -> u64 {
+    4096
 }
 
 pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -283,7 +333,24 @@ fn set_parameter(ctx: &mut Ctx<'_>, name: &[u8], value: &[u8]) -> CommandResult 
             .store()
             .set_max_bytes(bytes)
             .map_err(|e| failed("maxmemory", &e.to_string()))?;
+        // A bound on client buffers given as a share of the budget follows it.
+        ctx.shared.apply_client_memory_setting();
         tracing::info!(maxmemory = bytes, "memory budget changed by CONFIG SET");
+        return Ok(());
+    }
+    if is(name, "maxmemory-clients") {
+        let setting = client_memory(value).ok_or_else(|| {
+            failed(
+                "maxmemory-clients",
+                "a size or a percentage of maxmemory (like 10%); 0 (no bound) is not supported",
+            )
+        })?;
+        ctx.shared.set_client_memory_setting(setting);
+        tracing::info!(
+            max_client_memory = %setting,
+            bound = ctx.shared.client_memory.bound(),
+            "bound on client buffers changed by CONFIG SET"
+        );
         return Ok(());
     }
     if is(name, "maxmemory-policy") {
@@ -399,6 +466,7 @@ pub(crate) fn command(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 #[cfg(test)]
 mod tests {
     use super::memory;
+    use strata::config::MaxClientMemory;
 
     #[test]
     fn memory_sizes_read_as_redis_reads_them() {
@@ -410,5 +478,33 @@ mod tests {
         assert_eq!(memory(b"1tb"), None);
         assert_eq!(memory(b"-1"), None);
         assert_eq!(memory(b""), None);
+    }
+
+    #[test]
+    fn maxmemory_clients_is_a_percentage_or_a_size_but_never_zero() {
+        use super::client_memory;
+        assert_eq!(client_memory(b"10%"), Some(MaxClientMemory::Percent(10)));
+        assert_eq!(client_memory(b"100%"), Some(MaxClientMemory::Percent(100)));
+        assert_eq!(
+            client_memory(b"64mb"),
+            Some(MaxClientMemory::Bytes(64 << 20))
+        );
+        assert_eq!(client_memory(b"1000"), Some(MaxClientMemory::Bytes(1000)));
+        for bad in [&b"0"[..], b"0%", b"101%", b"-1%", b"x%", b"ten"] {
+            assert_eq!(
+                client_memory(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn the_resident_size_is_read_where_linux_gives_it() {
+        if cfg!(target_os = "linux") {
+            let rss = super::resident_bytes().expect("/proc/self/statm");
+            assert!(rss > 0);
+        }
     }
 }

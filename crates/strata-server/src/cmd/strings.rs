@@ -27,22 +27,28 @@ use crate::keyspace::Value;
 use crate::resp;
 
 pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    reply_value(ctx, &args[1]);
+    // Without room the reply is abandoned and the connection closed.
+    let _written = reply_value(ctx, &args[1]);
     Ok(())
 }
 
-/// Writes the value of `key` straight from the cache (no copy of it is made), or null.
+/// Writes the value of `key` straight from the cache (no copy of it is made), or null; the
+/// value only if there is [room](Ctx::room_for) for it. `false` when there was not: the reply
+/// is abandoned.
 #[inline]
-fn reply_value(ctx: &mut Ctx<'_>, key: &[u8]) {
-    let out = &mut *ctx.out;
-    let found = ctx
-        .shared
-        .keyspace
-        .route(key)
-        .get_with(key, |value| resp::write_bulk(out, value));
+fn reply_value(ctx: &mut Ctx<'_>, key: &[u8]) -> bool {
+    let shared = ctx.shared;
+    let mut room = true;
+    let found = shared.keyspace.route(key).get_with(key, |value| {
+        room = ctx.room_for(value.len() + super::BULK_FRAMING);
+        if room {
+            resp::write_bulk(&mut ctx.out.buf, value);
+        }
+    });
     if found.is_none() {
         ctx.null();
     }
+    room
 }
 
 /// A copy of an argument to keep: arguments are slices of the connection's read buffer,
@@ -233,7 +239,7 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     }
     let ns = ctx.shared.keyspace.route(&args[1]);
     let Some(change) = change else {
-        reply_value(ctx, &args[1]);
+        let _written = reply_value(ctx, &args[1]);
         return Ok(());
     };
     let value = ns
@@ -258,12 +264,11 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ctx.array(args.len() - 1);
     for key in &args[1..] {
         // The same big key asked a million times would make a reply far larger than the
-        // store: stop once the reply passes the client's output limit (the connection is
-        // then closed, as for any reply past it).
-        if ctx.out.len() > ctx.shared.limits.output_buffer {
+        // store: stop once a value does not fit the client's output limit or the bound on
+        // all clients' buffers (the connection is then closed).
+        if !reply_value(ctx, key) {
             break;
         }
-        reply_value(ctx, key);
     }
     Ok(())
 }

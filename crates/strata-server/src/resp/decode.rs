@@ -136,6 +136,14 @@ enum State {
     },
 }
 
+/// Arguments shorter than this are copied out of the read buffer when a command spans
+/// reads (see [`Decoder::decode`]); longer ones fill at least half of a 16 KiB read chunk, or
+/// have a buffer of their own.
+pub const COPY_BELOW: usize = 8 << 10;
+
+/// A spare argument vector with room for more than this many is not kept while idle.
+const SHORT_COMMAND: usize = 8;
+
 /// What an argument held between reads costs beyond its bytes: its `Bytes` handle.
 const ARG_OVERHEAD: usize = std::mem::size_of::<Bytes>();
 
@@ -182,10 +190,13 @@ impl Decoder {
     /// apart from bytes appended at the end. Empty commands (`*0`, `*-1`, blank
     /// inline lines) are skipped. After an error the connection must be closed.
     ///
-    /// When a command spans reads, the arguments it has so far are copied out of the read
-    /// buffer before `Ok(None)` is returned: a slice would keep the buffer's whole chunk
-    /// alive, and a client dripping one-byte arguments would make each pin a chunk. A
-    /// command that arrives whole is never copied.
+    /// When a command spans reads, the short arguments it has so far (under
+    /// [`COPY_BELOW`] bytes) are copied out of the read buffer, together into one allocation,
+    /// before `Ok(None)` is returned: a slice would keep the buffer's whole chunk alive, and a
+    /// client dripping one-byte arguments would make each pin a chunk, while an allocation of
+    /// each one would cost more than the byte. Longer arguments stay slices: they fill most
+    /// of what they pin, and copying a big one would hold it twice. A command that arrives
+    /// whole is never copied.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
         let result = self.decode_inner(buf);
         match &result {
@@ -195,9 +206,7 @@ impl Decoder {
             }
             Ok(None) => {
                 if let State::Multibulk { args, owned, .. } = &mut self.state {
-                    for arg in &mut args[*owned..] {
-                        *arg = Bytes::copy_from_slice(arg);
-                    }
+                    own_short(&mut args[*owned..]);
                     *owned = args.len();
                 }
             }
@@ -216,6 +225,18 @@ impl Decoder {
         }
     }
 
+    /// Drops the spare argument vector if it has room for more than a short command's
+    /// arguments: for a client going idle, which should hold as little as it can.
+    pub fn shed_spare(&mut self) {
+        if self
+            .spare
+            .as_ref()
+            .is_some_and(|v| v.capacity() > SHORT_COMMAND)
+        {
+            self.spare = None;
+        }
+    }
+
     /// Enforces `limits` from the next command on (for example, larger ones once a client
     /// has authenticated).
     pub fn set_limits(&mut self, limits: Limits) {
@@ -229,6 +250,34 @@ impl Decoder {
         match &self.state {
             State::Idle => 0,
             State::Multibulk { held, .. } => *held,
+        }
+    }
+
+    /// The memory the decoder holds now, in bytes: the arguments it keeps between reads and
+    /// their handles, the free slots of their vector, and the spare vector kept for the next
+    /// command (each slot a `Bytes` handle). What a server counts as this client's, beside its
+    /// buffers, for a bound on all clients' memory.
+    pub fn memory(&self) -> usize {
+        let slots = |args: &Vec<Bytes>| (args.capacity() - args.len()) * ARG_OVERHEAD;
+        let spare = self.spare.as_ref().map_or(0, slots);
+        match &self.state {
+            State::Idle => spare,
+            State::Multibulk { args, held, .. } => spare + held + slots(args),
+        }
+    }
+
+    /// How many more bytes the argument being read needs to be complete (its payload and
+    /// its `\r\n`) beyond the `buffered` bytes after it, when its `$` header has been read;
+    /// `None` otherwise. A server reading a large argument can make room for exactly that
+    /// much, rather than grow its buffer by doubling (the length was checked against
+    /// `max_bulk_len` when the header was read).
+    pub fn bulk_remaining(&self, buffered: usize) -> Option<usize> {
+        match &self.state {
+            State::Multibulk {
+                bulk_len: Some(len),
+                ..
+            } => Some((len + 2).saturating_sub(buffered)),
+            _ => None,
         }
     }
 
@@ -369,6 +418,34 @@ impl Decoder {
         let line = buf.split_to(nl + 1).freeze();
         self.scanned = 0;
         split_args(&line.slice(..end)).map(Some)
+    }
+}
+
+/// Replaces the arguments shorter than [`COPY_BELOW`] bytes by copies sharing one new
+/// allocation (or an allocation of its own when there is just one).
+fn own_short(args: &mut [Bytes]) {
+    let short = |arg: &Bytes| arg.len() < COPY_BELOW;
+    let (count, total) = args
+        .iter()
+        .filter(|arg| short(arg))
+        .fold((0, 0), |(n, bytes), arg| (n + 1, bytes + arg.len()));
+    if count == 1 {
+        if let Some(arg) = args.iter_mut().find(|arg| short(arg)) {
+            *arg = Bytes::copy_from_slice(arg);
+        }
+        return;
+    }
+    let mut block = BytesMut::with_capacity(total);
+    for arg in args.iter().filter(|arg| short(arg)) {
+        block.extend_from_slice(arg);
+    }
+    let block = block.freeze();
+    let mut at = 0;
+    for arg in args.iter_mut().filter(|arg| short(arg)) {
+        let len = arg.len();
+        // An empty range is `Bytes::new()`, which holds nothing.
+        *arg = block.slice(at..at + len);
+        at += len;
     }
 }
 
@@ -919,6 +996,55 @@ mod tests {
         assert_eq!(d.decode(&mut buf), Ok(None));
         assert_eq!(d.held_bytes(), 1 + ARG_OVERHEAD);
         assert_eq!(buf.len(), 2);
+    }
+
+    #[test]
+    fn short_held_arguments_share_one_copy_and_long_ones_stay_slices() {
+        let mut d = Decoder::new(Limits::default());
+        let long = vec![b'L'; COPY_BELOW];
+        let mut input = b"*5\r\n$1\r\na\r\n$0\r\n\r\n$2\r\nbc\r\n".to_vec();
+        input.extend_from_slice(format!("${}\r\n", long.len()).as_bytes());
+        input.extend_from_slice(&long);
+        input.extend_from_slice(b"\r\n");
+        let mut buf = BytesMut::from(&input[..]);
+        let base = buf.as_ptr() as usize;
+        let in_buffer = |arg: &Bytes| (base..base + input.len()).contains(&(arg.as_ptr() as usize));
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        let State::Multibulk { args, .. } = &d.state else {
+            panic!("expected a multibulk in progress")
+        };
+        assert_eq!(args.len(), 4);
+        let (a, bc) = (&args[0], &args[2]);
+        assert!(!in_buffer(a) && !in_buffer(bc), "short ones copied out");
+        assert_eq!(
+            bc.as_ptr() as usize,
+            a.as_ptr() as usize + 1,
+            "into one allocation"
+        );
+        assert!(args[1].is_empty());
+        assert!(in_buffer(&args[3]), "the long one is still a slice");
+        buf.extend_from_slice(b"$1\r\nz\r\n");
+        let got = d.decode(&mut buf).expect("valid").expect("complete");
+        let want: Vec<&[u8]> = vec![b"a", b"", b"bc", &long, b"z"];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn memory_counts_held_arguments_their_slots_and_the_spare_vector() {
+        let mut d = Decoder::new(Limits::default());
+        assert_eq!(d.memory(), 0);
+        let mut buf = BytesMut::from(&b"*3\r\n$1\r\na\r\n$5\r\nxy"[..]);
+        assert_eq!(d.decode(&mut buf), Ok(None));
+        // One argument held (1 byte and its handle), two more slots reserved.
+        assert_eq!(d.memory(), 1 + 3 * ARG_OVERHEAD);
+        assert_eq!(d.bulk_remaining(buf.len()), Some(5));
+        assert_eq!(d.bulk_remaining(7), Some(0));
+        buf.extend_from_slice(b"zzz\r\n$1\r\nb\r\n");
+        let args = d.decode(&mut buf).expect("valid").expect("complete");
+        assert_eq!(d.bulk_remaining(0), None);
+        d.recycle(args);
+        // Only the spare vector is left: three empty slots.
+        assert_eq!(d.memory(), 3 * ARG_OVERHEAD);
     }
 
     #[test]

@@ -40,6 +40,8 @@ pub struct Server {
     child: Child,
     addr: SocketAddr,
     http_addr: Option<SocketAddr>,
+    /// What the server writes to stdout and stderr.
+    log: PathBuf,
     /// The config file and the log file, removed on drop.
     files: Vec<PathBuf>,
 }
@@ -84,9 +86,35 @@ impl Server {
         })
     }
 
+    /// A strata server with `toml` as its `--config`, allowed at most `open_files` file
+    /// descriptors (`ulimit -n`); `None` against Redis.
+    pub fn start_with_open_files(toml: &str, open_files: u32) -> Option<Server> {
+        if redis_mode() {
+            eprintln!("strata config given: test skipped against redis-server");
+            return None;
+        }
+        Some(Self::strata_with(Some(toml), Some(open_files)))
+    }
+
     fn strata(config: Option<&str>) -> Server {
+        Self::strata_with(config, None)
+    }
+
+    fn strata_with(config: Option<&str>, open_files: Option<u32>) -> Server {
         Self::spawn(|port, http| {
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+            let binary = env!("CARGO_BIN_EXE_strata");
+            let mut cmd = match open_files {
+                Some(n) => {
+                    let mut sh = Command::new("sh");
+                    sh.args([
+                        "-c",
+                        &format!("ulimit -n {n} && exec \"$0\" \"$@\""),
+                        binary,
+                    ]);
+                    sh
+                }
+                None => Command::new(binary),
+            };
             // Only the file given here configures the server, not the environment.
             for (name, _) in std::env::vars_os() {
                 if name.to_string_lossy().starts_with("STRATA_") {
@@ -130,6 +158,7 @@ impl Server {
                 child,
                 addr,
                 http_addr,
+                log: log.clone(),
                 files,
             };
             let deadline = Instant::now() + STARTUP;
@@ -159,6 +188,31 @@ impl Server {
         let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
         let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib * 1024)
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Stops the process (SIGSTOP) until [`resume`](Self::resume): it then neither accepts
+    /// nor answers, while the kernel still completes connections into its listen backlog.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused process run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("running kill");
+        assert!(sent.success(), "kill {signal} {pid} failed");
     }
 
     /// The RESP address.
@@ -202,12 +256,7 @@ impl Server {
     /// Sends SIGTERM and waits up to `within` for the process to exit: its exit status, or
     /// `None` if it was still running (it is then killed, on drop).
     pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("running kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
+        self.signal("-TERM");
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting for the server") {

@@ -100,7 +100,9 @@ mod server;
 
 pub use admin::{AdminConfig, AlertsConfig, Secret};
 pub use events::EventRule;
-pub use server::{MaxmemoryPolicy, ServerConfig, UnknownPolicy};
+pub use server::{
+    InvalidClientMemory, MaxClientMemory, MaxmemoryPolicy, ServerConfig, UnknownPolicy,
+};
 
 use raw::RawConfig;
 

@@ -28,6 +28,8 @@ use super::{ConfigError, NamespaceConfig, Secret, DEFAULT_NAMESPACE};
 /// max_inline_len = "64KiB"          # the longest inline command
 /// output_buffer = "128MiB"          # a client whose reply passes this is closed (keep it
 ///                                   # above max_bulk_len, or the largest value cannot be read)
+/// max_client_memory = "25%"         # all clients' buffers together; past it the biggest
+///                                   # client is closed (a size, or a share of max_bytes)
 ///
 /// [server.prefixes]                 # which namespace a key lives in, by key prefix
 /// "wallet:*" = "wallet"             # (default: "NAME:*" for each configured namespace)
@@ -59,6 +61,103 @@ pub struct ServerConfig {
     /// Reply bytes past which a client is closed. Keep it above `max_bulk_len`, or a value
     /// that could be written cannot be read back.
     pub output_buffer: u64,
+    /// The bound on all clients' buffers together (what they sent and was not run yet,
+    /// replies not written yet): past it the client holding the most is closed, as with
+    /// Redis 7's `maxmemory-clients`. See [`MaxClientMemory`].
+    pub max_client_memory: MaxClientMemory,
+}
+
+/// `max_client_memory`: the bound on all clients' buffers together, a size or a share of the
+/// memory budget (`max_bytes`), as Redis's `maxmemory-clients` takes either. The default is a
+/// quarter of the budget, so the whole process stays within 1.25 times it plus a constant
+/// however clients behave; a share is never taken below what one client may legitimately
+/// hold (see [`bytes`](Self::bytes)), so a small budget cannot shut out the largest command
+/// or reply the other limits allow.
+///
+/// ```
+/// use strata::config::MaxClientMemory;
+///
+/// let quarter = MaxClientMemory::Percent(25);
+/// assert_eq!(quarter.bytes(1 << 30, 128 << 20), 256 << 20);
+/// // A share below the floor (here 128 MiB) is raised to it; a size is taken as written.
+/// assert_eq!(quarter.bytes(256 << 20, 128 << 20), 128 << 20);
+/// assert_eq!(MaxClientMemory::Bytes(1 << 20).bytes(1 << 30, 128 << 20), 1 << 20);
+/// assert_eq!(quarter.to_string(), "25%");
+/// assert_eq!("10%".parse(), Ok(MaxClientMemory::Percent(10)));
+/// assert_eq!("64MiB".parse(), Ok(MaxClientMemory::Bytes(64 << 20)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxClientMemory {
+    /// This many bytes, whatever the budget.
+    Bytes(u64),
+    /// This many percent of `max_bytes` (1 to 100), following the budget when it changes.
+    Percent(u8),
+}
+
+impl MaxClientMemory {
+    /// The bound in bytes for a budget of `max_bytes`. A share is raised to `floor` when
+    /// below it: the server passes the most one client may legitimately hold (a whole command
+    /// of twice `max_bulk_len`, or a whole reply of `output_buffer`), so the bound never closes
+    /// a client that is alone doing what the other limits allow.
+    pub fn bytes(self, max_bytes: u64, floor: u64) -> u64 {
+        match self {
+            Self::Bytes(n) => n,
+            Self::Percent(p) => {
+                let share = u128::from(max_bytes) * u128::from(p) / 100;
+                u64::try_from(share).unwrap_or(u64::MAX).max(floor)
+            }
+        }
+    }
+}
+
+impl Default for MaxClientMemory {
+    fn default() -> Self {
+        Self::Percent(25)
+    }
+}
+
+/// Why a `max_client_memory` value was refused: it displays as what the value must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("a size (like 256MiB) or a whole percentage of max_bytes from 1% to 100% (like \"25%\")")]
+pub struct InvalidClientMemory;
+
+impl FromStr for MaxClientMemory {
+    type Err = InvalidClientMemory;
+
+    /// Parses `"25%"` (whole percent, 1 to 100) or a size (`"64MiB"`, `"1048576"`; not zero).
+    fn from_str(text: &str) -> Result<Self, InvalidClientMemory> {
+        let text = text.trim();
+        if let Some(percent) = text.strip_suffix('%') {
+            return match percent.trim().parse::<u8>() {
+                Ok(p) if (1..=100).contains(&p) => Ok(Self::Percent(p)),
+                _ => Err(InvalidClientMemory),
+            };
+        }
+        match text.parse::<bytesize::ByteSize>() {
+            Ok(size) if size.as_u64() > 0 => Ok(Self::Bytes(size.as_u64())),
+            _ => Err(InvalidClientMemory),
+        }
+    }
+}
+
+/// As the configuration writes it: `25%`, or a number of bytes.
+impl fmt::Display for MaxClientMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bytes(n) => write!(f, "{n}"),
+            Self::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// Serialised as the configuration writes it: a number of bytes, or `"25%"`.
+impl Serialize for MaxClientMemory {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Bytes(n) => s.serialize_u64(*n),
+            Self::Percent(_) => s.collect_str(self),
+        }
+    }
 }
 
 /// What `strata serve` does when memory is full, by Redis's `maxmemory-policy` names (the
@@ -192,6 +291,7 @@ impl Default for ServerConfig {
             max_array_len: 1 << 20,
             max_inline_len: 64 << 10,
             output_buffer: 128 << 20,
+            max_client_memory: MaxClientMemory::default(),
         }
     }
 }
@@ -212,6 +312,7 @@ pub(super) struct RawServer {
     max_array_len: Option<Raw>,
     max_inline_len: Option<Raw>,
     output_buffer: Option<Raw>,
+    max_client_memory: Option<Raw>,
 }
 
 impl RawServer {
@@ -275,6 +376,11 @@ impl RawServer {
             }
             other => other.map(Secret::new),
         };
+        let max_bulk_len = opt(&self.max_bulk_len, "max_bulk_len", size, base.max_bulk_len)?;
+        let max_client_memory = match &self.max_client_memory {
+            None => base.max_client_memory,
+            Some(raw) => client_memory(&field("max_client_memory"), raw, max_bulk_len)?,
+        };
         Ok(ServerConfig {
             resp_addr: self.resp_addr.unwrap_or(base.resp_addr),
             http_addr: self.http_addr.unwrap_or(base.http_addr),
@@ -287,7 +393,7 @@ impl RawServer {
                 .as_ref()
                 .map(|raw| duration(&field("idle_timeout"), raw))
                 .transpose()?,
-            max_bulk_len: opt(&self.max_bulk_len, "max_bulk_len", size, base.max_bulk_len)?,
+            max_bulk_len,
             max_array_len: opt(
                 &self.max_array_len,
                 "max_array_len",
@@ -306,7 +412,38 @@ impl RawServer {
                 size,
                 base.output_buffer,
             )?,
+            max_client_memory,
         })
+    }
+}
+
+/// Parses `max_client_memory`: a size, or a percentage of `max_bytes`. A size below
+/// `max_bulk_len` is refused: the client sending the largest value the server accepts would
+/// be closed for it every time.
+fn client_memory(
+    field: &str,
+    raw: &Raw,
+    max_bulk_len: u64,
+) -> Result<MaxClientMemory, ConfigError> {
+    let text = match raw {
+        Raw::Text(text) => text.clone(),
+        Raw::Int(n) => n.to_string(),
+        Raw::Float(x) => x.to_string(),
+    };
+    let invalid = |reason: String| ConfigError::Invalid {
+        field: field.to_string(),
+        value: text.clone(),
+        reason,
+    };
+    let limit: MaxClientMemory = text
+        .parse()
+        .map_err(|e: InvalidClientMemory| invalid(e.to_string()))?;
+    match limit {
+        MaxClientMemory::Bytes(n) if n < max_bulk_len => Err(invalid(format!(
+            "below max_bulk_len ({max_bulk_len} bytes): a client sending the largest value \
+             allowed would be closed for it"
+        ))),
+        _ => Ok(limit),
     }
 }
 
@@ -324,5 +461,62 @@ mod tests {
         assert_eq!(MaxmemoryPolicy::from_u8(8), None);
         // Names are matched as written; CONFIG SET lower-cases its argument first.
         assert_eq!("ALLKEYS-LRU".parse::<MaxmemoryPolicy>(), Err(UnknownPolicy));
+    }
+
+    /// `[server]` with the settings `toml` gives.
+    fn resolve(toml: &str) -> Result<ServerConfig, ConfigError> {
+        super::super::Config::from_sources(Some(&format!("[server]\n{toml}")), [])
+            .map(|config| config.server)
+    }
+
+    #[test]
+    fn max_client_memory_is_a_size_or_a_percentage_of_the_budget() {
+        let default = resolve("").expect("defaults");
+        assert_eq!(default.max_client_memory, MaxClientMemory::Percent(25));
+        for (written, want) in [
+            ("max_client_memory = \"10%\"", MaxClientMemory::Percent(10)),
+            (
+                "max_client_memory = \"100%\"",
+                MaxClientMemory::Percent(100),
+            ),
+            (
+                "max_client_memory = \"256MiB\"",
+                MaxClientMemory::Bytes(256 << 20),
+            ),
+            (
+                "max_client_memory = 134217728",
+                MaxClientMemory::Bytes(128 << 20),
+            ),
+        ] {
+            let config = resolve(written).expect(written);
+            assert_eq!(config.max_client_memory, want, "{written}");
+        }
+        for bad in ["\"0%\"", "\"101%\"", "\"2.5%\"", "0", "\"lots\"", "1.5"] {
+            let err = resolve(&format!("max_client_memory = {bad}")).expect_err(bad);
+            assert!(
+                err.to_string().contains("server.max_client_memory"),
+                "{err}"
+            );
+        }
+        // A size must leave room for the largest value a client may send.
+        let err = resolve("max_bulk_len = \"1MiB\"\nmax_client_memory = \"512KiB\"")
+            .expect_err("below max_bulk_len");
+        assert!(err.to_string().contains("below max_bulk_len"), "{err}");
+        assert!(resolve("max_bulk_len = \"64KiB\"\nmax_client_memory = \"1MiB\"").is_ok());
+    }
+
+    #[test]
+    fn a_share_of_the_budget_is_never_below_the_floor() {
+        let share = MaxClientMemory::Percent(25);
+        assert_eq!(share.bytes(1 << 30, 128 << 20), 256 << 20);
+        assert_eq!(share.bytes(256 << 20, 128 << 20), 128 << 20);
+        assert_eq!(MaxClientMemory::Percent(100).bytes(u64::MAX, 0), u64::MAX);
+        assert_eq!(
+            MaxClientMemory::Bytes(1 << 20).bytes(1 << 30, 128 << 20),
+            1 << 20
+        );
+        for limit in [MaxClientMemory::Percent(7), MaxClientMemory::Bytes(12345)] {
+            assert_eq!(limit.to_string().parse(), Ok(limit));
+        }
     }
 }
