@@ -1,6 +1,8 @@
 //! What an accept loop does when accepting goes wrong: [`AcceptBackoff`] waits longer after
 //! each failed `accept` (out of file descriptors, say) instead of spinning, and [`LogThrottle`]
-//! keeps a storm of failures or refusals to one log line a second.
+//! keeps a storm of failures or refusals (or anything else a client can make happen
+//! continuously) to one log line a second. Both listeners of `strata serve`, the admin port's
+//! and the Redis port's, use them.
 //!
 //! Both take the time as an argument, so their policy is tested without a clock.
 
@@ -80,23 +82,26 @@ pub fn is_connection_error(error: &io::Error) -> bool {
 /// At most one log line per [`LogThrottle::EVERY`] for a repeated event, with how many
 /// happened since the last line.
 ///
+/// It may be shared (one per kind of event, across every connection that can meet it).
+///
 /// ```
 /// use std::time::Duration;
 /// use strata_admin::accept::LogThrottle;
 /// use tokio::time::Instant;
 ///
 /// let start = Instant::now();
-/// let mut throttle = LogThrottle::new();
+/// let throttle = LogThrottle::new();
 /// assert_eq!(throttle.event(start), Some(1), "the first is logged");
 /// assert_eq!(throttle.event(start + Duration::from_millis(10)), None);
 /// assert_eq!(throttle.event(start + Duration::from_millis(20)), None);
 /// // A second after the last line: logged, counting the two held back.
 /// assert_eq!(throttle.event(start + Duration::from_secs(1)), Some(3));
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct LogThrottle {
-    last_logged: Option<Instant>,
-    held_back: u64,
+    /// When a line was last let through, and the events since it. Taken only on paths that
+    /// are already exceptional, so a lock costs nothing that matters.
+    state: parking_lot::Mutex<(Option<Instant>, u64)>,
 }
 
 impl LogThrottle {
@@ -110,16 +115,21 @@ impl LogThrottle {
 
     /// The event happened at `now`: `Some(n)` if it is to be logged, `n` being the events
     /// since the last line (this one included); `None` if it is held back.
-    pub fn event(&mut self, now: Instant) -> Option<u64> {
-        self.held_back += 1;
-        let due = self
-            .last_logged
-            .is_none_or(|last| now.saturating_duration_since(last) >= Self::EVERY);
+    pub fn event(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock();
+        let (last_logged, since) = &mut *state;
+        *since += 1;
+        let due = last_logged.is_none_or(|last| now.saturating_duration_since(last) >= Self::EVERY);
         if !due {
             return None;
         }
-        self.last_logged = Some(now);
-        Some(std::mem::take(&mut self.held_back))
+        *last_logged = Some(now);
+        Some(std::mem::take(since))
+    }
+
+    /// [`event`](Self::event) at the present moment.
+    pub fn event_now(&self) -> Option<u64> {
+        self.event(Instant::now())
     }
 }
 
@@ -141,7 +151,7 @@ mod tests {
     #[test]
     fn a_storm_of_events_is_one_line_a_second() {
         let start = Instant::now();
-        let mut throttle = LogThrottle::new();
+        let throttle = LogThrottle::new();
         // 50 ms apart for 3 s, as the accept loop once logged: 60 events, 3 lines.
         let lines: Vec<(u64, u64)> = (0..60u64)
             .filter_map(|i| {

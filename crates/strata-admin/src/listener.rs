@@ -74,8 +74,8 @@ pub async fn serve(
     let (stop, stopping) = watch::channel(false);
     let mut connections = JoinSet::new();
     let mut backoff = AcceptBackoff::new();
-    let mut failures = LogThrottle::new();
-    let mut refusals = LogThrottle::new();
+    let failures = LogThrottle::new();
+    let refusals = LogThrottle::new();
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {

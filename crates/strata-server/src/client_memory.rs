@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use strata::DefaultHashBuilder;
 use tokio::sync::Notify;
 
-use crate::throttle::Throttle;
+use strata_admin::accept::LogThrottle;
 
 /// What every client's buffers hold together, and the bound on it.
 #[derive(Debug)]
@@ -39,7 +39,7 @@ pub(crate) struct ClientMemory {
     /// Every connected client's counter, by client id.
     clients: Mutex<HashMap<u64, Arc<Counter>, DefaultHashBuilder>>,
     /// For the warning logged when a client is closed.
-    log: Throttle,
+    log: LogThrottle,
 }
 
 /// One client's count, shared between its connection and the eviction.
@@ -64,7 +64,7 @@ impl ClientMemory {
             total: AtomicUsize::new(0),
             evicted: AtomicU64::new(0),
             clients: Mutex::new(HashMap::default()),
-            log: Throttle::per_second(),
+            log: LogThrottle::new(),
         }
     }
 
@@ -128,13 +128,13 @@ impl ClientMemory {
             self.total.fetch_sub(freed, Ordering::Relaxed);
             self.evicted.fetch_add(1, Ordering::Relaxed);
             victim.wake.notify_one();
-            if let Some(held_back) = self.log.ready() {
+            if let Some(since_last) = self.log.event_now() {
                 tracing::warn!(
                     client = id,
                     bytes = freed,
                     all_clients = total,
                     max_client_memory = bound,
-                    more_since_last_warning = held_back,
+                    events_since_last_warning = since_last,
                     "client closed: all clients' buffers passed max_client_memory and it held \
                      the most"
                 );

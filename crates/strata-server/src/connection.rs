@@ -417,10 +417,10 @@ impl Connection {
                 }
             }
             End::CrossProtocol => {
-                if let Some(held_back) = self.shared.cross_protocol_log.ready() {
+                if let Some(since_last) = self.shared.cross_protocol_log.event_now() {
                     tracing::warn!(
                         client = id,
-                        more_since_last_warning = held_back,
+                        events_since_last_warning = since_last,
                         "Possible SECURITY ATTACK detected. It looks like somebody is sending \
                          POST or Host: commands to strata. This is likely due to an attacker \
                          attempting to use Cross Protocol Scripting to compromise your strata \
@@ -429,12 +429,12 @@ impl Connection {
                 }
             }
             End::OutputLimit(bytes) => {
-                if let Some(held_back) = self.shared.output_limit_log.ready() {
+                if let Some(since_last) = self.shared.output_limit_log.event_now() {
                     tracing::warn!(
                         client = id,
                         bytes,
                         limit = self.shared.limits.output_buffer,
-                        more_since_last_warning = held_back,
+                        events_since_last_warning = since_last,
                         "a reply passed the output buffer limit; connection closed"
                     );
                 }

@@ -5,9 +5,9 @@
 //! commands and replies into bytes; `connection` runs one client's loop (pipelining,
 //! limits); `cmd` holds the commands, one module per family; [`keyspace`] routes each key to
 //! its namespace by prefix; [`server`] accepts clients and shuts down gracefully.
-//! `client_memory` bounds all clients' buffers together, `allocator` has the allocator give
-//! freed memory back to the system after a burst, and `throttle` keeps warnings a client can
-//! provoke to one a second.
+//! `client_memory` bounds all clients' buffers together, and `allocator` has the allocator
+//! give freed memory back to the system after a burst. Warnings a client can provoke are
+//! kept to one a second by the admin crate's `LogThrottle`, which both listeners share.
 
 mod allocator;
 mod client_memory;
@@ -17,7 +17,6 @@ pub mod keyspace;
 mod output;
 pub mod resp;
 pub mod server;
-mod throttle;
 
 /// The Redis version the protocol and replies follow, as `HELLO` and `INFO` report it
 /// (clients use it to decide which commands they may send).

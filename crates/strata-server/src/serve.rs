@@ -84,7 +84,9 @@ async fn serve(config: Config) -> Result<(), String> {
     let http = tokio::net::TcpListener::bind(&config.server.http_addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.http_addr))?;
-    let admin = Admin::new(store);
+    // The admin API reports the Redis port's clients, commands and client buffers.
+    let server_stats = server.stats_handle();
+    let admin = Admin::new(store).with_server_stats(move || server_stats.stats());
     let admin_limits = config.admin.clone();
     let alerts = admin.spawn_alerts();
     let resp_addr = server.local_addr().map_err(|e| e.to_string())?;

@@ -41,16 +41,12 @@ use crate::allocator;
 use crate::client_memory::ClientMemory;
 use crate::connection::{self, ClientState};
 use crate::keyspace::Keyspace;
-use crate::throttle::Throttle;
+use strata_admin::accept::{is_connection_error, AcceptBackoff, LogThrottle};
 
 /// How long shutdown waits for connections to finish what they are doing.
 const DRAIN: Duration = Duration::from_secs(5);
 /// The listen backlog, as Redis's default `tcp-backlog`.
 const BACKLOG: u32 = 511;
-/// The first wait after `accept` fails; it doubles with each failure in a row.
-const ACCEPT_BACKOFF_FIRST: Duration = Duration::from_millis(10);
-/// The longest wait after `accept` fails.
-const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// The limits of `[server]`, in the units the connection uses.
 #[derive(Debug, Clone, Copy)]
@@ -102,13 +98,13 @@ pub(crate) struct Shared {
     /// `max_client_memory` as last set: the bound follows the budget when it is a share.
     client_memory_setting: Mutex<MaxClientMemory>,
     /// For the warning about HTTP requests (cross-protocol attacks).
-    pub(crate) cross_protocol_log: Throttle,
+    pub(crate) cross_protocol_log: LogThrottle,
     /// For the warning about replies past `output_buffer`.
-    pub(crate) output_limit_log: Throttle,
+    pub(crate) output_limit_log: LogThrottle,
     /// For the warning about connections refused at `max_clients`.
-    max_clients_log: Throttle,
+    max_clients_log: LogThrottle,
     /// For the warning about `accept` failing.
-    accept_log: Throttle,
+    accept_log: LogThrottle,
     clients: AtomicU64,
     connections: AtomicU64,
     rejected: AtomicU64,
@@ -249,10 +245,10 @@ impl Server {
             port,
             client_memory: Arc::new(ClientMemory::new(bound)),
             client_memory_setting: Mutex::new(setting),
-            cross_protocol_log: Throttle::per_second(),
-            output_limit_log: Throttle::per_second(),
-            max_clients_log: Throttle::per_second(),
-            accept_log: Throttle::per_second(),
+            cross_protocol_log: LogThrottle::new(),
+            output_limit_log: LogThrottle::new(),
+            max_clients_log: LogThrottle::new(),
+            accept_log: LogThrottle::new(),
             clients: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -286,7 +282,7 @@ impl Server {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut next_id = 0u64;
-        let mut backoff = ACCEPT_BACKOFF_FIRST;
+        let mut backoff = AcceptBackoff::new();
         let housekeeping = tokio::spawn(allocator::return_freed_memory_periodically());
         tokio::pin!(shutdown);
         loop {
@@ -298,25 +294,27 @@ impl Server {
             };
             let (mut stream, peer) = match accepted {
                 Ok(accepted) => {
-                    backoff = ACCEPT_BACKOFF_FIRST;
+                    backoff.succeeded();
                     accepted
                 }
+                // A connection reset before it was accepted: only that one is lost.
+                Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
+                    let wait = backoff.failed();
                     // Out of file descriptors, say: back off rather than spin, and say so
                     // once a second rather than at every try.
-                    if let Some(held_back) = self.shared.accept_log.ready() {
+                    if let Some(since_last) = self.shared.accept_log.event_now() {
                         tracing::warn!(
                             error = %e,
-                            retry_in = ?backoff,
-                            more_since_last_warning = held_back,
+                            retry_in = ?wait,
+                            events_since_last_warning = since_last,
                             "accept failed"
                         );
                     }
                     tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
+                        () = tokio::time::sleep(wait) => {}
                         () = &mut shutdown => break,
                     }
-                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
                     continue;
                 }
             };
@@ -324,11 +322,11 @@ impl Server {
             shared.connections.fetch_add(1, Ordering::Relaxed);
             if shared.clients.load(Ordering::Relaxed) >= shared.limits.max_clients {
                 shared.rejected.fetch_add(1, Ordering::Relaxed);
-                if let Some(held_back) = shared.max_clients_log.ready() {
+                if let Some(since_last) = shared.max_clients_log.event_now() {
                     tracing::warn!(
                         %peer,
                         max_clients = shared.limits.max_clients,
-                        more_since_last_warning = held_back,
+                        events_since_last_warning = since_last,
                         "max_clients reached: connection refused"
                     );
                 }

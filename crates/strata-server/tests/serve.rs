@@ -270,11 +270,18 @@ fn config_set_maxmemory_shrinks_the_budget_and_evicts() {
         (4u64 << 20).to_string(),
         "a refused value changes nothing"
     );
-    // The largest value is a bound like any other, and a later smaller one still holds.
-    let _: () = cmd(
-        &mut con,
-        &["CONFIG", "SET", "maxmemory", "18446744073709551615"],
+    // A budget past what a gauge can show (2^64 - 1 once broke every /metrics scrape) is
+    // refused in the parameter's own words, and changes nothing; a smaller one still holds.
+    assert_eq!(
+        err_text(try_cmd::<Value>(
+            &mut con,
+            &["CONFIG", "SET", "maxmemory", "18446744073709551615"],
+        )),
+        "ERR CONFIG SET failed (possibly related to argument 'maxmemory') - more than the \
+         largest budget, 4611686018427387904 bytes (4 EiB)"
     );
+    let got: HashMap<String, String> = cmd(&mut con, &["CONFIG", "GET", "maxmemory"]);
+    assert_eq!(got["maxmemory"], (4u64 << 20).to_string());
     let _: () = cmd(&mut con, &["CONFIG", "SET", "maxmemory", "2mb"]);
     for i in 0..5_000 {
         let _: () = cmd(&mut con, &["SET", &format!("again{i}"), &value]);

@@ -21,7 +21,8 @@
 use std::fmt::Write as _;
 
 use bytes::Bytes;
-use strata::config::{MaxClientMemory, MaxmemoryPolicy};
+use strata::config::{ConfigError, MaxClientMemory, MaxmemoryPolicy};
+use strata::store::StoreError;
 use strata::Pattern;
 
 use super::parse::Parse;
@@ -106,7 +107,8 @@ pub(crate) fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if wants("memory") {
         let used = stats.total.weighted_size;
         let max = store.max_bytes();
-        let rss = resident_bytes().unwrap_or(0);
+        // Redis's `used_memory_rss`; 0 where the system does not tell.
+        let rss = strata_admin::process::resident_memory_bytes().unwrap_or(0);
         let clients = &shared.client_memory;
         section(
             "Memory",
@@ -243,26 +245,6 @@ fn client_memory(text: &[u8]) -> Option<MaxClientMemory> {
     }
 }
 
-/// The process's resident memory (Redis's `used_memory_rss`): the second field of
-/// `/proc/self/statm`, in pages. `None` where there is no such file.
-fn resident_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * page_size())
-}
-
-#[cfg(unix)]
-fn page_size() -> u64 {
-    // SAFETY: sysconf only reads a system constant.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).unwrap_or(4096)
-}
-
-#[cfg(not(unix))]
-fn page_size() -> u64 {
-    4096
-}
-
 pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let sub = &args[1];
     if is(sub, "GET") {
@@ -332,7 +314,14 @@ fn set_parameter(ctx: &mut Ctx<'_>, name: &[u8], value: &[u8]) -> CommandResult 
             .keyspace
             .store()
             .set_max_bytes(bytes)
-            .map_err(|e| failed("maxmemory", &e.to_string()))?;
+            .map_err(|e| match e {
+                // The configuration's words name its own field (`max_bytes = ...`); here the
+                // parameter is `maxmemory`, so only the reason is told.
+                StoreError::Config(ConfigError::Invalid { reason, .. }) => {
+                    failed("maxmemory", &reason)
+                }
+                other => failed("maxmemory", &other.to_string()),
+            })?;
         // A bound on client buffers given as a share of the budget follows it.
         ctx.shared.apply_client_memory_setting();
         tracing::info!(maxmemory = bytes, "memory budget changed by CONFIG SET");
@@ -497,14 +486,6 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(bad)
             );
-        }
-    }
-
-    #[test]
-    fn the_resident_size_is_read_where_linux_gives_it() {
-        if cfg!(target_os = "linux") {
-            let rss = super::resident_bytes().expect("/proc/self/statm");
-            assert!(rss > 0);
         }
     }
 }
