@@ -6,6 +6,8 @@
 #
 # Targets (their docs say what each checks):
 #   decode    crates/strata-server/fuzz  the RESP request decoder, fed in any chunking
+#   commands  crates/strata-server/fuzz  commands read in any chunking, run against a small
+#                                        store: no panic, the store within its budget
 #   config    crates/strata/fuzz         the TOML configuration and STRATA_* environment
 #
 # Each target is built the way cargo-fuzz builds it (SanitizerCoverage instrumentation,
@@ -30,11 +32,12 @@ shift || true
 root="$(cd "$(dirname "$0")/.." && pwd)"
 declare -A dir=(
     [decode]="$root/crates/strata-server/fuzz"
+    [commands]="$root/crates/strata-server/fuzz"
     [config]="$root/crates/strata/fuzz"
 )
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(decode config)
+    targets=(decode commands config)
 fi
 
 host="$(rustc -vV | sed -n 's/^host: //p')"

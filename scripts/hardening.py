@@ -313,7 +313,7 @@ def run_attacks(args):
         server.close()
     print(f"budget {args.budget / MIB:.0f} MiB, client allowance {args.client_memory / MIB:.0f} MiB, "
           f"slack {args.slack} MiB, scale {args.scale}\n")
-    print("| attack | clients still open | baseline RSS | peak RSS | allowed | within | RSS after they left | server answered |")
+    print("| attack | attacking clients | baseline RSS | peak RSS | allowed | within | RSS after they left | server answered |")
     print("|---|---:|---:|---:|---:|---|---:|---|")
     ok = True
     for name, held, base, peak, allowance, after, alive in rows:

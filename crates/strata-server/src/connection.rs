@@ -31,16 +31,15 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::client_memory::{ClientAccount, Evicted};
-use crate::cmd::{self, Ctx};
-use crate::output::{Abandoned, Output};
-use crate::resp::{self, Decoder, Protocol, ProtocolError};
+use crate::client_memory::Evicted;
+use crate::resp;
 use crate::server::Shared;
+use crate::session::{End, Session};
 
 /// Replies are written out once this many bytes are pending.
 const FLUSH_AT: usize = 64 << 10;
@@ -57,12 +56,6 @@ const KEEP_WHEN_IDLE: usize = 4 << 10;
 const LINGER: Duration = Duration::from_secs(5);
 /// A lingering close ends when the client sends nothing for this long.
 const LINGER_QUIET: Duration = Duration::from_secs(1);
-/// The decoder's limits before `AUTH` (when a password is configured), as Redis's.
-const BEFORE_AUTH: resp::Limits = resp::Limits {
-    max_bulk_len: 16 << 10,
-    max_array_len: 10,
-    max_inline_len: 16 << 10,
-};
 
 thread_local! {
     /// The read buffer this worker thread lends to the next client that reads with nothing
@@ -89,45 +82,6 @@ fn return_read_buffer(buffer: BytesMut) {
     });
 }
 
-/// What a connection remembers between commands.
-pub(crate) struct ClientState {
-    pub(crate) id: u64,
-    pub(crate) proto: Protocol,
-    pub(crate) authenticated: bool,
-    pub(crate) name: Option<Bytes>,
-    pub(crate) lib_name: Option<Bytes>,
-    pub(crate) lib_ver: Option<Bytes>,
-    /// Set by `QUIT`: close once the replies so far are written.
-    pub(crate) closing: bool,
-    /// Commands run since the server's counter was last updated.
-    pub(crate) commands: u64,
-}
-
-/// Why a connection ends.
-enum End {
-    /// The client closed, its socket failed, or the server is shutting down.
-    Gone,
-    /// `QUIT`: its reply and those before it are written.
-    Quit,
-    /// Idle for `idle_timeout`.
-    Idle,
-    /// A malformed frame or a command past a size limit: answer this error, then close
-    /// lingering.
-    Refused(String),
-    /// An HTTP request: close at once.
-    CrossProtocol,
-    /// A reply passed `output_buffer`.
-    OutputLimit(usize),
-    /// Chosen to be closed to keep all clients' buffers within `max_client_memory`.
-    Evicted,
-}
-
-impl From<Evicted> for End {
-    fn from(_: Evicted) -> Self {
-        End::Evicted
-    }
-}
-
 /// Serves one client until it leaves, breaks the protocol, idles out, is closed to keep
 /// within the bound on client memory, or the server shuts down. I/O errors end the
 /// connection quietly: the client went away.
@@ -138,63 +92,28 @@ pub(crate) async fn serve(
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
-    let account = shared.client_memory.register(id);
-    let authenticated = shared.password.is_none();
-    let limits = shared.limits;
-    let full = resp::Limits {
-        max_bulk_len: limits.max_bulk_len,
-        max_array_len: limits.max_array_len,
-        max_inline_len: limits.max_inline_len,
-    };
     let mut connection = Connection {
-        client: ClientState {
-            id,
-            proto: Protocol::Resp2,
-            authenticated,
-            name: None,
-            lib_name: None,
-            lib_ver: None,
-            closing: false,
-            commands: 0,
-        },
-        // Until a client has authenticated it may send only small commands (Redis's limits
-        // for unauthenticated clients): a stranger cannot make the server hold 64 MiB
-        // arguments.
-        decoder: Decoder::new(if authenticated { full } else { BEFORE_AUTH }),
-        restricted: !authenticated,
-        full,
+        session: Session::new(shared, id),
         input: BytesMut::new(),
         input_lent: false,
-        out: Output::default(),
-        shared,
         stream,
-        account,
         shutdown,
     };
     let end = connection.run().await;
     connection.end(end).await;
 }
 
-/// One client's state, buffers and socket.
+/// One client's session, read buffer and socket.
 struct Connection {
-    shared: Arc<Shared>,
+    /// What the client sent and is owed: its state, decoder, replies and account.
+    session: Session,
     stream: TcpStream,
-    client: ClientState,
-    decoder: Decoder,
-    /// Whether the decoder has the limits for clients not yet authenticated.
-    restricted: bool,
-    /// The decoder's limits once authenticated.
-    full: resp::Limits,
     /// Bytes read and not yet decoded: a buffer borrowed from the worker thread while
     /// commands run, kept only while it holds an unfinished one.
     input: BytesMut,
     /// Whether `input` is the thread's buffer, unchanged in size, to be given back when
     /// empty. A buffer that had to grow may have been reallocated, and is dropped instead.
     input_lent: bool,
-    /// Replies not yet written.
-    out: Output,
-    /// This client's entry in the bound on all clients' buffers.
-    account: ClientAccount,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -205,14 +124,16 @@ impl Connection {
             if let Err(end) = self.run_commands().await {
                 return end;
             }
-            self.shared.count_commands(&mut self.client);
+            self.session.shared.count_commands(&mut self.session.client);
             if let Err(end) = self.flush().await {
                 return end;
             }
             // A big reply grew the buffer; give the memory back rather than keep it for the
             // connection's life.
-            self.out.shrink_to(KEEP_AT_MOST);
-            if self.input.len() + self.decoder.held_bytes() > self.shared.limits.max_query_len {
+            self.session.out.shrink_to(KEEP_AT_MOST);
+            if self.input.len() + self.session.decoder.held_bytes()
+                > self.session.shared.limits.max_query_len
+            {
                 // The decoder bounds each argument; this bounds a whole command.
                 return End::Refused(
                     "ERR Protocol error: the command is longer than the query buffer limit".into(),
@@ -227,53 +148,9 @@ impl Connection {
     /// Runs every complete command in the read buffer, writing replies out every
     /// [`FLUSH_AT`] bytes. Gives the read buffer back to the thread once it is empty.
     async fn run_commands(&mut self) -> Result<(), End> {
-        loop {
-            let args = match self.decoder.decode(&mut self.input) {
-                Ok(Some(args)) => args,
-                Ok(None) => break,
-                Err(e) => return Err(refused(e)),
-            };
-            if args
-                .first()
-                .is_some_and(|name| cmd::is_cross_protocol(name))
-            {
-                return Err(End::CrossProtocol);
-            }
-            let held = self.held_before_replies();
-            cmd::execute(
-                &mut Ctx {
-                    shared: &self.shared,
-                    client: &mut self.client,
-                    out: &mut self.out,
-                    account: &self.account,
-                    held,
-                },
-                &args,
-            );
-            self.decoder.recycle(args);
-            if self.restricted == self.client.authenticated {
-                // AUTH or HELLO AUTH passed (or RESET logged the client out).
-                self.restricted = !self.client.authenticated;
-                self.decoder.set_limits(if self.restricted {
-                    BEFORE_AUTH
-                } else {
-                    self.full
-                });
-            }
-            if self.client.closing {
-                return Err(End::Quit);
-            }
-            match self.out.abandoned() {
-                Some(Abandoned::Evicted) => return Err(End::Evicted),
-                Some(Abandoned::OutputLimit) => return Err(End::OutputLimit(self.out.len())),
-                None => {}
-            }
-            if self.out.len() > self.shared.limits.output_buffer {
-                // Many small elements (a long `COMMAND` reply) are not asked for one by one.
-                return Err(End::OutputLimit(self.out.len()));
-            }
+        while self.session.run_next(&mut self.input)? {
             self.report()?;
-            if self.out.len() >= FLUSH_AT {
+            if self.session.out.len() >= FLUSH_AT {
                 self.flush().await?;
             }
         }
@@ -291,34 +168,20 @@ impl Connection {
         }
     }
 
-    /// What this client holds besides its replies: an unfinished command in the read buffer
-    /// and the arguments the decoder keeps. An empty read buffer is the thread's, about to be
-    /// filled by one read of at most [`READ_CHUNK`] (or one the client reports after growing
-    /// it): the excess any running client can add between two reports.
-    fn held_before_replies(&self) -> usize {
-        let input = if self.input.is_empty() {
-            0
-        } else {
-            self.input.capacity()
-        };
-        input + self.decoder.memory()
-    }
-
     /// Reports what this client holds to the bound on all clients' buffers.
     fn report(&self) -> Result<(), Evicted> {
-        self.account
-            .report(self.held_before_replies() + self.out.memory())
+        self.session.report(&self.input)
     }
 
     /// Writes the pending replies.
     async fn flush(&mut self) -> Result<(), End> {
-        if self.out.is_empty() {
+        if self.session.out.is_empty() {
             return Ok(());
         }
         self.report()?;
         tokio::select! {
-            written = self.out.write_to(&mut self.stream) => written.map_err(|_| End::Gone),
-            () = self.account.evicted() => Err(End::Evicted),
+            written = self.session.out.write_to(&mut self.stream) => written.map_err(|_| End::Gone),
+            () = self.session.account.evicted() => Err(End::Evicted),
         }
     }
 
@@ -347,7 +210,7 @@ impl Connection {
             self.input_lent = true;
         }
         let free = self.input.capacity() - self.input.len();
-        match self.decoder.bulk_remaining(self.input.len()) {
+        match self.session.decoder.bulk_remaining(self.input.len()) {
             // (A big argument with room enough has at least READ_CHUNK free.)
             Some(wanted) if wanted >= BIG_ARG && free < wanted => {
                 self.input = exact_buffer(&self.input, wanted);
@@ -361,8 +224,9 @@ impl Connection {
         }
         if self.input.capacity() > READ_CHUNK {
             // Grown beyond one read: counted before it is filled.
-            self.account
-                .report(self.input.capacity() + self.decoder.memory() + self.out.memory())
+            self.session.account.report(
+                self.input.capacity() + self.session.decoder.memory() + self.session.out.memory(),
+            )
         } else {
             self.report()
         }
@@ -372,16 +236,16 @@ impl Connection {
     /// it waits.
     fn go_quiet(&mut self) -> Result<(), Evicted> {
         self.give_back_input();
-        self.out.shrink_to(KEEP_WHEN_IDLE);
-        self.decoder.shed_spare();
+        self.session.out.shrink_to(KEEP_WHEN_IDLE);
+        self.session.decoder.shed_spare();
         self.report()
     }
 
     /// Waits until the socket has something to read (or is closed), within `idle_timeout`,
     /// ending the connection at shutdown or when it is chosen to be closed.
     async fn wait_readable(&mut self) -> Result<(), End> {
-        let idle = self.shared.limits.idle_timeout;
-        let (stream, shutdown, account) = (&self.stream, &mut self.shutdown, &self.account);
+        let idle = self.session.shared.limits.idle_timeout;
+        let (stream, shutdown, account) = (&self.stream, &mut self.shutdown, &self.session.account);
         let readable = async {
             match idle {
                 Some(idle) => tokio::time::timeout(idle, stream.readable())
@@ -401,23 +265,23 @@ impl Connection {
     /// Ends the connection as `end` says: quietly, with an error and a lingering close, or
     /// at once.
     async fn end(&mut self, end: End) {
-        self.shared.count_commands(&mut self.client);
-        let id = self.client.id;
+        self.session.shared.count_commands(&mut self.session.client);
+        let id = self.session.client.id;
         match end {
             End::Gone | End::Idle | End::Evicted => {}
             End::Quit => {
-                let _ = self.out.write_to(&mut self.stream).await;
+                let _ = self.session.out.write_to(&mut self.stream).await;
             }
             End::Refused(error) => {
                 tracing::debug!(client = id, %error, "refused; connection closed");
-                resp::write_error(&mut self.out.buf, &error);
-                if self.out.write_to(&mut self.stream).await.is_ok() {
+                resp::write_error(&mut self.session.out.buf, &error);
+                if self.session.out.write_to(&mut self.stream).await.is_ok() {
                     // Boxed: its timers would otherwise make every connection's task larger.
                     Box::pin(self.linger()).await;
                 }
             }
             End::CrossProtocol => {
-                if let Some(since_last) = self.shared.cross_protocol_log.event_now() {
+                if let Some(since_last) = self.session.shared.cross_protocol_log.event_now() {
                     tracing::warn!(
                         client = id,
                         events_since_last_warning = since_last,
@@ -429,11 +293,11 @@ impl Connection {
                 }
             }
             End::OutputLimit(bytes) => {
-                if let Some(since_last) = self.shared.output_limit_log.event_now() {
+                if let Some(since_last) = self.session.shared.output_limit_log.event_now() {
                     tracing::warn!(
                         client = id,
                         bytes,
-                        limit = self.shared.limits.output_buffer,
+                        limit = self.session.shared.limits.output_buffer,
                         events_since_last_warning = since_last,
                         "a reply passed the output buffer limit; connection closed"
                     );
@@ -448,12 +312,12 @@ impl Connection {
     /// [`LINGER`] passes. Closing with unread data would reset the connection, and a reset
     /// can destroy the error before the client reads it.
     async fn linger(&mut self) {
-        drop(std::mem::take(&mut self.out));
+        drop(std::mem::take(&mut self.session.out));
         drop(std::mem::take(&mut self.input));
         if self.stream.shutdown().await.is_err() {
             return;
         }
-        let most = self.shared.limits.max_query_len;
+        let most = self.session.shared.limits.max_query_len;
         let (stream, shutdown) = (&mut self.stream, &mut self.shutdown);
         let drain = async {
             let mut discard = vec![0u8; READ_CHUNK];
@@ -478,9 +342,4 @@ fn exact_buffer(partial: &[u8], wanted: usize) -> BytesMut {
     let mut exact = BytesMut::with_capacity(partial.len() + wanted);
     exact.extend_from_slice(partial);
     exact
-}
-
-/// The error a protocol error is answered with.
-fn refused(error: ProtocolError) -> End {
-    End::Refused(format!("ERR {error}"))
 }

@@ -13,10 +13,13 @@ mod allocator;
 mod client_memory;
 mod cmd;
 mod connection;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keyspace;
 mod output;
 pub mod resp;
 pub mod server;
+mod session;
 
 /// The Redis version the protocol and replies follow, as `HELLO` and `INFO` report it
 /// (clients use it to decide which commands they may send).

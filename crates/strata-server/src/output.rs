@@ -17,8 +17,7 @@
 //! the connection closes without sending it.
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::client_memory::ClientAccount;
 
@@ -102,7 +101,10 @@ impl Output {
     }
 
     /// Writes everything out, in order, and empties the buffer (keeping its capacity).
-    pub(crate) async fn write_to(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
+    pub(crate) async fn write_to(
+        &mut self,
+        stream: &mut (impl AsyncWrite + Unpin),
+    ) -> std::io::Result<()> {
         for part in &self.sealed {
             stream.write_all(part).await?;
         }

@@ -39,8 +39,9 @@ use tokio::task::JoinSet;
 
 use crate::allocator;
 use crate::client_memory::ClientMemory;
-use crate::connection::{self, ClientState};
+use crate::connection;
 use crate::keyspace::Keyspace;
+use crate::session::ClientState;
 use strata_admin::accept::{is_connection_error, AcceptBackoff, LogThrottle};
 
 /// How long shutdown waits for connections to finish what they are doing.
@@ -112,6 +113,32 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// What the connections of a server over `store`, listening on `port`, share: the
+    /// keyspace, the `[server]` limits, the bound on clients' buffers, the counters.
+    pub(crate) fn new(store: Store, port: u16) -> Result<Self, ServeError> {
+        let config = store.config().server.clone();
+        let limits = Limits::new(&config);
+        let setting = config.max_client_memory;
+        let bound = setting.bytes(store.max_bytes(), limits.client_memory_floor);
+        Ok(Shared {
+            keyspace: Keyspace::new(store)?,
+            limits,
+            password: config.password.clone(),
+            started: Instant::now(),
+            port,
+            client_memory: Arc::new(ClientMemory::new(bound)),
+            client_memory_setting: Mutex::new(setting),
+            cross_protocol_log: LogThrottle::new(),
+            output_limit_log: LogThrottle::new(),
+            max_clients_log: LogThrottle::new(),
+            accept_log: LogThrottle::new(),
+            clients: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            commands: AtomicU64::new(0),
+        })
+    }
+
     pub(crate) fn clients(&self) -> u64 {
         self.clients.load(Ordering::Relaxed)
     }
@@ -147,7 +174,7 @@ impl Shared {
     }
 
     /// The figures the admin API shows about this server.
-    fn stats(&self) -> ServerStats {
+    pub(crate) fn stats(&self) -> ServerStats {
         ServerStats {
             connected_clients: self.clients(),
             connections_received: self.connections_received(),
@@ -233,30 +260,9 @@ impl Server {
             source,
         })?;
         let port = listener.local_addr().map_or(0, |a| a.port());
-        let config = store.config().server.clone();
-        let limits = Limits::new(&config);
-        let setting = config.max_client_memory;
-        let bound = setting.bytes(store.max_bytes(), limits.client_memory_floor);
-        let shared = Shared {
-            keyspace: Keyspace::new(store)?,
-            limits,
-            password: config.password.clone(),
-            started: Instant::now(),
-            port,
-            client_memory: Arc::new(ClientMemory::new(bound)),
-            client_memory_setting: Mutex::new(setting),
-            cross_protocol_log: LogThrottle::new(),
-            output_limit_log: LogThrottle::new(),
-            max_clients_log: LogThrottle::new(),
-            accept_log: LogThrottle::new(),
-            clients: AtomicU64::new(0),
-            connections: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
-            commands: AtomicU64::new(0),
-        };
         Ok(Self {
             listener,
-            shared: Arc::new(shared),
+            shared: Arc::new(Shared::new(store, port)?),
         })
     }
 

@@ -23,10 +23,10 @@ use strata::store::Put;
 use strata::{DefaultHashBuilder, InsertError};
 
 use crate::client_memory::ClientAccount;
-use crate::connection::ClientState;
 use crate::output::Output;
 use crate::resp::{self, Frame, Protocol};
 use crate::server::Shared;
+use crate::session::ClientState;
 
 /// An error reply: its whole text, code included (`ERR ...`, `WRONGTYPE ...`).
 #[derive(Debug, Clone, PartialEq, Eq)]
