@@ -1,7 +1,7 @@
 //! The command layer without a socket, for the `commands` fuzz target
 //! (`crates/strata-server/fuzz`): a [`Harness`] is one client of a server over a store, fed
 //! bytes as reads, answering what the connection would write. It runs the same session code
-//! as a connection ([`Session::run_next`](crate::session::Session)); only the socket, the
+//! as a connection (`Session::run_next` in `session.rs`); only the socket, the
 //! flushing every 64 KiB and the lingering close are left out. Not part of the supported
 //! API: it may change with the server.
 
