@@ -549,6 +549,17 @@ def run_soak(args):
     print(f"| {server.baseline / MIB:.1f} MiB | {peak / MIB:.1f} MiB | {allowance / MIB:.1f} MiB | "
           f"{'yes' if peak <= allowance else '**no**'} | {slope * 60 / MIB:+.2f} MiB/min | "
           f"{after / MIB:.1f} MiB | {'yes' if alive else '**no**'} | {errors or 'none'} |")
+    # The resident size through the run, a tenth at a time (the last sample of each tenth).
+    end = samples[-1][0]
+    marks = []
+    for tenth in range(1, 11):
+        upto = [b for t, b in samples if t <= end * tenth / 10]
+        marks.append(f"{upto[-1] / MIB:.0f}" if upto else "-")
+    print(f"\nRSS (MiB) at each tenth of the run: {' '.join(marks)}")
+    if args.samples:
+        with open(args.samples, "w") as f:
+            f.write("seconds,rss_bytes\n")
+            f.writelines(f"{t:.1f},{b}\n" for t, b in samples)
     return 0 if peak <= allowance and alive else 1
 
 
@@ -571,6 +582,7 @@ def main():
     i.add_argument("--clients", type=int, default=10000)
     s = sub.add_parser("soak")
     s.add_argument("--minutes", type=float, default=30.0)
+    s.add_argument("--samples", help="write every (seconds, RSS) sample to this CSV file")
     args = p.parse_args()
     Strata.binary = args.binary
     runs = {"attacks": run_attacks, "connects": run_connects, "idle": run_idle, "soak": run_soak}
