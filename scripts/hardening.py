@@ -212,39 +212,44 @@ class Client:
 # attacks
 
 
-def unfinished_sets(port, scale):
-    """Clients each sending all but the last byte of a SET of a 60 MiB value, then holding."""
-    clients, size = max(1, int(12 * scale)), int(60 * MIB * scale)
-    socks = []
-    payload = b"x" * (1 << 20)
+def attackers(port, clients, send, small_window=False):
+    """Opens `clients` connections that each run `send(client)` and then hold on. A client the
+    server closes meanwhile (for the bound, say) is left out: that is what should happen."""
+    held = []
     for _ in range(clients):
         try:
             c = Client(port)
-            c.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % size)
-            left = size - 1
-            while left > 0:
-                n = min(left, len(payload))
-                c.send(payload[:n])
-                left -= n
-            socks.append(c)
+            if small_window:
+                # A client that does not read: let the server's replies back up quickly.
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            send(c)
+            held.append(c)
         except OSError:
-            pass  # closed by the server for the bound: what should happen
-    return socks
+            pass
+    return held
+
+
+def unfinished_sets(port, scale):
+    """Clients each sending all but the last byte of a SET of a 60 MiB value, then holding."""
+    size = int(60 * MIB * scale)
+    chunk = b"x" * (1 << 20)
+
+    def send(c):
+        c.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n" % size)
+        left = size - 1
+        while left > 0:
+            n = min(left, len(chunk))
+            c.send(chunk[:n])
+            left -= n
+
+    return attackers(port, max(1, int(12 * scale)), send)
 
 
 def unfinished_mgets(port, scale):
     """Clients each sending all but the last argument of an MGET of 1M one-byte keys."""
-    clients, args = max(1, int(4 * scale)), int((1 << 20) * scale)
-    socks = []
-    body = b"$1\r\nk\r\n" * (args - 2)
-    for _ in range(clients):
-        try:
-            c = Client(port)
-            c.send(b"*%d\r\n$4\r\nMGET\r\n" % args + body)
-            socks.append(c)
-        except OSError:
-            pass
-    return socks
+    args = int((1 << 20) * scale)
+    request = b"*%d\r\n$4\r\nMGET\r\n" % args + b"$1\r\nk\r\n" * (args - 2)
+    return attackers(port, max(1, int(4 * scale)), lambda c: c.send(request))
 
 
 def unread_mgets(port, scale):
@@ -254,16 +259,8 @@ def unread_mgets(port, scale):
     setup.close()
     if stored != b"+OK":
         raise RuntimeError(f"the 8 MB value was refused: {stored!r} (raise --budget)")
-    socks = []
-    for _ in range(max(1, int(6 * scale))):
-        try:
-            c = Client(port)
-            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-            c.send(command("MGET", *(["big"] * 100)))
-            socks.append(c)
-        except OSError:
-            pass
-    return socks
+    request = command("MGET", *(["big"] * 100))
+    return attackers(port, max(1, int(6 * scale)), lambda c: c.send(request), small_window=True)
 
 
 def cross_protocol(port, _scale):
