@@ -96,10 +96,12 @@ use thiserror::Error;
 mod admin;
 pub(crate) mod events;
 mod raw;
+mod redis;
 mod server;
 
 pub use admin::{AdminConfig, AlertsConfig, Secret};
 pub use events::EventRule;
+pub use redis::{redact_url, RedisConfig, MAX_PARTITIONS};
 pub use server::{
     InvalidClientMemory, MaxClientMemory, MaxmemoryPolicy, ServerConfig, UnknownPolicy,
 };
@@ -155,6 +157,9 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// `strata serve`'s settings, under `[server]`.
     pub server: ServerConfig,
+    /// Redis as the shared second tier, under `[redis]`; `None` (no section) keeps every
+    /// instance on its own.
+    pub redis: Option<RedisConfig>,
 }
 
 /// The settings of one namespace. `None` means "no such limit" (or no expiry).
@@ -192,6 +197,9 @@ pub struct NamespaceConfig {
     /// Without it "not found" is not cached.
     #[serde(serialize_with = "human_opt")]
     pub negative_ttl: Option<Duration>,
+    /// Whether the namespace uses the shared tier when `[redis]` is configured: `None` and
+    /// `Some(true)` do, `Some(false)` keeps it to this instance.
+    pub shared: Option<bool>,
 }
 
 /// Why a configuration was refused.
@@ -225,6 +233,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             alerts: AlertsConfig::default(),
             server: ServerConfig::default(),
+            redis: None,
         }
     }
 }
@@ -233,6 +242,12 @@ impl Config {
     /// The settings of namespace `name`: its own if configured, else the defaults.
     pub fn namespace(&self, name: &str) -> &NamespaceConfig {
         self.namespaces.get(name).unwrap_or(&self.defaults)
+    }
+
+    /// Whether namespace `name` uses the shared tier: `[redis]` is configured and the
+    /// namespace does not say `shared = false`.
+    pub fn is_shared(&self, name: &str) -> bool {
+        self.redis.is_some() && self.namespace(name).shared != Some(false)
     }
 
     /// Every namespace a store built from this configuration has: the configured ones and

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::admin::{self, RawAdmin, RawAlerts};
 use super::events::{EventRule, Rules};
+use super::redis::RawRedis;
 use super::server::RawServer;
 use super::{Config, ConfigError, NamespaceConfig, DEFAULT_MAX_BYTES, DEFAULT_NAMESPACE};
 
@@ -17,14 +18,17 @@ use super::{Config, ConfigError, NamespaceConfig, DEFAULT_MAX_BYTES, DEFAULT_NAM
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub(super) enum Raw {
+    Bool(bool),
     Int(u64),
     Float(f64),
     Text(String),
 }
 
 impl Raw {
-    fn text(&self) -> String {
+    /// The value as it was written.
+    pub(super) fn text(&self) -> String {
         match self {
+            Raw::Bool(b) => b.to_string(),
             Raw::Int(n) => n.to_string(),
             Raw::Float(x) => x.to_string(),
             Raw::Text(s) => s.clone(),
@@ -51,6 +55,7 @@ pub(super) struct RawConfig {
     alerts: RawAlerts,
     #[serde(default)]
     server: RawServer,
+    redis: Option<RawRedis>,
 }
 
 impl RawConfig {
@@ -96,6 +101,7 @@ impl RawConfig {
             admin: self.admin.resolve()?,
             alerts: self.alerts.resolve()?,
             server,
+            redis: self.redis.as_ref().map(RawRedis::resolve).transpose()?,
         };
         config.budget_shares()?;
         Ok(config)
@@ -127,6 +133,7 @@ struct RawNamespace {
     hard_timeout: Option<Raw>,
     refresh_ahead: Option<Raw>,
     negative_ttl: Option<Raw>,
+    shared: Option<Raw>,
 }
 
 impl RawNamespace {
@@ -224,6 +231,7 @@ impl RawNamespace {
                 "negative_ttl",
                 duration,
             )?,
+            shared: or(&self.shared, base.shared, path, "shared", flag)?,
         })
     }
 }
@@ -278,7 +286,7 @@ fn positive(
 ) -> Result<u64, ConfigError> {
     let n = match raw {
         Raw::Int(n) => *n,
-        Raw::Float(_) => return Err(invalid(field, raw, "must be a whole number")),
+        Raw::Float(_) | Raw::Bool(_) => return Err(invalid(field, raw, "must be a whole number")),
         Raw::Text(text) => parse(text.trim()).map_err(|reason| invalid(field, raw, reason))?,
     };
     if n == 0 {
@@ -287,11 +295,21 @@ fn positive(
     Ok(n)
 }
 
+/// Parses `true` or `false` (TOML's booleans, or the words from the environment).
+pub(super) fn flag(field: &str, raw: &Raw) -> Result<bool, ConfigError> {
+    match raw {
+        Raw::Bool(b) => Ok(*b),
+        Raw::Text(text) if text.trim().eq_ignore_ascii_case("true") => Ok(true),
+        Raw::Text(text) if text.trim().eq_ignore_ascii_case("false") => Ok(false),
+        _ => Err(invalid(field, raw, "true or false")),
+    }
+}
+
 /// A share written as a number (`0.8`) or a percentage (`"80%"`); an integer is not one.
 fn share(raw: &Raw) -> Option<f64> {
     match raw {
         Raw::Float(x) => Some(*x),
-        Raw::Int(_) => None,
+        Raw::Int(_) | Raw::Bool(_) => None,
         Raw::Text(text) => {
             let text = text.trim();
             match text.strip_suffix('%') {

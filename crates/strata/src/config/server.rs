@@ -425,11 +425,7 @@ fn client_memory(
     raw: &Raw,
     max_bulk_len: u64,
 ) -> Result<MaxClientMemory, ConfigError> {
-    let text = match raw {
-        Raw::Text(text) => text.clone(),
-        Raw::Int(n) => n.to_string(),
-        Raw::Float(x) => x.to_string(),
-    };
+    let text = raw.text();
     let invalid = |reason: String| ConfigError::Invalid {
         field: field.to_string(),
         value: text.clone(),

@@ -17,6 +17,8 @@ use crate::key::Key;
 /// How a flight ended. `Value(None)` is the origin's "not found".
 pub(super) enum FlightEnd<V> {
     Value(Option<V>),
+    /// Found in the shared tier, with its remaining TTL and its tags there.
+    Shared(V, Option<Duration>, Vec<String>),
     Failed(OriginError),
     Panicked,
     Cancelled,
@@ -42,6 +44,10 @@ impl<V: Clone> FlightEnd<V> {
             FlightEnd::Value(v) => Ok(Loaded {
                 value: v.clone(),
                 source: Source::Origin,
+            }),
+            FlightEnd::Shared(v, ..) => Ok(Loaded {
+                value: Some(v.clone()),
+                source: Source::Shared,
             }),
             FlightEnd::Failed(e) => Err(LoadError::Origin(Arc::clone(e))),
             FlightEnd::Panicked => Err(LoadError::Panicked),

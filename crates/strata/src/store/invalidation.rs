@@ -124,9 +124,24 @@ impl Store {
         n
     }
 
-    /// Expands an event through the rules (checking every parameter first, so that a bad
-    /// event drops nothing) and applies what it names.
+    /// Expands an event through the rules and applies what it names.
     fn run_event(&self, event: &str, params: &BTreeMap<String, String>) -> Result<u64, StoreError> {
+        let mut dropped = 0;
+        for part in self.expand_event(event, params)? {
+            dropped += self.apply(&part)?;
+        }
+        Ok(dropped)
+    }
+
+    /// What `event` with `params` invalidates under this store's rules, its cascades
+    /// included: keys, prefixes and patterns (each in a namespace, or in all) and tags.
+    /// Every parameter is checked first, so a bad event names nothing. A shared tier uses it
+    /// to apply an event to what it holds.
+    pub fn expand_event(
+        &self,
+        event: &str,
+        params: &BTreeMap<String, String>,
+    ) -> Result<Vec<Invalidation>, StoreError> {
         let rules = &self.inner.rules;
         let rule = rules
             .events
@@ -138,7 +153,7 @@ impl Store {
                 param: missing.clone(),
             });
         }
-        let mut dropped = 0;
+        let mut parts = Vec::new();
         // Cascades are acyclic (checked at load), so this walk ends. Every event runs once
         // however many paths reach it (all run with the same parameters, so a second run
         // would drop nothing; without this, a chain of diamonds runs exponentially often).
@@ -156,41 +171,54 @@ impl Store {
                         param,
                     })
             };
-            let scopes: Vec<Option<&str>> = if rule.namespaces.is_empty() {
+            let scopes: Vec<Option<String>> = if rule.namespaces.is_empty() {
                 vec![None]
             } else {
-                rule.namespaces.iter().map(|n| Some(n.as_str())).collect()
+                rule.namespaces.iter().cloned().map(Some).collect()
             };
-            for scope in scopes {
-                let targets = self.inner.scope(scope)?;
+            for namespace in scopes {
                 for key in &rule.keys {
-                    let key = render(key, Escape::Key)?;
-                    dropped += targets
-                        .iter()
-                        .map(|ns| ns.remove_key(key.as_bytes()))
-                        .sum::<u64>();
+                    parts.push(Invalidation::Key {
+                        namespace: namespace.clone(),
+                        key: Key::from(render(key, Escape::Key)?),
+                    });
                 }
                 for prefix in &rule.prefixes {
-                    let prefix = render(prefix, Escape::Key)?;
-                    dropped += targets
-                        .iter()
-                        .map(|ns| ns.remove_prefix(prefix.as_bytes()))
-                        .sum::<u64>();
+                    parts.push(Invalidation::Prefix {
+                        namespace: namespace.clone(),
+                        prefix: Key::from(render(prefix, Escape::Key)?),
+                    });
                 }
                 for pattern in &rule.patterns {
-                    let pattern = Pattern::new(render(pattern, Escape::Glob)?);
-                    dropped += targets
-                        .iter()
-                        .map(|ns| ns.remove_pattern(&pattern))
-                        .sum::<u64>();
+                    parts.push(Invalidation::Pattern {
+                        namespace: namespace.clone(),
+                        pattern: Key::from(render(pattern, Escape::Glob)?),
+                    });
                 }
             }
             for tag in &rule.tags {
-                dropped += self.kill_tag(&render(tag, Escape::Raw)?);
+                parts.push(Invalidation::Tag {
+                    tag: render(tag, Escape::Raw)?,
+                });
             }
             pending.extend(rule.cascade.iter().map(String::as_str));
         }
-        Ok(dropped)
+        Ok(parts)
+    }
+
+    /// Marks what `namespace` holds *unverified*, for a shared tier that may have missed
+    /// invalidations (its log no longer reached back, or Redis lost it): every entry stops
+    /// being fresh at once, so the next load checks it again (with the tier, then the
+    /// origin), while a namespace with a stale window keeps the entries for the fail-safe
+    /// (they are no worse than what a failing origin leaves). Without a stale window they
+    /// are dropped. Loads in the air are marked too. Returns how many entries it held.
+    pub fn mark_unverified(&self, namespace: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .inner
+            .scope(Some(namespace))?
+            .iter()
+            .map(|ns| ns.expire_all())
+            .sum())
     }
 
     /// Drops every entry carrying `tag`, in every namespace, and returns how many carried it

@@ -30,7 +30,9 @@ use super::flight::{Flight, FlightEnd};
 use super::load_stats::LoadStats;
 use super::namespace::Namespace;
 use super::put::Put;
+use super::shared::{Fetched, SharedTier, SharedWrite};
 use super::slot::SlotState;
+use crate::engine::IfPresent;
 use crate::key::Key;
 use crate::HeapSize;
 
@@ -43,6 +45,9 @@ pub type OriginError = Arc<dyn Error + Send + Sync + 'static>;
 pub enum Source {
     /// A hit: no origin call.
     Cache,
+    /// Missed here, found in the shared tier (Redis) that other instances fill: no origin
+    /// call.
+    Shared,
     /// Loaded from the origin, by this caller or by the load it waited for.
     Origin,
     /// Past its TTL but within `max_stale`, served because the origin failed or was slower
@@ -214,6 +219,39 @@ impl<V: Send + 'static> Want<V> for Optional {
     }
 }
 
+/// A load through the shared tier: the tier's value if it has one, else the origin's, which
+/// is handed back to the tier (unless the tier could not answer: then what it holds is
+/// unknown, and writing blindly could bring back a value deleted meanwhile).
+async fn through_tier<V, F, Fut, E>(
+    tier: Arc<dyn SharedTier<V>>,
+    key: Key,
+    loader: F,
+    ttl: Option<Duration>,
+) -> FlightEnd<V>
+where
+    V: Send + 'static,
+    F: FnOnce(Key) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Option<V>, E>> + Send + 'static,
+    E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
+{
+    let seen = match tier.fetch(&key).await {
+        Fetched::Found { value, ttl, tags } => return FlightEnd::Shared(value, ttl, tags),
+        Fetched::Missing { seen } => Some(seen),
+        Fetched::Unavailable => None,
+    };
+    let loaded = loader(key.clone()).await;
+    if let (Ok(Some(value)), Some(seen)) = (&loaded, seen) {
+        tier.write(SharedWrite {
+            key: &key,
+            value,
+            ttl,
+            tags: &[],
+            if_unchanged: Some(seen),
+        });
+    }
+    FlightEnd::loaded(loaded)
+}
+
 /// The runtime a load would run on, or the error for a caller outside one.
 pub(super) fn runtime() -> Result<tokio::runtime::Handle, LoadError> {
     tokio::runtime::Handle::try_current().map_err(|_| LoadError::NoRuntime)
@@ -373,9 +411,15 @@ where
         let (flight, leader) = self.inner.flights.join(&key);
         if leader {
             let led = vec![(key.clone(), Arc::clone(&flight))];
-            self.spawn_load(runtime, led, loader(key), |loaded, _| {
-                vec![FlightEnd::loaded(loaded)]
-            });
+            match self.inner.shared.get() {
+                None => self.spawn_load(runtime, led, loader(key), |loaded, _| {
+                    vec![FlightEnd::loaded(loaded)]
+                }),
+                Some(tier) => {
+                    let load = through_tier(Arc::clone(tier), key, loader, self.inner.limits.ttl);
+                    self.spawn_load(runtime, led, load, |end, _| vec![end]);
+                }
+            }
         }
         (flight, leader)
     }
@@ -546,10 +590,26 @@ where
         counters.loads.fetch_add(1, Ordering::Relaxed);
         counters.latency.record(flight.started.elapsed());
         match &end {
-            FlightEnd::Value(found) => {
-                match found {
-                    // A value too heavy to cache is still handed to the callers.
-                    Some(value) => drop(self.insert_with(key.clone(), value.clone(), put)),
+            FlightEnd::Value(_) | FlightEnd::Shared(..) => {
+                // Stored here only: the shared tier had the value, or was handed the origin's
+                // answer by the load (see `through_tier`). A value too heavy to cache is
+                // still handed to the callers.
+                let stored = match &end {
+                    FlightEnd::Value(Some(value)) => Some((value, put)),
+                    FlightEnd::Shared(value, ttl, tags) => {
+                        let put = put.tags(tags.iter().cloned());
+                        let put = match ttl {
+                            Some(ttl) => put.ttl(*ttl),
+                            None => put.no_ttl(),
+                        };
+                        Some((value, put))
+                    }
+                    _ => None,
+                };
+                match stored {
+                    Some((value, put)) => {
+                        drop(self.store(key.clone(), value.clone(), put, IfPresent::Replace))
+                    }
                     None => self.store_not_found(key.clone()),
                 }
                 // An invalidation that came while the origin was being read must win over

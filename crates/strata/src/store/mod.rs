@@ -71,6 +71,7 @@ mod load;
 mod load_stats;
 mod namespace;
 mod put;
+mod shared;
 mod slot;
 mod stats;
 mod tags;
@@ -92,6 +93,7 @@ pub use load::{LoadError, LoadFuture, Loaded, OriginError, Source};
 pub use load_stats::LoadStats;
 pub use namespace::Namespace;
 pub use put::{Current, Put, Update};
+pub use shared::{Fetched, SharedFetch, SharedTier, SharedWrite};
 pub use stats::{NamespaceStats, StoreStats};
 
 use crate::config::events::Rules;
@@ -264,6 +266,11 @@ pub struct StoreBuilder {
 }
 
 impl StoreBuilder {
+    /// The configuration the store will be built with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// The clock every namespace uses (a [`MockClock`](crate::MockClock) in tests).
     pub fn clock(mut self, clock: impl Into<Clock>) -> Self {
         self.clock = clock.into();

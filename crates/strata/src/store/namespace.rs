@@ -2,13 +2,14 @@
 
 use std::any::Any;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::flight::Flights;
 use super::hot::{HotKey, HotKeys};
 use super::load_stats::LoadCounters;
 use super::put::{Current, Put, Update};
+use super::shared::{SharedTier, SharedWrite};
 use super::slot::{Slot, SlotState};
 use super::{Core, Invalidation};
 use crate::config::NamespaceConfig;
@@ -25,6 +26,8 @@ pub(crate) struct NsInner<V> {
     pub(crate) limits: NamespaceConfig,
     pub(crate) flights: Flights<V>,
     pub(crate) loads: LoadCounters,
+    /// The shared second tier, once one is attached (see `shared.rs`).
+    pub(crate) shared: OnceLock<Arc<dyn SharedTier<V>>>,
 }
 
 /// A namespace of a [`Store`](super::Store): its own engine, TTL, limits and statistics,
@@ -96,6 +99,7 @@ where
                 limits,
                 flights: Flights::new(),
                 loads: LoadCounters::default(),
+                shared: OnceLock::new(),
             }),
         })
     }
@@ -103,6 +107,17 @@ where
     /// The namespace's name.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// Puts a shared second tier under the namespace (see [`SharedTier`] for what changes).
+    /// Returns false, changing nothing, if it already has one.
+    pub fn share(&self, tier: Arc<dyn SharedTier<V>>) -> bool {
+        self.inner.shared.set(tier).is_ok()
+    }
+
+    /// Whether a shared tier is attached.
+    pub fn is_shared(&self) -> bool {
+        self.inner.shared.get().is_some()
     }
 
     /// The settings it runs with; `max_bytes` is its share of the store's budget.
@@ -227,8 +242,31 @@ where
 
     /// Stores `value` under `key` with a TTL and tags of its own.
     pub fn insert_with(&self, key: impl Into<Key>, value: V, put: Put) -> Result<(), InsertError> {
-        self.store(key.into(), value, put, IfPresent::Replace)
-            .map(|_| ())
+        let key = key.into();
+        match self.inner.shared.get() {
+            None => self.store(key, value, put, IfPresent::Replace).map(|_| ()),
+            Some(tier) => {
+                let ttl = self.put_ttl(&put);
+                self.store(key.clone(), value.clone(), put.clone(), IfPresent::Replace)?;
+                tier.write(SharedWrite {
+                    key: &key,
+                    value: &value,
+                    ttl,
+                    tags: &put.tags,
+                    if_unchanged: None,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// The TTL an insert with `put` gives its entry, as the shared tier is told it.
+    fn put_ttl(&self, put: &Put) -> Option<Duration> {
+        if put.never {
+            None
+        } else {
+            put.ttl.or(self.inner.limits.ttl)
+        }
     }
 
     /// Stores `value` only if no live entry holds `key`; of concurrent callers exactly one
@@ -249,15 +287,34 @@ where
         value: V,
         put: Put,
     ) -> Result<Inserted<V>, InsertError> {
-        Ok(match self.store(key.into(), value, put, IfPresent::Keep)? {
-            None => Inserted::Inserted,
-            Some(existing) => Inserted::Existing(existing),
-        })
+        let key = key.into();
+        let shared = self
+            .inner
+            .shared
+            .get()
+            .map(|tier| (tier, value.clone(), put.clone()));
+        Ok(
+            match self.store(key.clone(), value, put, IfPresent::Keep)? {
+                None => {
+                    if let Some((tier, value, put)) = shared {
+                        tier.write(SharedWrite {
+                            key: &key,
+                            value: &value,
+                            ttl: self.put_ttl(&put),
+                            tags: &put.tags,
+                            if_unchanged: None,
+                        });
+                    }
+                    Inserted::Inserted
+                }
+                Some(existing) => Inserted::Existing(existing),
+            },
+        )
     }
 
-    /// Inserts; an entry whose tag was invalidated counts as absent, judged under the
-    /// shard's lock together with the insert.
-    fn store(
+    /// Inserts here only (not in the shared tier); an entry whose tag was invalidated counts
+    /// as absent, judged under the shard's lock together with the insert.
+    pub(super) fn store(
         &self,
         key: Key,
         value: V,
@@ -530,6 +587,7 @@ pub(crate) trait AnyNamespace: Send + Sync {
     fn remove_prefix(&self, prefix: &[u8]) -> u64;
     fn remove_pattern(&self, pattern: &Pattern) -> u64;
     fn clear_now(&self) -> u64;
+    fn expire_all(&self) -> u64;
     fn purge_dead(&self) -> u64;
     fn reclaim_expired(&self) -> usize;
     fn stats(&self) -> CacheStats;
@@ -604,6 +662,25 @@ where
         let n = cleared.len() as u64;
         self.core.janitor.dispose(Box::new(cleared));
         n
+    }
+
+    fn expire_all(&self) -> u64 {
+        if self.limits.max_stale.is_none() {
+            // Nothing can be kept past its TTL here, so nothing is kept.
+            return self.clear_now();
+        }
+        self.flights.invalidate_where(|_| true);
+        let now = self.core.clock.now_nanos();
+        let (mut held, mut cursor) = (0, 0);
+        loop {
+            cursor = self.cache.scan(cursor, 1024, |_, slot| {
+                slot.fresh_until.fetch_min(now, Ordering::Relaxed);
+                held += 1;
+            });
+            if cursor == 0 {
+                return held;
+            }
+        }
     }
 
     fn purge_dead(&self) -> u64 {

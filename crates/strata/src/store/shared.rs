@@ -1,0 +1,75 @@
+//! The hook a shared second tier plugs into a namespace with: [`SharedTier`]. Redis is one
+//! (the `strata-redis` crate); the core knows only this trait, so it needs no Redis client.
+//!
+//! With a tier attached ([`Namespace::share`]), a namespace works like this:
+//! - [`get_or_load`](Namespace::get_or_load) (and its `_optional` twin) that misses here asks
+//!   the tier inside the load's flight, so callers missing on one key together make one
+//!   lookup; a value found there is kept here for what remains of its TTL in the tier and
+//!   answered with [`Source::Shared`](super::Source::Shared). Only when the tier has nothing
+//!   (or cannot answer) is the origin called, and its value is handed back to the tier with
+//!   what the tier said of the key, so the tier can refuse it if the key changed meanwhile.
+//! - [`insert`](Namespace::insert) and its variants hand what they stored to the tier.
+//! - Removals and invalidations reach the tier through the store's publisher, as before.
+//! - Plain reads ([`get`](Namespace::get)) stay on this instance: they are synchronous, and
+//!   a network call has no place in them.
+//!
+//! The blocking, batch and `#[cached]` loads do not consult the tier yet.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::key::Key;
+
+/// A shared second tier under a namespace. Its calls must not block: [`write`](Self::write)
+/// is made under no lock but on the caller's thread, so it hands the work to a task.
+pub trait SharedTier<V>: Send + Sync + 'static {
+    /// Looks `key` up for a load of this instance that missed here.
+    fn fetch(&self, key: &Key) -> SharedFetch<V>;
+
+    /// This instance stored a value: write it to the tier too.
+    fn write(&self, write: SharedWrite<'_, V>);
+}
+
+/// What [`SharedTier::fetch`] returns.
+pub type SharedFetch<V> = Pin<Box<dyn Future<Output = Fetched<V>> + Send + 'static>>;
+
+/// What the shared tier answered for a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched<V> {
+    /// A value, with what remains of its TTL there (`None`: it does not expire) and its tags.
+    Found {
+        /// The value.
+        value: V,
+        /// Its remaining TTL in the tier, which it keeps here too.
+        ttl: Option<Duration>,
+        /// Its tags, which it carries here too (so a tag invalidation reaches it).
+        tags: Vec<String>,
+    },
+    /// Nothing there. `seen` is the tier's version of the key at the lookup (a deletion
+    /// leaves one behind for a while), handed back with the origin's answer in
+    /// [`SharedWrite::if_unchanged`].
+    Missing {
+        /// The version the tier had for the key.
+        seen: u64,
+    },
+    /// The tier could not answer (unreachable, too slow, its breaker open): the load goes to
+    /// the origin, and its value is not written back unconditionally.
+    Unavailable,
+}
+
+/// A value this instance stored, for the tier.
+#[derive(Debug)]
+pub struct SharedWrite<'a, V> {
+    /// The key.
+    pub key: &'a Key,
+    /// The value.
+    pub value: &'a V,
+    /// Its TTL (`None`: it does not expire).
+    pub ttl: Option<Duration>,
+    /// Its tags.
+    pub tags: &'a [String],
+    /// For the origin's answer to a load: write it only if the tier's version of the key is
+    /// still this one (from [`Fetched::Missing`]). `None` for inserts, which always write.
+    pub if_unchanged: Option<u64>,
+}
