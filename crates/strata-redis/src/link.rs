@@ -1,0 +1,222 @@
+//! The link to Redis: one multiplexed connection (reconnected by the `redis` crate's
+//! connection manager), every call under the configured timeout, and a circuit breaker so
+//! that, once Redis is known to be away, calls fail at once instead of each waiting out its
+//! timeout.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, RedisError};
+use strata::config::{redact_url, RedisConfig};
+use thiserror::Error;
+
+/// Why a Redis call gave no answer.
+#[derive(Debug, Error)]
+pub enum LinkError {
+    /// The breaker is open: recent calls failed, so this one was not tried.
+    #[error("the Redis link is down (breaker open)")]
+    BreakerOpen,
+    /// The call took longer than `redis.timeout`.
+    #[error("Redis did not answer within {0:?} (redis.timeout)")]
+    TimedOut(Duration),
+    /// The connection failed, or Redis answered with an error.
+    #[error("Redis: {0}")]
+    Redis(#[from] RedisError),
+}
+
+impl LinkError {
+    /// Whether the link itself failed (rather than Redis refusing one command): what opens
+    /// the breaker and keeps a write queued.
+    pub fn is_link_failure(&self) -> bool {
+        match self {
+            LinkError::BreakerOpen | LinkError::TimedOut(_) => true,
+            LinkError::Redis(e) => {
+                e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_unrecoverable_error()
+            }
+        }
+    }
+}
+
+/// The Redis client for a `[redis]` section, with the credentials set apart applied. The
+/// error names the setting.
+pub(crate) fn client(config: &RedisConfig) -> Result<Client, RedisError> {
+    let mut info: redis::ConnectionInfo = config.url.as_str().into_connection_info()?;
+    let mut redis_info = info.redis_settings().clone();
+    if let Some(user) = &config.username {
+        redis_info = redis_info.set_username(user);
+    }
+    if let Some(password) = &config.password {
+        redis_info = redis_info.set_password(password.expose());
+    }
+    info = info.set_redis_settings(redis_info);
+    Client::open(info)
+}
+
+use redis::IntoConnectionInfo;
+
+/// The shared connection, its timeout and its breaker.
+pub(crate) struct Link {
+    conn: ConnectionManager,
+    timeout: Duration,
+    breaker: Breaker,
+    up: AtomicBool,
+    url: String,
+}
+
+impl Link {
+    /// A link that connects on first use (and reconnects after a failure), so an instance
+    /// starts whether or not Redis is there. Needs a tokio runtime.
+    pub(crate) fn new(config: &RedisConfig) -> Result<Self, RedisError> {
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(config.breaker_cooldown);
+        let conn = ConnectionManager::new_lazy_with_config(client(config)?, manager)?;
+        Ok(Self {
+            conn,
+            timeout: config.timeout,
+            breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
+            up: AtomicBool::new(false),
+            url: redact_url(&config.url),
+        })
+    }
+
+    /// Runs `call` on the connection, under the timeout and the breaker.
+    pub(crate) async fn call<T, F, Fut>(&self, call: F) -> Result<T, LinkError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        if !self.breaker.allows() {
+            return Err(LinkError::BreakerOpen);
+        }
+        let result = match tokio::time::timeout(self.timeout, call(self.conn.clone())).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(LinkError::Redis(e)),
+            Err(_) => Err(LinkError::TimedOut(self.timeout)),
+        };
+        match &result {
+            Err(e) if e.is_link_failure() => self.failed(e),
+            _ => {
+                self.breaker.succeeded();
+                self.up.store(true, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
+    fn failed(&self, error: &LinkError) {
+        self.breaker.failed();
+        if self.up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(url = %self.url, %error, "the Redis link is down; serving from this instance");
+        }
+    }
+
+    /// Whether the last call reached Redis.
+    pub(crate) fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Records what the log tailer (on a connection of its own) learnt of the link.
+    pub(crate) fn tailer_saw(&self, up: bool) {
+        if up {
+            self.breaker.succeeded();
+            self.up.store(true, Ordering::Relaxed);
+        } else {
+            self.up.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Opens after `threshold` failures in a row; lets one call through every `cooldown` while
+/// open; closes on a success.
+struct Breaker {
+    threshold: u64,
+    cooldown: Duration,
+    failures: AtomicU64,
+    /// Nanoseconds since `epoch` before which calls are refused.
+    open_until: AtomicU64,
+    epoch: Instant,
+}
+
+impl Breaker {
+    fn new(threshold: u64, cooldown: Duration) -> Self {
+        Self {
+            threshold: threshold.max(1),
+            cooldown,
+            failures: AtomicU64::new(0),
+            open_until: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    fn allows(&self) -> bool {
+        if self.failures.load(Ordering::Relaxed) < self.threshold {
+            return true;
+        }
+        let now = self.now();
+        let until = self.open_until.load(Ordering::Relaxed);
+        // Half open: the first caller past the cooldown tries; the others wait another one.
+        now >= until
+            && self
+                .open_until
+                .compare_exchange(
+                    until,
+                    now + self.cooldown.as_nanos() as u64,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    fn succeeded(&self) {
+        self.failures.store(0, Ordering::Relaxed);
+    }
+
+    fn failed(&self) {
+        if self.failures.fetch_add(1, Ordering::Relaxed) + 1 >= self.threshold {
+            self.open_until.store(
+                self.now() + self.cooldown.as_nanos() as u64,
+                Ordering::Relaxed,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_opens_after_failures_in_a_row_and_lets_one_try_per_cooldown() {
+        let breaker = Breaker::new(3, Duration::from_secs(3600));
+        breaker.failed();
+        breaker.failed();
+        assert!(breaker.allows());
+        breaker.succeeded();
+        breaker.failed();
+        breaker.failed();
+        assert!(
+            breaker.allows(),
+            "a success in between starts the count again"
+        );
+        breaker.failed();
+        assert!(!breaker.allows());
+        breaker.open_until.store(0, Ordering::Relaxed); // the cooldown passed
+        assert!(breaker.allows(), "one call tries");
+        assert!(!breaker.allows(), "and only one");
+        breaker.succeeded();
+        assert!(breaker.allows());
+    }
+}

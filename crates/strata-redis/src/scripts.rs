@@ -1,0 +1,60 @@
+//! The Lua scripts that change a value and append to the log in one atomic step. Each
+//! touches one partition: the value's key, the partition's version counter and its log
+//! (`KEYS`), which share a hash tag (see `keys.rs`).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Writes a value.
+///
+/// `KEYS`: the value's key, the partition's counter, the partition's log.
+/// `ARGV`: the version the key must still have (empty: write regardless; a value, a
+/// tombstone or a corrupt entry count as the version their header says, nothing as 0), the
+/// TTL in milliseconds (0: none), the header after the version, the payload, the log's
+/// length, this instance's id, and the log entry (empty: no entry, for a load's fill, which
+/// changes nothing another instance holds).
+///
+/// Returns the version written, or 0 when the key had changed.
+pub(crate) static WRITE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if ARGV[1] ~= '' then
+  local current = redis.call('GET', KEYS[1])
+  local version = 0
+  if current then version = tonumber(string.match(current, '^S1 (%d+) ')) or 0 end
+  if version ~= tonumber(ARGV[1]) then return 0 end
+end
+local version = redis.call('INCR', KEYS[2])
+local body = 'S1 ' .. version .. ARGV[3] .. ARGV[4]
+if ARGV[2] ~= '0' then
+  redis.call('SET', KEYS[1], body, 'PX', ARGV[2])
+else
+  redis.call('SET', KEYS[1], body)
+end
+if ARGV[7] ~= '' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'o', ARGV[6], 'e', ARGV[7])
+end
+return version
+"#,
+    )
+});
+
+/// Deletes a value, leaving a tombstone with a new version for a while, so that a load that
+/// read the origin before the deletion cannot write its old value back after it.
+///
+/// `KEYS`: the value's key, the partition's counter, the partition's log.
+/// `ARGV`: the tombstone's TTL in milliseconds, the log's length, this instance's id, the
+/// log entry.
+///
+/// Returns the tombstone's version.
+pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local version = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], 'S1 ' .. version .. ' t\n', 'PX', ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[3], 'e', ARGV[4])
+return version
+"#,
+    )
+});

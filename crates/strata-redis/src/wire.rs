@@ -1,0 +1,200 @@
+//! What every part of the tier shares: the link, the key names, the queue, the counters and
+//! this instance's id; and the one read, [`Wire::fetch`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use strata::config::RedisConfig;
+use strata::store::Invalidation;
+
+use crate::envelope::{self, Stored};
+use crate::keys::Keys;
+use crate::link::Link;
+use crate::outbox::Outbox;
+use crate::stats::{Counters, TierStats};
+
+/// One entry of the invalidation log, as JSON in the stream entry's `e` field (with the
+/// sending instance's id in `o`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum LogEntry {
+    /// Apply this invalidation.
+    Invalidate(Invalidation),
+    /// Treat what the shared namespaces hold as unverified: the sender lost writes.
+    Unverified,
+}
+
+impl LogEntry {
+    pub(crate) fn to_json(&self) -> String {
+        // A log entry is strings and maps of strings: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What Redis had for a key, as the tier reads it.
+pub(crate) enum Lookup {
+    /// A live value: its payload, remaining TTL, tags and version.
+    Found {
+        payload: Vec<u8>,
+        ttl: Option<Duration>,
+        tags: Vec<String>,
+        version: u64,
+    },
+    /// Nothing usable, with the version to hand back with a fill.
+    Missing(u64),
+    /// No answer.
+    Unavailable,
+}
+
+pub(crate) struct Wire {
+    pub(crate) config: RedisConfig,
+    pub(crate) keys: Keys,
+    pub(crate) link: Link,
+    pub(crate) outbox: Outbox,
+    pub(crate) counters: Counters,
+    /// This instance's id in the log, so it skips its own entries.
+    pub(crate) instance: String,
+    /// Whether the tailer is following the log (connected and caught up with where it was).
+    pub(crate) following: AtomicBool,
+}
+
+impl Wire {
+    pub(crate) fn new(config: RedisConfig) -> Result<Self, redis::RedisError> {
+        let partitions = u32::try_from(config.partitions).unwrap_or(u32::MAX);
+        Ok(Self {
+            keys: Keys::new(&config.prefix, partitions),
+            link: Link::new(&config)?,
+            outbox: Outbox::new(config.queue_max),
+            counters: Counters::default(),
+            instance: instance_id(),
+            following: AtomicBool::new(false),
+            config,
+        })
+    }
+
+    pub(crate) fn stats(&self) -> TierStats {
+        let mut stats = self
+            .counters
+            .snapshot(self.link.is_up(), self.outbox.len() as u64);
+        stats.log_following = self.following.load(Ordering::Relaxed);
+        stats
+    }
+
+    /// Reads `key` of `namespace` from Redis: the value and its remaining TTL in one round
+    /// trip, and, for a tagged value, its tags' generations in a second. Counts the lookup
+    /// and its time; the caller, who decodes, counts the hit or the miss.
+    pub(crate) async fn fetch(&self, namespace: &str, key: &[u8]) -> Lookup {
+        let started = Instant::now();
+        let name = self.keys.data(namespace, key);
+        let read = self
+            .link
+            .call(|mut conn| async move {
+                redis::pipe()
+                    .get(&name)
+                    .pttl(&name)
+                    .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
+                    .await
+            })
+            .await;
+        let lookup = match read {
+            Err(_) => {
+                Counters::bump(&self.counters.l2_errors);
+                Lookup::Unavailable
+            }
+            Ok((None, _)) => Lookup::Missing(0),
+            Ok((Some(bytes), pttl)) => self.judge(&bytes, pttl).await,
+        };
+        let micros = started.elapsed().as_micros() as u64;
+        self.counters
+            .l2_lookup_micros
+            .fetch_add(micros, Ordering::Relaxed);
+        Counters::bump(&self.counters.l2_lookups);
+        lookup
+    }
+
+    /// What a value's bytes (with the key's PTTL) are worth to a reader.
+    async fn judge(&self, bytes: &[u8], pttl: i64) -> Lookup {
+        let (version, tags, payload) = match envelope::parse(bytes) {
+            Ok(Stored::Value {
+                version,
+                tags,
+                payload,
+            }) => (version, tags, payload),
+            Ok(Stored::Tombstone { version }) => return Lookup::Missing(version),
+            Err(corrupt) => {
+                Counters::bump(&self.counters.l2_corrupt);
+                tracing::debug!(%corrupt, "a value in Redis is not strata's; treated as a miss");
+                return Lookup::Missing(0);
+            }
+        };
+        let ttl = match pttl {
+            -1 => None,
+            ms if ms > 0 => Some(Duration::from_millis(ms as u64)),
+            // Gone between the two reads, or about to be.
+            _ => return Lookup::Missing(version),
+        };
+        if !tags.is_empty() && !self.tags_current(&tags).await {
+            return Lookup::Missing(version);
+        }
+        Lookup::Found {
+            payload: payload.to_vec(),
+            ttl,
+            tags: tags.into_iter().map(|(tag, _)| tag).collect(),
+            version,
+        }
+    }
+
+    /// Whether no tag of a value was invalidated since it was written (a failed read counts
+    /// as invalidated: the value is not served unchecked).
+    async fn tags_current(&self, tags: &[(String, u64)]) -> bool {
+        let names: Vec<String> = tags.iter().map(|(tag, _)| self.keys.tag(tag)).collect();
+        let generations = self
+            .link
+            .call(|mut conn| async move { conn.mget::<_, Vec<Option<u64>>>(&names).await })
+            .await;
+        match generations {
+            Ok(now) => tags
+                .iter()
+                .zip(now)
+                .all(|((_, then), now)| now.unwrap_or(0) == *then),
+            Err(_) => {
+                Counters::bump(&self.counters.l2_errors);
+                false
+            }
+        }
+    }
+
+    /// The current generations of `tags`, for a value about to be written with them.
+    pub(crate) async fn tag_generations(
+        &self,
+        tags: &[String],
+    ) -> Result<Vec<(String, u64)>, crate::LinkError> {
+        if tags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = tags.iter().map(|tag| self.keys.tag(tag)).collect();
+        let now = self
+            .link
+            .call(|mut conn| async move { conn.mget::<_, Vec<Option<u64>>>(&names).await })
+            .await?;
+        Ok(tags
+            .iter()
+            .cloned()
+            .zip(now.into_iter().map(|g| g.unwrap_or(0)))
+            .collect())
+    }
+}
+
+/// An id for this tier, unique across the fleet with overwhelming odds: the process id, the
+/// time and a count of the tiers this process started, hashed.
+fn instance_id() -> String {
+    static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let nth = STARTED.fetch_add(1, Ordering::Relaxed);
+    let seed = format!("{}:{nanos}:{nth}", std::process::id());
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(seed.as_bytes()))
+}

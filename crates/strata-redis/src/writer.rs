@@ -1,0 +1,299 @@
+//! The writer task: drains the queue into Redis, one job at a time, in order. A job the link
+//! failed goes back to its place and is tried again once the breaker lets a call through; a
+//! job Redis itself keeps refusing (out of memory, a key of the wrong type) is given up on
+//! after a few tries, and every instance is told to treat what it holds as unverified.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::AsyncCommands;
+use strata::store::{Invalidation, Store};
+use strata::Pattern;
+
+use crate::envelope;
+use crate::link::LinkError;
+use crate::outbox::Job;
+use crate::scripts;
+use crate::stats::Counters;
+use crate::wire::{LogEntry, Wire};
+
+/// How often a job Redis refuses is tried before it is given up on.
+const TRIES: u32 = 3;
+
+/// How many keys one SCAN step asks for, when a prefix, pattern or clear is applied to Redis.
+const SCAN_COUNT: usize = 512;
+
+pub(crate) async fn run(wire: Arc<Wire>, store: Store) {
+    let mut refused = 0;
+    loop {
+        let Some((seq, job)) = wire.outbox.pop() else {
+            if wire.outbox.take_overflow() {
+                Counters::bump(&wire.counters.queue_overflows);
+                wire.outbox.push(Job::Unverified);
+                continue;
+            }
+            wire.outbox.wait().await;
+            continue;
+        };
+        match send(&wire, &store, &job).await {
+            Ok(()) => refused = 0,
+            Err(e) if e.is_link_failure() => {
+                wire.outbox.put_back(seq, job);
+                // The breaker fails calls at once while open: wait for it to let one try.
+                tokio::time::sleep(wire.config.breaker_cooldown.min(Duration::from_millis(100)))
+                    .await;
+            }
+            Err(e) => {
+                refused += 1;
+                if refused < TRIES {
+                    wire.outbox.put_back(seq, job);
+                    tokio::time::sleep(Duration::from_millis(10 << refused)).await;
+                } else {
+                    refused = 0;
+                    Counters::bump(&wire.counters.jobs_dropped);
+                    tracing::error!(error = %e, "Redis refused a write {TRIES} times; \
+                        telling every instance to treat what it holds as unverified");
+                    wire.outbox.push(Job::Unverified);
+                }
+            }
+        }
+    }
+}
+
+/// Sends one job.
+async fn send(wire: &Wire, store: &Store, job: &Job) -> Result<(), LinkError> {
+    match job {
+        Job::Write {
+            namespace,
+            key,
+            payload,
+            tags,
+            ttl,
+            if_unchanged,
+        } => {
+            let tags = wire.tag_generations(tags).await?;
+            let partition = wire.keys.partition(namespace, key.as_bytes());
+            let entry = match if_unchanged {
+                // A fill changes nothing another instance holds.
+                Some(_) => String::new(),
+                None => LogEntry::Invalidate(Invalidation::Key {
+                    namespace: Some(namespace.to_string()),
+                    key: key.clone(),
+                })
+                .to_json(),
+            };
+            let ttl_ms = ttl.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64);
+            let version: u64 = wire
+                .link
+                .call(|mut conn| async move {
+                    scripts::WRITE
+                        .key(wire.keys.data(namespace, key.as_bytes()))
+                        .key(wire.keys.version(partition))
+                        .key(wire.keys.log(partition))
+                        .arg(if_unchanged.map_or(String::new(), |v| v.to_string()))
+                        .arg(ttl_ms)
+                        .arg(envelope::value_header_rest(&tags))
+                        .arg(payload.as_slice())
+                        .arg(wire.config.log_max_len)
+                        .arg(&wire.instance)
+                        .arg(entry)
+                        .invoke_async(&mut conn)
+                        .await
+                })
+                .await?;
+            if version == 0 {
+                Counters::bump(&wire.counters.writes_refused);
+            } else {
+                Counters::bump(&wire.counters.writes_sent);
+            }
+            Ok(())
+        }
+        Job::Invalidate(invalidation) => {
+            invalidate(wire, store, invalidation).await?;
+            Counters::bump(&wire.counters.invalidations_sent);
+            Ok(())
+        }
+        Job::Unverified => append(wire, 0, &LogEntry::Unverified).await,
+    }
+}
+
+/// Applies `invalidation` to Redis and logs it.
+async fn invalidate(
+    wire: &Wire,
+    store: &Store,
+    invalidation: &Invalidation,
+) -> Result<(), LinkError> {
+    match invalidation {
+        // One key: the tombstone and the log entry in one step.
+        Invalidation::Key {
+            namespace: Some(namespace),
+            key,
+        } => {
+            let partition = wire.keys.partition(namespace, key.as_bytes());
+            let entry = LogEntry::Invalidate(invalidation.clone()).to_json();
+            let ttl_ms = wire.config.tombstone_ttl.as_millis() as u64;
+            wire.link
+                .call(|mut conn| async move {
+                    scripts::DELETE
+                        .key(wire.keys.data(namespace, key.as_bytes()))
+                        .key(wire.keys.version(partition))
+                        .key(wire.keys.log(partition))
+                        .arg(ttl_ms.max(1))
+                        .arg(wire.config.log_max_len)
+                        .arg(&wire.instance)
+                        .arg(entry)
+                        .invoke_async::<u64>(&mut conn)
+                        .await
+                })
+                .await?;
+            Ok(())
+        }
+        // Everything else: Redis first, then the log, so an instance that hears of it finds
+        // nothing stale in Redis to fill from.
+        other => {
+            apply_to_redis(wire, store, other).await?;
+            let partition = match other {
+                Invalidation::Prefix {
+                    namespace: Some(ns),
+                    ..
+                }
+                | Invalidation::Pattern {
+                    namespace: Some(ns),
+                    ..
+                }
+                | Invalidation::Clear {
+                    namespace: Some(ns),
+                } => wire.keys.namespace_partition(ns),
+                _ => 0,
+            };
+            append(wire, partition, &LogEntry::Invalidate(other.clone())).await
+        }
+    }
+}
+
+/// What `invalidation` changes in Redis, without logging it.
+async fn apply_to_redis(
+    wire: &Wire,
+    store: &Store,
+    invalidation: &Invalidation,
+) -> Result<(), LinkError> {
+    match invalidation {
+        Invalidation::Key { namespace, key } => {
+            for ns in shared_scope(store, namespace.as_deref()) {
+                let name = wire.keys.data(&ns, key.as_bytes());
+                wire.link
+                    .call(|mut conn| async move { conn.unlink::<_, ()>(name).await })
+                    .await?;
+            }
+            Ok(())
+        }
+        Invalidation::Prefix { namespace, prefix } => {
+            let mut glob = crate::keys::escape_glob(prefix.as_bytes());
+            glob.push(b'*');
+            remove_matching(wire, store, namespace.as_deref(), &glob).await
+        }
+        Invalidation::Pattern { namespace, pattern } => {
+            remove_matching(wire, store, namespace.as_deref(), pattern.as_bytes()).await
+        }
+        Invalidation::Clear { namespace } => {
+            remove_matching(wire, store, namespace.as_deref(), b"*").await
+        }
+        Invalidation::Tag { tag } => {
+            let name = wire.keys.tag(tag);
+            wire.link
+                .call(|mut conn| async move { conn.incr::<_, _, u64>(name, 1).await })
+                .await?;
+            Ok(())
+        }
+        Invalidation::Event { event, params } => {
+            // Expanded by this instance's rules for Redis; every instance expands the event
+            // itself for what it holds. An event this instance has no rule for was refused
+            // before it got here.
+            for part in store.expand_event(event, params).unwrap_or_default() {
+                Box::pin(apply_to_redis(wire, store, &part)).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Unlinks every value of the shared namespaces in `scope` whose key matches `key_glob`.
+async fn remove_matching(
+    wire: &Wire,
+    store: &Store,
+    scope: Option<&str>,
+    key_glob: &[u8],
+) -> Result<(), LinkError> {
+    let pattern = Pattern::new(key_glob);
+    for ns in shared_scope(store, scope) {
+        let glob = wire.keys.data_glob(&ns, key_glob);
+        let mut cursor = 0u64;
+        loop {
+            let glob = glob.clone();
+            let (next, names): (u64, Vec<Vec<u8>>) = wire
+                .link
+                .call(|mut conn| async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(glob)
+                        .arg("COUNT")
+                        .arg(SCAN_COUNT)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            let doomed: Vec<Vec<u8>> = names
+                .into_iter()
+                .filter(|name| {
+                    wire.keys
+                        .parse_data(name)
+                        .is_some_and(|(n, key)| n == ns && pattern.matches(key.as_bytes()))
+                })
+                .collect();
+            if !doomed.is_empty() {
+                wire.link
+                    .call(|mut conn| async move { conn.unlink::<_, ()>(doomed).await })
+                    .await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+    }
+    Ok(())
+}
+
+/// The shared namespaces `scope` names (all of them for `None`).
+pub(crate) fn shared_scope(store: &Store, scope: Option<&str>) -> Vec<String> {
+    let config = store.config();
+    store
+        .namespace_names()
+        .filter(|name| scope.is_none_or(|s| s == *name) && config.is_shared(name))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Appends `entry` to partition `partition`'s log.
+async fn append(wire: &Wire, partition: u32, entry: &LogEntry) -> Result<(), LinkError> {
+    let log = wire.keys.log(partition);
+    let json = entry.to_json();
+    wire.link
+        .call(|mut conn| async move {
+            redis::cmd("XADD")
+                .arg(log)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(wire.config.log_max_len)
+                .arg("*")
+                .arg("o")
+                .arg(&wire.instance)
+                .arg("e")
+                .arg(json)
+                .query_async::<String>(&mut conn)
+                .await
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,317 @@
+//! A fleet of instances (stores with the Redis tier, in this process) over a real
+//! `redis-server` of the test's own: what one does, the others see.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{eventually, Instance, RedisServer, PROPAGATION};
+use strata::store::{Invalidation, Put, Source};
+use strata::Key;
+
+/// An origin that counts its calls and answers `value`.
+fn origin(
+    calls: &Arc<AtomicUsize>,
+    value: &str,
+) -> impl FnOnce(Key) -> std::future::Ready<Result<String, std::io::Error>> + Send + 'static {
+    let calls = Arc::clone(calls);
+    let value = value.to_owned();
+    move |_| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(value))
+    }
+}
+
+/// Instances on `redis`, each following the log before the test goes on.
+async fn fleet(redis: &RedisServer, n: usize) -> Vec<Instance> {
+    let instances: Vec<Instance> = (0..n)
+        .map(|_| Instance::start(&redis.url(), "", ""))
+        .collect();
+    for instance in &instances {
+        assert!(
+            eventually(PROPAGATION, || instance.tier.stats().log_following).await,
+            "an instance did not start following the log"
+        );
+    }
+    instances
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_loaded_by_one_instance_is_read_from_redis_by_another() {
+    let redis = RedisServer::start();
+    let fleet = fleet(&redis, 2).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let first = fleet[0]
+        .users
+        .get_or_load("user::1", origin(&calls, "Ada"))
+        .await
+        .unwrap();
+    assert_eq!(first.source, Source::Origin);
+    // The fill is written to Redis by the writer task: wait for it.
+    assert!(eventually(PROPAGATION, || fleet[0].tier.stats().writes_sent == 1).await);
+    let second = fleet[1]
+        .users
+        .get_or_load("user::1", origin(&calls, "wrong"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (second.value.as_str(), second.source),
+        ("Ada", Source::Shared)
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "one origin call for the fleet"
+    );
+    // Kept here with the TTL it had left in Redis.
+    let left = fleet[1].users.ttl("user::1").unwrap().unwrap();
+    assert!(
+        left > Duration::from_secs(9 * 60) && left <= Duration::from_secs(600),
+        "{left:?}"
+    );
+    let third = fleet[1]
+        .users
+        .get_or_load("user::1", origin(&calls, "wrong"))
+        .await
+        .unwrap();
+    assert_eq!(third.source, Source::Cache);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insert_replaces_the_value_on_every_instance() {
+    let redis = RedisServer::start();
+    let fleet = fleet(&redis, 3).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    fleet[0].users.insert("user::2", "v1".to_owned()).unwrap();
+    assert!(eventually(PROPAGATION, || fleet[0].tier.stats().writes_sent == 1).await);
+    for instance in &fleet[1..] {
+        let loaded = instance
+            .users
+            .get_or_load("user::2", origin(&calls, "origin"))
+            .await
+            .unwrap();
+        assert_eq!(loaded.value, "v1");
+    }
+    fleet[0].users.insert("user::2", "v2".to_owned()).unwrap();
+    for instance in &fleet[1..] {
+        assert!(
+            eventually(PROPAGATION, || instance.users.get("user::2").is_none()).await,
+            "the old value was dropped"
+        );
+        let loaded = instance
+            .users
+            .get_or_load("user::2", origin(&calls, "origin"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (loaded.value.as_str(), loaded.source),
+            ("v2", Source::Shared)
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_invalidation_travels_and_empties_redis_too() {
+    let redis = RedisServer::start();
+    let fleet = fleet(&redis, 2).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (a, b) = (&fleet[0], &fleet[1]);
+    let kinds: Vec<(&str, Put, Invalidation)> = vec![
+        (
+            "user::k::1",
+            Put::new(),
+            Invalidation::Key {
+                namespace: Some("user".into()),
+                key: "user::k::1".into(),
+            },
+        ),
+        (
+            "user::p::1",
+            Put::new(),
+            Invalidation::Prefix {
+                namespace: Some("user".into()),
+                prefix: "user::p::".into(),
+            },
+        ),
+        (
+            "user::g::1",
+            Put::new(),
+            Invalidation::Pattern {
+                namespace: None,
+                pattern: "user::g::*".into(),
+            },
+        ),
+        (
+            "user::t::1",
+            Put::new().tag("team:7"),
+            Invalidation::Tag {
+                tag: "team:7".into(),
+            },
+        ),
+        (
+            "user::c::1",
+            Put::new(),
+            Invalidation::Clear {
+                namespace: Some("user".into()),
+            },
+        ),
+    ];
+    for (i, (key, put, invalidation)) in kinds.into_iter().enumerate() {
+        a.users.insert_with(key, "old".to_owned(), put).unwrap();
+        let written = i as u64 + 1;
+        assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent == written).await);
+        let loaded = b
+            .users
+            .get_or_load(key, origin(&calls, "new"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (loaded.value.as_str(), loaded.source),
+            ("old", Source::Shared),
+            "{key}"
+        );
+        a.store.invalidate(&invalidation).unwrap();
+        assert_eq!(a.users.get(key), None, "{key}: applied here at once");
+        assert!(
+            eventually(PROPAGATION, || b.users.get(key).is_none()).await,
+            "{key}: {invalidation:?} reached the other instance"
+        );
+        // And Redis holds nothing for it: the next load goes to the origin.
+        let reloaded = b
+            .users
+            .get_or_load(key, origin(&calls, "new"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (reloaded.value.as_str(), reloaded.source),
+            ("new", Source::Origin),
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_expanded_by_each_instance_and_applied_to_redis() {
+    let redis = RedisServer::start();
+    let rules = "[events.\"user.changed\"]\nparams = [\"id\"]\nkeys = [\"user::{id}\"]\ntags = [\"feed:{id}\"]\n";
+    let a = Instance::start(&redis.url(), "", rules);
+    let b = Instance::start(&redis.url(), "", rules);
+    for i in [&a, &b] {
+        assert!(eventually(PROPAGATION, || i.tier.stats().log_following).await);
+    }
+    a.users.insert("user::9", "old".to_owned()).unwrap();
+    a.users
+        .insert_with("feed::9", "old feed".to_owned(), Put::new().tag("feed:9"))
+        .unwrap();
+    assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent == 2).await);
+    let calls = Arc::new(AtomicUsize::new(0));
+    for key in ["user::9", "feed::9"] {
+        let loaded = b
+            .users
+            .get_or_load(key, origin(&calls, "new"))
+            .await
+            .unwrap();
+        assert_eq!(loaded.source, Source::Shared);
+    }
+    a.store.emit("user.changed", [("id", "9")]).unwrap();
+    for key in ["user::9", "feed::9"] {
+        assert!(
+            eventually(PROPAGATION, || b.users.get(key).is_none()).await,
+            "{key}"
+        );
+        let loaded = b
+            .users
+            .get_or_load(key, origin(&calls, "new"))
+            .await
+            .unwrap();
+        assert_eq!(loaded.source, Source::Origin, "{key}: gone from Redis too");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_load_racing_a_delete_does_not_write_the_old_value_back() {
+    let redis = RedisServer::start();
+    let fleet = fleet(&redis, 3).await;
+    let (a, b, c) = (&fleet[0], &fleet[1], &fleet[2]);
+    // B misses and reads the origin, which answers slowly with what it had before A's
+    // change.
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let slow = b.users.get_or_load("user::race", move |_| async move {
+        let _ = released.await;
+        Ok::<_, std::io::Error>("old".to_owned())
+    });
+    let slow = tokio::spawn(slow);
+    assert!(eventually(PROPAGATION, || b.tier.stats().l2_misses == 1).await);
+    // Meanwhile A changes the origin and deletes the key.
+    a.users.remove("user::race");
+    assert!(eventually(PROPAGATION, || a.tier.stats().invalidations_sent == 1).await);
+    release.send(()).unwrap();
+    assert_eq!(
+        slow.await.unwrap().unwrap().value,
+        "old",
+        "B's caller gets what B read"
+    );
+    // B's write-back is refused by Redis (or skipped, if B heard of the deletion first):
+    // either way, C must not find the old value in Redis, and B must not keep it.
+    assert!(eventually(PROPAGATION, || b.tier.stats().queue_depth == 0).await);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let loaded = c
+        .users
+        .get_or_load("user::race", origin(&calls, "new"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (loaded.value.as_str(), loaded.source),
+        ("new", Source::Origin)
+    );
+    assert!(
+        eventually(PROPAGATION, || b.users.get("user::race").as_deref()
+            != Some("old"))
+        .await,
+        "B dropped the value its load read before the deletion"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_value_in_redis_is_a_miss_not_a_failure() {
+    let redis = RedisServer::start();
+    let fleet = fleet(&redis, 1).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    fleet[0]
+        .users
+        .insert("user::bad", "good".to_owned())
+        .unwrap();
+    assert!(eventually(PROPAGATION, || fleet[0].tier.stats().writes_sent == 1).await);
+    let mut conn = redis.conn();
+    let names: Vec<String> = redis::cmd("KEYS")
+        .arg("strata:{*}:d:user:user::bad")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(names.len(), 1);
+    for garbage in [&b"not an envelope"[..], b"S1 5 v 0\n{not json"] {
+        let _: () = redis::cmd("SET")
+            .arg(&names[0])
+            .arg(garbage)
+            .query(&mut conn)
+            .unwrap();
+        // Dropped here only (a removal would delete it from Redis too).
+        let here = Invalidation::Key {
+            namespace: Some("user".into()),
+            key: "user::bad".into(),
+        };
+        fleet[0].store.apply_remote(&here).unwrap();
+        let loaded = fleet[0]
+            .users
+            .get_or_load("user::bad", origin(&calls, "from origin"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (loaded.value.as_str(), loaded.source),
+            ("from origin", Source::Origin)
+        );
+    }
+    assert_eq!(fleet[0].tier.stats().l2_corrupt, 2);
+}
