@@ -88,16 +88,27 @@ impl Link {
         })
     }
 
-    /// Runs `call` on the connection, under the timeout and the breaker.
+    /// Runs `call` on the connection, under the timeout and the breaker. A call that finds
+    /// the connection dropped (Redis restarted, a proxy cut it) is made once more on the
+    /// connection the manager opens in its place, within the same timeout: the first call
+    /// after a reconnect is otherwise the one that discovers the old connection is dead.
     pub(crate) async fn call<T, F, Fut>(&self, call: F) -> Result<T, LinkError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         if !self.breaker.allows() {
             return Err(LinkError::BreakerOpen);
         }
-        let result = match tokio::time::timeout(self.timeout, call(self.conn.clone())).await {
+        let attempts = async {
+            match call(self.conn.clone()).await {
+                Err(e) if e.is_connection_dropped() || e.is_io_error() => {
+                    call(self.conn.clone()).await
+                }
+                other => other,
+            }
+        };
+        let result = match tokio::time::timeout(self.timeout, attempts).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(LinkError::Redis(e)),
             Err(_) => Err(LinkError::TimedOut(self.timeout)),

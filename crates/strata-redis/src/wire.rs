@@ -87,13 +87,13 @@ impl Wire {
     /// and its time; the caller, who decodes, counts the hit or the miss.
     pub(crate) async fn fetch(&self, namespace: &str, key: &[u8]) -> Lookup {
         let started = Instant::now();
-        let name = self.keys.data(namespace, key);
+        let name = &self.keys.data(namespace, key);
         let read = self
             .link
             .call(|mut conn| async move {
                 redis::pipe()
-                    .get(&name)
-                    .pttl(&name)
+                    .get(name)
+                    .pttl(name)
                     .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
                     .await
             })
@@ -149,10 +149,13 @@ impl Wire {
     /// Whether no tag of a value was invalidated since it was written (a failed read counts
     /// as invalidated: the value is not served unchecked).
     async fn tags_current(&self, tags: &[(String, u64)]) -> bool {
-        let names: Vec<String> = tags.iter().map(|(tag, _)| self.keys.tag(tag)).collect();
+        let names = &tags
+            .iter()
+            .map(|(tag, _)| self.keys.tag(tag))
+            .collect::<Vec<_>>();
         let generations = self
             .link
-            .call(|mut conn| async move { conn.mget::<_, Vec<Option<u64>>>(&names).await })
+            .call(|mut conn| async move { conn.mget::<_, Vec<Option<u64>>>(names).await })
             .await;
         match generations {
             Ok(now) => tags
@@ -174,10 +177,13 @@ impl Wire {
         if tags.is_empty() {
             return Ok(Vec::new());
         }
-        let names: Vec<String> = tags.iter().map(|tag| self.keys.tag(tag)).collect();
+        let names = &tags
+            .iter()
+            .map(|tag| self.keys.tag(tag))
+            .collect::<Vec<_>>();
         let now = self
             .link
-            .call(|mut conn| async move { conn.mget::<_, Vec<Option<u64>>>(&names).await })
+            .call(|mut conn| async move { conn.mget::<_, Vec<Option<u64>>>(names).await })
             .await?;
         Ok(tags
             .iter()

@@ -71,9 +71,9 @@ async fn send(wire: &Wire, store: &Store, job: &Job) -> Result<(), LinkError> {
             ttl,
             if_unchanged,
         } => {
-            let tags = wire.tag_generations(tags).await?;
+            let header = &envelope::value_header_rest(&wire.tag_generations(tags).await?);
             let partition = wire.keys.partition(namespace, key.as_bytes());
-            let entry = match if_unchanged {
+            let entry = &match if_unchanged {
                 // A fill changes nothing another instance holds.
                 Some(_) => String::new(),
                 None => LogEntry::Invalidate(Invalidation::Key {
@@ -92,7 +92,7 @@ async fn send(wire: &Wire, store: &Store, job: &Job) -> Result<(), LinkError> {
                         .key(wire.keys.log(partition))
                         .arg(if_unchanged.map_or(String::new(), |v| v.to_string()))
                         .arg(ttl_ms)
-                        .arg(envelope::value_header_rest(&tags))
+                        .arg(header)
                         .arg(payload.as_slice())
                         .arg(wire.config.log_max_len)
                         .arg(&wire.instance)
@@ -130,7 +130,7 @@ async fn invalidate(
             key,
         } => {
             let partition = wire.keys.partition(namespace, key.as_bytes());
-            let entry = LogEntry::Invalidate(invalidation.clone()).to_json();
+            let entry = &LogEntry::Invalidate(invalidation.clone()).to_json();
             let ttl_ms = wire.config.tombstone_ttl.as_millis() as u64;
             wire.link
                 .call(|mut conn| async move {
@@ -180,7 +180,7 @@ async fn apply_to_redis(
     match invalidation {
         Invalidation::Key { namespace, key } => {
             for ns in shared_scope(store, namespace.as_deref()) {
-                let name = wire.keys.data(&ns, key.as_bytes());
+                let name = &wire.keys.data(&ns, key.as_bytes());
                 wire.link
                     .call(|mut conn| async move { conn.unlink::<_, ()>(name).await })
                     .await?;
@@ -199,7 +199,7 @@ async fn apply_to_redis(
             remove_matching(wire, store, namespace.as_deref(), b"*").await
         }
         Invalidation::Tag { tag } => {
-            let name = wire.keys.tag(tag);
+            let name = &wire.keys.tag(tag);
             wire.link
                 .call(|mut conn| async move { conn.incr::<_, _, u64>(name, 1).await })
                 .await?;
@@ -229,7 +229,7 @@ async fn remove_matching(
         let glob = wire.keys.data_glob(&ns, key_glob);
         let mut cursor = 0u64;
         loop {
-            let glob = glob.clone();
+            let glob = &glob;
             let (next, names): (u64, Vec<Vec<u8>>) = wire
                 .link
                 .call(|mut conn| async move {
@@ -243,14 +243,14 @@ async fn remove_matching(
                         .await
                 })
                 .await?;
-            let doomed: Vec<Vec<u8>> = names
+            let doomed = &names
                 .into_iter()
                 .filter(|name| {
                     wire.keys
                         .parse_data(name)
                         .is_some_and(|(n, key)| n == ns && pattern.matches(key.as_bytes()))
                 })
-                .collect();
+                .collect::<Vec<_>>();
             if !doomed.is_empty() {
                 wire.link
                     .call(|mut conn| async move { conn.unlink::<_, ()>(doomed).await })
@@ -277,8 +277,8 @@ pub(crate) fn shared_scope(store: &Store, scope: Option<&str>) -> Vec<String> {
 
 /// Appends `entry` to partition `partition`'s log.
 async fn append(wire: &Wire, partition: u32, entry: &LogEntry) -> Result<(), LinkError> {
-    let log = wire.keys.log(partition);
-    let json = entry.to_json();
+    let log = &wire.keys.log(partition);
+    let json = &entry.to_json();
     wire.link
         .call(|mut conn| async move {
             redis::cmd("XADD")

@@ -33,12 +33,17 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> Self {
-        let mut server = Self {
-            port: free_port(),
-            child: None,
-        };
+        let mut server = Self::not_started();
         server.restart();
         server
+    }
+
+    /// A port for a server that is not running yet (start it with `restart`).
+    pub fn not_started() -> Self {
+        Self {
+            port: free_port(),
+            child: None,
+        }
     }
 
     /// The URL to give `[redis] url`.
