@@ -76,6 +76,7 @@ pub use alerts::{Alert, AlertKind, Alerts};
 pub use error::ApiError;
 pub use listener::serve;
 pub use server_stats::{ServerStats, ServerStatsSource};
+use strata_redis::Tier;
 
 /// What the admin API serves: a store, its warming jobs, its alerts and its tokens.
 #[derive(Clone)]
@@ -92,6 +93,8 @@ struct AdminInner {
     started: Instant,
     /// The figures of the server beside the API, if one said how to take them.
     server: Option<Arc<ServerStatsSource>>,
+    /// The store's shared tier, if it has one.
+    tier: Option<Arc<Tier>>,
     /// How much of a request body is read, and how long for.
     body: body::BodyLimits,
 }
@@ -120,6 +123,7 @@ impl Admin {
                 tokens,
                 started: Instant::now(),
                 server: None,
+                tier: None,
                 body,
             }),
         }
@@ -157,6 +161,25 @@ impl Admin {
     /// [`with_server_stats`](Self::with_server_stats)).
     pub fn server_stats(&self) -> Option<ServerStats> {
         self.inner.server.as_ref().map(|source| source())
+    }
+
+    /// Reports the store's shared tier: its link in `/health` (`down` when Redis is away and
+    /// `redis.required` is set, `degraded` otherwise), its figures in `/stats` and `/metrics`.
+    pub fn with_tier(self, tier: Arc<Tier>) -> Self {
+        self.with(|inner| inner.tier = Some(tier))
+    }
+
+    /// The shared tier, if one was given.
+    pub fn tier(&self) -> Option<&Tier> {
+        self.inner.tier.as_deref()
+    }
+
+    /// What runs beside the store, with its figures now.
+    pub(crate) fn beside(&self) -> metrics::Beside {
+        metrics::Beside {
+            server: self.server_stats(),
+            tier: self.tier().map(Tier::stats),
+        }
     }
 
     /// The store served.

@@ -83,12 +83,22 @@ use strata::Store;
 use crate::alerts::Alert;
 use crate::process;
 use crate::server_stats::ServerStats;
+use strata_redis::TierStats;
 
 /// The content type of [`render`]'s text (OpenMetrics 1.0; see the module docs).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// What runs beside the store and has figures of its own: a server, a shared tier.
+#[derive(Debug, Clone, Default)]
+pub struct Beside {
+    /// The server's figures, if there is a server.
+    pub server: Option<ServerStats>,
+    /// The shared tier's figures, if the store has one.
+    pub tier: Option<TierStats>,
+}
+
 /// The exposition of `store`'s figures (read now), the active `alerts`, the `uptime`, the
-/// process's resident memory, and the `server`'s figures if there is a server.
+/// process's resident memory, and the figures of what runs `beside` the store.
 ///
 /// Complete or nothing: every gauge is clamped to what the encoder takes (see the module
 /// docs), and should encoding fail anyway the error is returned, never part of the text.
@@ -96,14 +106,14 @@ pub fn render(
     store: &Store,
     alerts: &[Alert],
     uptime: Duration,
-    server: Option<ServerStats>,
+    beside: &Beside,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Figures {
         store: store.clone(),
         alerts: alerts.to_vec(),
         uptime,
-        server,
+        beside: beside.clone(),
         resident_memory: process::resident_memory_bytes(),
     }));
     let mut text = String::new();
@@ -118,7 +128,7 @@ struct Figures {
     store: Store,
     alerts: Vec<Alert>,
     uptime: Duration,
-    server: Option<ServerStats>,
+    beside: Beside,
     resident_memory: Option<u64>,
 }
 
@@ -128,17 +138,54 @@ fn gauge(value: u64) -> ConstGauge<i64> {
     ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
 }
 
-/// A figure of the server beside the API: its name (before the unit suffix and, for a
-/// counter, `_total`), help, type, unit and field.
-type ServerFamily = (
+/// A figure of something beside the store (`T`: a server's, a tier's): its name (before the
+/// unit suffix and, for a counter, `_total`), help, type, unit and field.
+type BesideFamily<T> = (
     &'static str,
     &'static str,
     MetricType,
     Option<Unit>,
-    fn(&ServerStats) -> u64,
+    fn(&T) -> u64,
 );
 
-const SERVER: [ServerFamily; 7] = [
+/// Encodes one figure of each family in `families`, read from `figures`.
+fn encode_beside<T>(
+    encoder: &mut DescriptorEncoder<'_>,
+    families: &[BesideFamily<T>],
+    figures: &T,
+) -> Result<(), std::fmt::Error> {
+    for (name, help, kind, unit, field) in families {
+        let family = encoder.encode_descriptor(name, help, unit.as_ref(), *kind)?;
+        let value = field(figures);
+        match kind {
+            MetricType::Counter => ConstCounter::new(value).encode(family)?,
+            _ => gauge(value).encode(family)?,
+        }
+    }
+    Ok(())
+}
+
+const TIER: [BesideFamily<TierStats>; 17] = [
+    ("strata_redis_link_up", "Whether the last call to Redis (or the log's tailer) reached it (1) or not (0)", MetricType::Gauge, None, |t| u64::from(t.link_up)),
+    ("strata_redis_log_following", "Whether this instance follows the invalidation log (1) or cannot hear of other instances' changes (0)", MetricType::Gauge, None, |t| u64::from(t.log_following)),
+    ("strata_redis_hits", "Loads that found the value in Redis", MetricType::Counter, None, |t| t.l2_hits),
+    ("strata_redis_misses", "Loads that found nothing usable in Redis", MetricType::Counter, None, |t| t.l2_misses),
+    ("strata_redis_errors", "Redis calls that failed or timed out", MetricType::Counter, None, |t| t.l2_errors),
+    ("strata_redis_corrupt", "Values under strata's keys that were not strata's, treated as misses", MetricType::Counter, None, |t| t.l2_corrupt),
+    ("strata_redis_lookup_micros", "Time spent in Redis lookups, in microseconds", MetricType::Counter, None, |t| t.l2_lookup_micros),
+    ("strata_redis_lookups", "Redis lookups made", MetricType::Counter, None, |t| t.l2_lookups),
+    ("strata_redis_writes_sent", "Values written to Redis", MetricType::Counter, None, |t| t.writes_sent),
+    ("strata_redis_writes_refused", "Loads' values Redis refused because the key changed while the origin was read", MetricType::Counter, None, |t| t.writes_refused),
+    ("strata_redis_invalidations_sent", "Invalidations this instance sent", MetricType::Counter, None, |t| t.invalidations_sent),
+    ("strata_redis_invalidations_received", "Invalidations received from other instances and applied", MetricType::Counter, None, |t| t.invalidations_received),
+    ("strata_redis_invalidations_replayed", "Invalidations read after a reconnect (missed while the link was down)", MetricType::Counter, None, |t| t.invalidations_replayed),
+    ("strata_redis_gaps", "Times what the shared namespaces hold was marked unverified (the log could not be replayed, or writes were lost)", MetricType::Counter, None, |t| t.gaps),
+    ("strata_redis_queue_depth", "Writes and invalidations waiting to be sent to Redis", MetricType::Gauge, None, |t| t.queue_depth),
+    ("strata_redis_queue_overflows", "Times the queue was full while Redis was away", MetricType::Counter, None, |t| t.queue_overflows),
+    ("strata_redis_jobs_dropped", "Writes and invalidations Redis kept refusing, given up on", MetricType::Counter, None, |t| t.jobs_dropped),
+];
+
+const SERVER: [BesideFamily<ServerStats>; 7] = [
     (
         "strata_server_connected_clients",
         "Clients connected now",
@@ -357,15 +404,11 @@ impl Collector for Figures {
             gauge(bytes).encode(resident)?;
         }
 
-        if let Some(server) = &self.server {
-            for (name, help, kind, unit, field) in &SERVER {
-                let family = encoder.encode_descriptor(name, help, unit.as_ref(), *kind)?;
-                let value = field(server);
-                match kind {
-                    MetricType::Counter => ConstCounter::new(value).encode(family)?,
-                    _ => gauge(value).encode(family)?,
-                }
-            }
+        if let Some(server) = &self.beside.server {
+            encode_beside(&mut encoder, &SERVER, server)?;
+        }
+        if let Some(tier) = &self.beside.tier {
+            encode_beside(&mut encoder, &TIER, tier)?;
         }
         Ok(())
     }
@@ -480,7 +523,7 @@ mod tests {
     #[test]
     fn every_family_has_its_name_and_type() {
         let (store, _) = store();
-        let text = render(&store, &[], Duration::ZERO, None).unwrap();
+        let text = render(&store, &[], Duration::ZERO, &Beside::default()).unwrap();
         let types = check_openmetrics(&text);
         let counters = [
             "hits",
@@ -558,7 +601,13 @@ mod tests {
             since_unix_ms: 0,
             message: String::new(),
         };
-        let text = render(&store, &[alert], Duration::from_millis(1_500), None).unwrap();
+        let text = render(
+            &store,
+            &[alert],
+            Duration::from_millis(1_500),
+            &Beside::default(),
+        )
+        .unwrap();
         check_openmetrics(&text);
         let scrape = parse(&text);
         let user = |name: &str| value(&scrape, name, &[("namespace", "user")]);
@@ -619,7 +668,7 @@ mod tests {
         user.insert("k", "x".repeat(1000)).unwrap();
         let weighted = store.stats().namespaces["user"].stats.weighted_size;
         assert!(weighted >= 1000, "{weighted}");
-        let scrape = parse(&render(&store, &[], Duration::ZERO, None).unwrap());
+        let scrape = parse(&render(&store, &[], Duration::ZERO, &Beside::default()).unwrap());
         let labels = [("namespace", "user")];
         assert_eq!(value(&scrape, "strata_bytes", &labels), weighted as f64);
         assert_eq!(value(&scrape, "strata_entries", &labels), 1.0);
@@ -648,7 +697,7 @@ mod tests {
                 .unwrap();
             assert_eq!(loaded.value, ms);
         }
-        let text = render(&store, &[], Duration::ZERO, None).unwrap();
+        let text = render(&store, &[], Duration::ZERO, &Beside::default()).unwrap();
         check_openmetrics(&text);
         assert!(text.contains("le=\"+Inf\""), "{text}");
         let scrape = parse(&text);
@@ -679,6 +728,13 @@ mod tests {
         assert!((sum - 20.383).abs() < 1e-9, "{sum}");
     }
 
+    fn server_beside(server: ServerStats) -> Beside {
+        Beside {
+            server: Some(server),
+            tier: None,
+        }
+    }
+
     fn server_stats() -> ServerStats {
         ServerStats {
             connected_clients: 3,
@@ -694,9 +750,9 @@ mod tests {
     #[test]
     fn a_server_s_figures_are_families_of_their_own() {
         let (store, _) = store();
-        let without = render(&store, &[], Duration::ZERO, None).unwrap();
+        let without = render(&store, &[], Duration::ZERO, &Beside::default()).unwrap();
         assert!(!without.contains("strata_server_"), "{without}");
-        let text = render(&store, &[], Duration::ZERO, Some(server_stats())).unwrap();
+        let text = render(&store, &[], Duration::ZERO, &server_beside(server_stats())).unwrap();
         let types = check_openmetrics(&text);
         let scrape = parse(&text);
         let expected = [
@@ -731,7 +787,7 @@ mod tests {
     #[test]
     fn the_process_s_resident_memory_is_there_without_a_server() {
         let (store, _) = store();
-        let scrape = parse(&render(&store, &[], Duration::ZERO, None).unwrap());
+        let scrape = parse(&render(&store, &[], Duration::ZERO, &Beside::default()).unwrap());
         let rss = value(&scrape, "process_resident_memory_bytes", &[]);
         assert!(rss > f64::from(1u32 << 20), "{rss}");
     }
@@ -746,7 +802,7 @@ mod tests {
             client_buffer_limit: 1 << 63,
             ..server_stats()
         };
-        let text = render(&store, &[], Duration::ZERO, Some(absurd)).unwrap();
+        let text = render(&store, &[], Duration::ZERO, &server_beside(absurd)).unwrap();
         check_openmetrics(&text);
         let scrape = parse(&text);
         let clamped = i64::MAX as f64;

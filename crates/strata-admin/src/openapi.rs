@@ -148,7 +148,21 @@ pub(crate) fn document() -> Value {
                         "loads": { "type": "object" },
                         "max_bytes": { "type": "integer", "description": "the memory budget" },
                         "namespaces": { "type": "object", "additionalProperties": { "type": "object" } },
-                        "server": { "$ref": "#/components/schemas/ServerStats" } } },
+                        "server": { "$ref": "#/components/schemas/ServerStats" },
+                        "redis": { "$ref": "#/components/schemas/TierStats" } } },
+                "TierStats": {
+                    "type": "object",
+                    "description": "The shared tier's figures (strata-redis: link, Redis lookups, the invalidation log, the outage queue); absent without one.",
+                    "properties": {
+                        "link_up": { "type": "boolean" }, "log_following": { "type": "boolean" },
+                        "l2_hits": { "type": "integer" }, "l2_misses": { "type": "integer" },
+                        "l2_errors": { "type": "integer" }, "l2_corrupt": { "type": "integer" },
+                        "l2_lookup_micros": { "type": "integer" }, "l2_lookups": { "type": "integer" },
+                        "writes_sent": { "type": "integer" }, "writes_refused": { "type": "integer" },
+                        "invalidations_sent": { "type": "integer" }, "invalidations_received": { "type": "integer" },
+                        "invalidations_replayed": { "type": "integer" }, "gaps": { "type": "integer" },
+                        "queue_depth": { "type": "integer" }, "queue_overflows": { "type": "integer" },
+                        "jobs_dropped": { "type": "integer" } } },
                 "ServerStats": {
                     "type": "object",
                     "description": "The figures of the server beside the API (strata serve's Redis port); absent without one.",

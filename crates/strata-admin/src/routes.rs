@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use strata::store::{Invalidation, StoreStats};
 use strata::Key;
+use strata_redis::{LinkHealth, Tier, TierStats};
 
 use crate::auth::{self, Who};
 use crate::body::{self, Object};
@@ -55,17 +56,31 @@ async fn unknown_route() -> ApiError {
 
 /// `GET /health`.
 async fn health(State(admin): State<Admin>) -> Response {
-    let reasons: Vec<String> = admin
+    let mut reasons: Vec<String> = admin
         .alerts()
         .active()
         .into_iter()
         .map(|a| a.message)
         .collect();
-    // `down` is for a store that cannot serve; nothing in one process can bring that about
-    // yet (the Redis link of the distributed tier will).
-    let status = if reasons.is_empty() { "ok" } else { "degraded" };
+    // `down` is for an instance that must not take traffic: one whose Redis link is down
+    // while the configuration says the shared tier is required.
+    let link = admin.tier().map(Tier::health);
+    match link {
+        Some(LinkHealth::Down) => {
+            reasons.push("the Redis link is down and redis.required is set".into())
+        }
+        Some(LinkHealth::Degraded) => {
+            reasons.push("the Redis link is down: serving from this instance".into())
+        }
+        _ => {}
+    }
+    let (code, status) = match (link, reasons.is_empty()) {
+        (Some(LinkHealth::Down), _) => (StatusCode::SERVICE_UNAVAILABLE, "down"),
+        (_, true) => (StatusCode::OK, "ok"),
+        (_, false) => (StatusCode::OK, "degraded"),
+    };
     let body = json!({ "status": status, "reasons": reasons });
-    (StatusCode::OK, Json(body)).into_response()
+    (code, Json(body)).into_response()
 }
 
 /// `GET /metrics`: the whole exposition, or a 500 without any of it.
@@ -74,7 +89,7 @@ async fn prometheus(State(admin): State<Admin>) -> Response {
         admin.store(),
         &admin.alerts().active(),
         admin.inner.started.elapsed(),
-        admin.server_stats(),
+        &admin.beside(),
     );
     match rendered {
         Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
@@ -93,6 +108,9 @@ struct StatsBody {
     /// The server's figures, when the API runs beside one.
     #[serde(skip_serializing_if = "Option::is_none")]
     server: Option<ServerStats>,
+    /// The shared tier's figures, when the store has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redis: Option<TierStats>,
 }
 
 /// `GET /stats`.
@@ -101,6 +119,7 @@ async fn stats(State(admin): State<Admin>) -> Json<StatsBody> {
         uptime_seconds: admin.inner.started.elapsed().as_secs_f64(),
         store: admin.store().stats(),
         server: admin.server_stats(),
+        redis: admin.tier().map(Tier::stats),
     })
 }
 

@@ -683,8 +683,13 @@ fn the_exposition_parses_as_prometheus_text_with_exact_values() {
         .unwrap();
     let _ = users.get_or_load_blocking("d", |_| Err::<u64, _>(std::io::Error::other("down")));
     let admin = Admin::new(store);
-    let text = strata_admin::metrics::render(admin.store(), &[], Duration::from_secs(5), None)
-        .expect("complete");
+    let text = strata_admin::metrics::render(
+        admin.store(),
+        &[],
+        Duration::from_secs(5),
+        &strata_admin::metrics::Beside::default(),
+    )
+    .expect("complete");
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
     let value = |name: &str, ns: &str| {
@@ -717,4 +722,40 @@ fn the_exposition_parses_as_prometheus_text_with_exact_values() {
         other => panic!("not a histogram: {other:?}"),
     }
     assert!(text.contains("strata_uptime_seconds 5"), "{text}");
+}
+
+/// An instance whose Redis is away: `degraded` while the tier is optional, `down` (503) when
+/// `redis.required` is set; the tier's figures in `/stats` and `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redis_link_shows_in_health_stats_and_metrics() {
+    // A port nobody listens on: Redis is away.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for (required, code, status) in [
+        (false, StatusCode::OK, "degraded"),
+        (true, StatusCode::SERVICE_UNAVAILABLE, "down"),
+    ] {
+        let toml = format!(
+            "[redis]\nurl = \"redis://127.0.0.1:{port}\"\nrequired = {required}\n[namespaces.user]\nttl = \"1m\"\n"
+        );
+        let config = Config::from_sources(Some(&toml), []).unwrap();
+        let (store, tier) = strata_redis::Tier::start(Store::builder(config)).unwrap();
+        let admin = Admin::new(store).with_tier(std::sync::Arc::new(tier));
+        let api = Api::new(&admin).await;
+        let (got, health) = api.call("GET", "/health", None, None).await;
+        assert_eq!((got, health["status"].as_str()), (code, Some(status)));
+        assert!(health["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("Redis link is down"));
+        let (_, stats) = api.call("GET", "/stats", None, None).await;
+        assert_eq!(stats["redis"]["link_up"], json!(false));
+        let (_, metrics) = api.call("GET", "/metrics", None, None).await;
+        let metrics = metrics.as_str().unwrap().to_owned();
+        assert!(metrics.contains("\nstrata_redis_link_up 0\n"), "{metrics}");
+        assert!(metrics.contains("strata_redis_queue_depth"));
+    }
 }
