@@ -4,25 +4,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
-use common::{eventually, Instance, Proxy, RedisServer, PROPAGATION};
+use common::{eventually, origin, Instance, Proxy, RedisServer, PROPAGATION};
 use strata::store::Source;
-use strata::Key;
 use strata_redis::LinkHealth;
-
-fn origin(
-    calls: &Arc<AtomicUsize>,
-    value: &str,
-) -> impl FnOnce(Key) -> std::future::Ready<Result<String, std::io::Error>> + Send + 'static {
-    let calls = Arc::clone(calls);
-    let value = value.to_owned();
-    move |_| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Ok(value))
-    }
-}
 
 async fn following(instance: &Instance) {
     assert!(

@@ -7,22 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, Instance, RedisServer, PROPAGATION};
+use common::{eventually, origin, Instance, RedisServer, PROPAGATION};
 use strata::store::{Invalidation, Put, Source};
-use strata::Key;
-
-/// An origin that counts its calls and answers `value`.
-fn origin(
-    calls: &Arc<AtomicUsize>,
-    value: &str,
-) -> impl FnOnce(Key) -> std::future::Ready<Result<String, std::io::Error>> + Send + 'static {
-    let calls = Arc::clone(calls);
-    let value = value.to_owned();
-    move |_| {
-        calls.fetch_add(1, Ordering::SeqCst);
-        std::future::ready(Ok(value))
-    }
-}
 
 /// Instances on `redis`, each following the log before the test goes on.
 async fn fleet(redis: &RedisServer, n: usize) -> Vec<Instance> {

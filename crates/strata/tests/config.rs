@@ -592,3 +592,69 @@ fn the_readme_configuration_is_valid() {
     assert_eq!(wallet.get("wallet::42::balance"), None);
     assert_eq!(wallet.get("wallet::43::balance"), Some(7));
 }
+
+#[test]
+fn the_redis_section_is_optional_checked_and_shared_per_namespace() {
+    let none = Config::from_sources(Some(""), []).unwrap();
+    assert_eq!(none.redis, None);
+    assert!(!none.is_shared("default"), "no [redis]: nothing is shared");
+
+    let config = Config::from_sources(
+        Some(
+            "[redis]\nurl = \"redis://app:pw@cache:6379/2\"\nrequired = true\npartitions = 4\n\
+             [namespaces.session]\nshared = false\n[namespaces.user]\nttl = \"1m\"\n",
+        ),
+        [("STRATA_REDIS__TIMEOUT".to_string(), "20ms".to_string())],
+    )
+    .unwrap();
+    let redis = config.redis.as_ref().unwrap();
+    assert_eq!((redis.partitions, redis.required), (4, true));
+    assert_eq!(redis.timeout, Duration::from_millis(20));
+    assert!(config.is_shared("user") && config.is_shared("default"));
+    assert!(!config.is_shared("session"));
+    let shown = serde_json::to_string(&config).unwrap();
+    assert!(
+        shown.contains("redis://app:***@cache:6379/2") && !shown.contains("pw@"),
+        "{shown}"
+    );
+
+    // The environment alone can turn the tier on.
+    let from_env = Config::from_sources(
+        None,
+        [(
+            "STRATA_REDIS__URL".to_string(),
+            "redis://127.0.0.1:6390".to_string(),
+        )],
+    )
+    .unwrap();
+    assert_eq!(from_env.redis.unwrap().url, "redis://127.0.0.1:6390");
+
+    for (toml, message) in [
+        (
+            "[redis]\nurl = \"http://x\"",
+            "redis.url = \"http://x\": write it like redis://host:6379/0",
+        ),
+        (
+            "[redis]\npartitions = 5000",
+            "redis.partitions = \"5000\": at most 1024",
+        ),
+        (
+            "[redis]\nprefix = \"a{b}\"",
+            "redis.prefix = \"a{b}\": braces are Redis Cluster's hash tags",
+        ),
+        (
+            "[redis]\nrequired = \"maybe\"",
+            "redis.required = \"maybe\": true or false",
+        ),
+        (
+            "[namespaces.x]\nshared = 3",
+            "namespaces.x.shared = \"3\": true or false",
+        ),
+        ("[redis]\nurll = \"x\"", "unknown field `urll`"),
+    ] {
+        let err = Config::from_sources(Some(toml), [])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(message), "{toml}: {err}");
+    }
+}

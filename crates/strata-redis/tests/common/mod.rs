@@ -188,6 +188,20 @@ impl Instance {
     }
 }
 
+/// An origin that counts its calls and answers `value`.
+pub fn origin(
+    calls: &Arc<std::sync::atomic::AtomicUsize>,
+    value: &str,
+) -> impl FnOnce(strata::Key) -> std::future::Ready<Result<String, std::io::Error>> + Send + 'static
+{
+    let calls = Arc::clone(calls);
+    let value = value.to_owned();
+    move |_| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(value))
+    }
+}
+
 /// Waits up to `limit` for `done`, checking every few milliseconds; false if it never was.
 pub async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;

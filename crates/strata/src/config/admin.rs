@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::raw::{count, duration, ratio, size, Raw};
+use super::raw::{count, duration, or_base, ratio, size, Raw};
 use super::ConfigError;
 
 /// A token or password: compared by the admin API, never shown by `Debug` or serialised.
@@ -116,41 +116,36 @@ impl RawAdmin {
     /// Parses every limit, each one falling back to its default when absent.
     pub(super) fn resolve(&self) -> Result<AdminConfig, ConfigError> {
         let base = AdminConfig::default();
-        fn or<T>(
-            raw: &Option<Raw>,
-            name: &str,
-            parse: fn(&str, &Raw) -> Result<T, ConfigError>,
-            base: T,
-        ) -> Result<T, ConfigError> {
-            raw.as_ref()
-                .map_or(Ok(base), |raw| parse(&format!("admin.{name}"), raw))
-        }
         Ok(AdminConfig {
-            max_connections: or(
+            max_connections: or_base(
+                "admin",
                 &self.max_connections,
                 "max_connections",
                 count,
                 base.max_connections,
             )?,
-            idle_timeout: or(
+            idle_timeout: or_base(
+                "admin",
                 &self.idle_timeout,
                 "idle_timeout",
                 duration,
                 base.idle_timeout,
             )?,
-            header_timeout: or(
+            header_timeout: or_base(
+                "admin",
                 &self.header_timeout,
                 "header_timeout",
                 duration,
                 base.header_timeout,
             )?,
-            body_timeout: or(
+            body_timeout: or_base(
+                "admin",
                 &self.body_timeout,
                 "body_timeout",
                 duration,
                 base.body_timeout,
             )?,
-            max_body: or(&self.max_body, "max_body", size, base.max_body)?,
+            max_body: or_base("admin", &self.max_body, "max_body", size, base.max_body)?,
         })
     }
 }

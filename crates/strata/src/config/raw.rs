@@ -295,6 +295,19 @@ fn positive(
     Ok(n)
 }
 
+/// A field of `section` as written, parsed by `parse` under its dotted name (`section.name`),
+/// or `base` when absent.
+pub(super) fn or_base<T>(
+    section: &str,
+    raw: &Option<Raw>,
+    name: &str,
+    parse: fn(&str, &Raw) -> Result<T, ConfigError>,
+    base: T,
+) -> Result<T, ConfigError> {
+    raw.as_ref()
+        .map_or(Ok(base), |raw| parse(&format!("{section}.{name}"), raw))
+}
+
 /// Parses `true` or `false` (TOML's booleans, or the words from the environment).
 pub(super) fn flag(field: &str, raw: &Raw) -> Result<bool, ConfigError> {
     match raw {

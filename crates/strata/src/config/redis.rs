@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::admin::Secret;
-use super::raw::{count, duration, Raw};
+use super::raw::{count, duration, flag, or_base, Raw};
 use super::ConfigError;
 
 /// Redis as the shared second tier of a fleet of instances, the `[redis]` section. With no
@@ -137,15 +137,6 @@ impl RawRedis {
     /// Parses every setting, each one falling back to its default when absent.
     pub(super) fn resolve(&self) -> Result<RedisConfig, ConfigError> {
         let base = RedisConfig::default();
-        fn or<T>(
-            raw: &Option<Raw>,
-            name: &str,
-            parse: fn(&str, &Raw) -> Result<T, ConfigError>,
-            base: T,
-        ) -> Result<T, ConfigError> {
-            raw.as_ref()
-                .map_or(Ok(base), |raw| parse(&format!("redis.{name}"), raw))
-        }
         let invalid = |field: &str, value: &str, reason: &str| ConfigError::Invalid {
             field: format!("redis.{field}"),
             value: value.to_owned(),
@@ -167,7 +158,13 @@ impl RawRedis {
                 "braces are Redis Cluster's hash tags, which strata places itself",
             ));
         }
-        let partitions = or(&self.partitions, "partitions", count, base.partitions)?;
+        let partitions = or_base(
+            "redis",
+            &self.partitions,
+            "partitions",
+            count,
+            base.partitions,
+        )?;
         if partitions > MAX_PARTITIONS {
             return Err(invalid(
                 "partitions",
@@ -184,30 +181,40 @@ impl RawRedis {
                 .filter(|p| !p.is_empty())
                 .map(Secret::new),
             prefix,
-            timeout: or(&self.timeout, "timeout", duration, base.timeout)?,
-            connect_timeout: or(
+            timeout: or_base("redis", &self.timeout, "timeout", duration, base.timeout)?,
+            connect_timeout: or_base(
+                "redis",
                 &self.connect_timeout,
                 "connect_timeout",
                 duration,
                 base.connect_timeout,
             )?,
-            required: or(&self.required, "required", super::raw::flag, base.required)?,
+            required: or_base("redis", &self.required, "required", flag, base.required)?,
             partitions,
-            log_max_len: or(&self.log_max_len, "log_max_len", count, base.log_max_len)?,
-            queue_max: or(&self.queue_max, "queue_max", count, base.queue_max)?,
-            breaker_failures: or(
+            log_max_len: or_base(
+                "redis",
+                &self.log_max_len,
+                "log_max_len",
+                count,
+                base.log_max_len,
+            )?,
+            queue_max: or_base("redis", &self.queue_max, "queue_max", count, base.queue_max)?,
+            breaker_failures: or_base(
+                "redis",
                 &self.breaker_failures,
                 "breaker_failures",
                 count,
                 base.breaker_failures,
             )?,
-            breaker_cooldown: or(
+            breaker_cooldown: or_base(
+                "redis",
                 &self.breaker_cooldown,
                 "breaker_cooldown",
                 duration,
                 base.breaker_cooldown,
             )?,
-            tombstone_ttl: or(
+            tombstone_ttl: or_base(
+                "redis",
                 &self.tombstone_ttl,
                 "tombstone_ttl",
                 duration,
