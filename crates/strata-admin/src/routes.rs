@@ -65,13 +65,17 @@ async fn health(State(admin): State<Admin>) -> Response {
     // `down` is for an instance that must not take traffic: one whose Redis link is down
     // while the configuration says the shared tier is required.
     let link = admin.tier().map(Tier::health);
+    let why = admin
+        .tier()
+        .and_then(Tier::link_error)
+        .map_or_else(String::new, |e| format!(" ({e})"));
     match link {
-        Some(LinkHealth::Down) => {
-            reasons.push("the Redis link is down and redis.required is set".into())
-        }
-        Some(LinkHealth::Degraded) => {
-            reasons.push("the Redis link is down: serving from this instance".into())
-        }
+        Some(LinkHealth::Down) => reasons.push(format!(
+            "the Redis link is down and redis.required is set{why}"
+        )),
+        Some(LinkHealth::Degraded) => reasons.push(format!(
+            "the Redis link is down: serving from this instance{why}"
+        )),
         _ => {}
     }
     let (code, status) = match (link, reasons.is_empty()) {

@@ -27,6 +27,17 @@ pub enum LinkError {
 }
 
 impl LinkError {
+    /// What an operator should read: a refused password names the settings to check.
+    pub fn explain(&self) -> String {
+        match self {
+            LinkError::Redis(e) if is_refused_credentials(e) => format!(
+                "Redis refused the credentials: check redis.password and redis.username \
+                 (or the user and password in redis.url): {e}"
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// Whether the link itself failed (rather than Redis refusing one command): what opens
     /// the breaker and keeps a write queued.
     pub fn is_link_failure(&self) -> bool {
@@ -41,6 +52,12 @@ impl LinkError {
             }
         }
     }
+}
+
+/// Whether Redis refused the username or password.
+fn is_refused_credentials(e: &RedisError) -> bool {
+    e.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
 }
 
 /// The Redis client for a `[redis]` section, with the credentials set apart applied. The
@@ -67,6 +84,8 @@ pub(crate) struct Link {
     breaker: Breaker,
     up: AtomicBool,
     url: String,
+    /// Why the link last failed, for `/health`.
+    last_error: parking_lot::Mutex<Option<String>>,
 }
 
 impl Link {
@@ -85,6 +104,7 @@ impl Link {
             breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
             up: AtomicBool::new(false),
             url: redact_url(&config.url),
+            last_error: parking_lot::Mutex::new(None),
         })
     }
 
@@ -125,9 +145,29 @@ impl Link {
 
     fn failed(&self, error: &LinkError) {
         self.breaker.failed();
-        if self.up.swap(false, Ordering::Relaxed) {
-            tracing::warn!(url = %self.url, %error, "the Redis link is down; serving from this instance");
+        if matches!(error, LinkError::BreakerOpen) {
+            return;
         }
+        self.down(error.explain());
+    }
+
+    /// Records that the link is down, and why; logs it once per outage (and again if the
+    /// reason changes).
+    fn down(&self, why: String) {
+        let was_up = self.up.swap(false, Ordering::Relaxed);
+        let mut last = self.last_error.lock();
+        if was_up || last.as_deref() != Some(why.as_str()) {
+            tracing::warn!(url = %self.url, error = %why, "the Redis link is down; serving from this instance");
+        }
+        *last = Some(why);
+    }
+
+    /// Why the link last failed, while it is down.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        if self.is_up() {
+            return None;
+        }
+        self.last_error.lock().clone()
     }
 
     /// Whether the last call reached Redis.
@@ -135,13 +175,15 @@ impl Link {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// Records what the log tailer (on a connection of its own) learnt of the link.
-    pub(crate) fn tailer_saw(&self, up: bool) {
-        if up {
-            self.breaker.succeeded();
-            self.up.store(true, Ordering::Relaxed);
-        } else {
-            self.up.store(false, Ordering::Relaxed);
+    /// Records what the log tailer (on a connection of its own) learnt of the link: up, or
+    /// down with the error.
+    pub(crate) fn tailer_saw(&self, outcome: Result<(), &RedisError>) {
+        match outcome {
+            Ok(()) => {
+                self.breaker.succeeded();
+                self.up.store(true, Ordering::Relaxed);
+            }
+            Err(e) => self.down(LinkError::Redis(e.clone()).explain()),
         }
     }
 }

@@ -58,7 +58,7 @@ pub(crate) async fn run(wire: Arc<Wire>, store: Store) {
         {
             Ok(conn) => conn,
             Err(e) => {
-                wire.link.tailer_saw(false);
+                wire.link.tailer_saw(Err(&e));
                 if !reported {
                     tracing::warn!(error = %e, "the invalidation log cannot be read; retrying");
                     reported = true;
@@ -71,7 +71,7 @@ pub(crate) async fn run(wire: Arc<Wire>, store: Store) {
         let mut replaying = cursors.is_some();
         match resync(&wire, &store, &mut conn, &mut cursors, &mut epoch).await {
             Ok(()) => {
-                wire.link.tailer_saw(true);
+                wire.link.tailer_saw(Ok(()));
                 wire.following.store(true, Ordering::SeqCst);
             }
             Err(e) => {
@@ -92,7 +92,7 @@ pub(crate) async fn run(wire: Arc<Wire>, store: Store) {
                 }
                 Ok(_) => replaying = false,
                 Err(e) => {
-                    wire.link.tailer_saw(false);
+                    wire.link.tailer_saw(Err(&e));
                     wire.following.store(false, Ordering::SeqCst);
                     tracing::debug!(error = %e, "reading the log failed; reconnecting");
                     break;

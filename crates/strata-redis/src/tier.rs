@@ -143,6 +143,11 @@ impl Tier {
         }
     }
 
+    /// Why the link is down, while it is (a refused password names the settings to check).
+    pub fn link_error(&self) -> Option<String> {
+        self.wire.link.last_error()
+    }
+
     /// This instance's id in the log.
     pub fn instance(&self) -> &str {
         &self.wire.instance

@@ -253,3 +253,21 @@ async fn a_queue_that_overflows_during_an_outage_tells_every_instance() {
     assert!(b.tier.stats().gaps >= 1);
     let _ = calls;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_password_is_reported_naming_the_setting_and_the_instance_serves() {
+    let redis = RedisServer::with_password("right");
+    let a = Instance::start(&redis.url(), "password = \"wrong\"", "");
+    a.users.insert("user::1", "Ada".to_owned()).unwrap();
+    assert_eq!(a.users.get("user::1").as_deref(), Some("Ada"));
+    assert!(
+        eventually(PROPAGATION, || a
+            .tier
+            .link_error()
+            .is_some_and(|e| e.contains("redis.password")))
+        .await,
+        "{:?}",
+        a.tier.link_error()
+    );
+    assert_eq!(a.tier.health(), LinkHealth::Degraded);
+}

@@ -29,6 +29,8 @@ pub fn free_port() -> u16 {
 pub struct RedisServer {
     pub port: u16,
     child: Option<Child>,
+    /// Extra `redis-server` arguments (`--requirepass`, say).
+    args: Vec<String>,
 }
 
 impl RedisServer {
@@ -43,7 +45,16 @@ impl RedisServer {
         Self {
             port: free_port(),
             child: None,
+            args: Vec::new(),
         }
+    }
+
+    /// A server that requires `password`.
+    pub fn with_password(password: &str) -> Self {
+        let mut server = Self::not_started();
+        server.args = vec!["--requirepass".into(), password.into()];
+        server.restart();
+        server
     }
 
     /// The URL to give `[redis] url`.
@@ -78,9 +89,12 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            // Up once it answers, even if only to say a password is needed.
             if let Ok(mut conn) = redis::Client::open(self.url()).and_then(|c| c.get_connection()) {
-                if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                    return;
+                match redis::cmd("PING").query::<String>(&mut conn) {
+                    Ok(_) => return,
+                    Err(e) if e.code() == Some("NOAUTH") => return,
+                    Err(_) => {}
                 }
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
