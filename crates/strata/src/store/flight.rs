@@ -129,6 +129,9 @@ type FlightShard<V> = Mutex<HashMap<Key, Arc<Flight<V>>>>;
 pub(crate) struct Flights<V> {
     shards: Box<[FlightShard<V>]>,
     hasher: foldhash::fast::FixedState,
+    /// How many flights are in the table, so that an insert with none in the air (nearly
+    /// always) marks nothing without taking a lock.
+    in_air: AtomicUsize,
 }
 
 impl<V: Clone> Flights<V> {
@@ -136,6 +139,7 @@ impl<V: Clone> Flights<V> {
         Self {
             shards: (0..FLIGHT_SHARDS).map(|_| Mutex::default()).collect(),
             hasher: foldhash::fast::FixedState::default(),
+            in_air: AtomicUsize::new(0),
         }
     }
 
@@ -152,6 +156,7 @@ impl<V: Clone> Flights<V> {
         }
         let flight = Arc::new(Flight::new());
         shard.insert(key.clone(), Arc::clone(&flight));
+        self.in_air.fetch_add(1, Ordering::SeqCst);
         (flight, true)
     }
 
@@ -168,6 +173,11 @@ impl<V: Clone> Flights<V> {
     /// [`Namespace::land_with`](super::Namespace::land_with) for why that order makes the
     /// invalidation win.
     pub(crate) fn invalidate(&self, key: &[u8]) {
+        // A flight joined after this load began after the change being made: it reads what
+        // the change left, so it need not be marked.
+        if self.in_air.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         if let Some(flight) = self.shard(key).lock().get(key) {
             flight.invalidated.store(true, Ordering::SeqCst);
         }
@@ -194,6 +204,7 @@ impl<V: Clone> Flights<V> {
             let mut shard = self.shard(key.as_bytes()).lock();
             if shard.get(key).is_some_and(|f| std::ptr::eq(&**f, flight)) {
                 shard.remove(key);
+                self.in_air.fetch_sub(1, Ordering::SeqCst);
             }
         }
         flight.notify.notify_waiters();

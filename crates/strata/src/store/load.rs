@@ -606,18 +606,22 @@ where
                     }
                     _ => None,
                 };
-                match stored {
-                    Some((value, put)) => {
-                        drop(self.store(key.clone(), value.clone(), put, IfPresent::Replace))
+                // Overtaken already (by an invalidation, or by an insert of a newer value,
+                // which marks the flight the same way): store nothing, so what came after
+                // stays.
+                if !flight.invalidated.load(Ordering::SeqCst) {
+                    match stored {
+                        Some((value, put)) => {
+                            drop(self.store(key.clone(), value.clone(), put, IfPresent::Replace))
+                        }
+                        None => self.store_not_found(key.clone()),
                     }
-                    None => self.store_not_found(key.clone()),
-                }
-                // An invalidation that came while the origin was being read must win over
-                // what was read. It marks the flight, then removes the key: either its
-                // removal comes after the store above and drops it, or (the lock on the
-                // key's shard ordering the two) its mark is visible here.
-                if flight.invalidated.load(Ordering::SeqCst) {
-                    self.inner.cache.remove(key.as_bytes());
+                    // Overtaken meanwhile: an invalidation marks the flight, then removes the
+                    // key; either its removal comes after the store above and drops it, or
+                    // (the lock on the key's shard ordering the two) its mark is visible here.
+                    if flight.invalidated.load(Ordering::SeqCst) {
+                        self.inner.cache.remove(key.as_bytes());
+                    }
                 }
             }
             FlightEnd::TimedOut(_) => {

@@ -243,6 +243,9 @@ where
     /// Stores `value` under `key` with a TTL and tags of its own.
     pub fn insert_with(&self, key: impl Into<Key>, value: V, put: Put) -> Result<(), InsertError> {
         let key = key.into();
+        // A load of the key in the air read the origin before this value: it must not
+        // replace it when it lands.
+        self.inner.flights.invalidate(key.as_bytes());
         match self.inner.shared.get() {
             None => self.store(key, value, put, IfPresent::Replace).map(|_| ()),
             Some(tier) => {

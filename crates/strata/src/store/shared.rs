@@ -46,12 +46,11 @@ pub enum Fetched<V> {
         /// Its tags, which it carries here too (so a tag invalidation reaches it).
         tags: Vec<String>,
     },
-    /// Nothing there. `seen` is the tier's version of the key at the lookup (a deletion
-    /// leaves one behind for a while), handed back with the origin's answer in
-    /// [`SharedWrite::if_unchanged`].
+    /// Nothing there. `seen` is what the tier knew of the key at the lookup, handed back
+    /// with the origin's answer in [`SharedWrite::if_unchanged`].
     Missing {
-        /// The version the tier had for the key.
-        seen: u64,
+        /// What the tier knew of the key.
+        seen: Seen,
     },
     /// The tier could not answer (unreachable, too slow, its breaker open): the load goes to
     /// the origin, and its value is not written back unconditionally.
@@ -69,7 +68,13 @@ pub struct SharedWrite<'a, V> {
     pub ttl: Option<Duration>,
     /// Its tags.
     pub tags: &'a [String],
-    /// For the origin's answer to a load: write it only if the tier's version of the key is
-    /// still this one (from [`Fetched::Missing`]). `None` for inserts, which always write.
-    pub if_unchanged: Option<u64>,
+    /// For the origin's answer to a load: write it only if what the tier knows of the key is
+    /// still this (from [`Fetched::Missing`]). `None` for inserts.
+    pub if_unchanged: Option<Seen>,
 }
+
+/// What a tier knew of a key when a load missed there, opaque to the core: for Redis, the
+/// key's version (a deletion leaves one behind for a while) and its partition's scope
+/// generation (moved by every prefix, pattern, clear and event invalidation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen(pub u64, pub u64);
