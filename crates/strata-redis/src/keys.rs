@@ -3,6 +3,7 @@
 //! ```text
 //! {prefix}{7}:d:{namespace}:{key}   a value (or a deletion's tombstone), in partition 7
 //! {prefix}{7}:v                     partition 7's version counter
+//! {prefix}{7}:s                     partition 7's scope generation (prefix, pattern, clear)
 //! {prefix}{7}:log                   partition 7's invalidation log (a stream)
 //! {prefix}t:{tag}                   a tag's generation
 //! {prefix}epoch                     the log's epoch: changes when Redis loses the log
@@ -94,6 +95,12 @@ impl Keys {
     /// Partition `partition`'s version counter.
     pub(crate) fn version(&self, partition: u32) -> String {
         self.partition_head(partition) + "v"
+    }
+
+    /// Partition `partition`'s scope generation: moved by every invalidation that is not of
+    /// one key, so a load's fill that read the origin before it is refused.
+    pub(crate) fn scope(&self, partition: u32) -> String {
+        self.partition_head(partition) + "s"
     }
 
     /// Partition `partition`'s log.

@@ -27,15 +27,15 @@
 //!
 //! ## How it works
 //! - **Values** live in Redis under `{prefix}{partition}:d:{namespace}:{key}` in an
-//!   envelope that carries a version given by Redis (`envelope.rs`), written with the
-//!   namespace's TTL. A load that misses here reads Redis (value and remaining TTL in one
-//!   round trip) inside its single flight; only if Redis has nothing is the origin called,
-//!   and its answer is written back only if the key's version did not change meanwhile.
-//! - **Writes and invalidations** go through a bounded queue (latest wins per key) to a
-//!   writer task: a write, or a deletion (which leaves a tombstone with a new version), and
-//!   its entry in the **invalidation log** are one Lua script on one partition
-//!   (`scripts.rs`). Prefix, pattern, clear, tag and event invalidations change Redis first
-//!   and are logged after.
+//!   envelope that carries a version given by Redis (`envelope.rs`). A load that misses here
+//!   reads Redis (value and remaining TTL in one round trip) inside its single flight; only
+//!   if Redis has nothing is the origin called, and its answer is written back (a *fill*)
+//!   only if neither the key's version nor its partition's scope moved meanwhile.
+//! - **Inserts and invalidations** go through a bounded queue to a writer task. A key's
+//!   deletion (and an insert, which drops the key everywhere rather than racing other
+//!   instances' inserts to Redis) is a tombstone with a new version and an entry in the
+//!   **invalidation log**, one Lua script on one partition (`scripts.rs`). Prefix, pattern,
+//!   clear, tag and event invalidations change Redis first and are logged after.
 //! - **Every instance tails** every partition of the log from a cursor (`tailer.rs`) and
 //!   applies what others logged (dropping the entries here, and marking loads in the air so
 //!   they do not store what they read before). After a reconnect it resumes from its

@@ -1,6 +1,6 @@
 //! What waits to be sent to Redis: a bounded queue where the latest job for a key replaces
-//! an older one still waiting (only the newest value of a key matters, and an invalidation
-//! of it supersedes a write), drained in order by the writer task. While Redis is away it
+//! an older one still waiting (an invalidation supersedes a load's fill; a fill never
+//! supersedes an invalidation, which the other instances must hear of), drained in order by the writer task. While Redis is away it
 //! fills; when it is full, a job is refused and the overflow is remembered, for the writer to
 //! mark every instance unverified once Redis is back, rather than lose something silently.
 
@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use strata::store::Invalidation;
+use strata::store::{Invalidation, Seen};
 use strata::Key;
 use tokio::sync::Notify;
 
 /// One thing to send.
 #[derive(Debug, Clone)]
 pub(crate) enum Job {
-    /// A value this instance stored: written to Redis, and logged unless it is a load's fill.
+    /// A load's fill: the origin's answer, written to Redis if the key is still at the
+    /// version the load saw there. Not logged: it changes nothing another instance holds.
     Write {
         namespace: Arc<str>,
         key: Key,
@@ -24,8 +25,8 @@ pub(crate) enum Job {
         payload: Vec<u8>,
         tags: Vec<String>,
         ttl: Option<Duration>,
-        /// For a load's fill: the version the key must still have.
-        if_unchanged: Option<u64>,
+        /// What Redis must still know of the key.
+        seen: Seen,
     },
     /// An invalidation applied here: applied to Redis and logged.
     Invalidate(Invalidation),
@@ -54,6 +55,8 @@ struct Pending {
     jobs: BTreeMap<u64, Job>,
     by_key: HashMap<(Arc<str>, Key), u64>,
     overflowed: bool,
+    /// The job the writer is sending (popped, not yet done).
+    sending: Option<Job>,
 }
 
 /// The queue.
@@ -77,8 +80,18 @@ impl Outbox {
     pub(crate) fn push(&self, job: Job) -> bool {
         let key = job.key();
         let mut pending = self.pending.lock();
-        if let Some(old) = key.as_ref().and_then(|k| pending.by_key.remove(k)) {
+        if let Some(&old) = key.as_ref().and_then(|k| pending.by_key.get(k)) {
+            // A load's fill never replaces a waiting invalidation: the other instances must
+            // still hear of that change, and a fill racing it is refused by Redis anyway.
+            if matches!(job, Job::Write { .. })
+                && matches!(pending.jobs.get(&old), Some(Job::Invalidate(_)))
+            {
+                return true;
+            }
             pending.jobs.remove(&old);
+            if let Some(k) = key.as_ref() {
+                pending.by_key.remove(k);
+            }
         }
         if pending.jobs.len() >= self.max {
             pending.overflowed = true;
@@ -95,10 +108,12 @@ impl Outbox {
         true
     }
 
-    /// The oldest job, taken out, with its place in line.
+    /// The oldest job, taken out, with its place in line. It counts as being sent until
+    /// [`done`](Self::done) or [`put_back`](Self::put_back).
     pub(crate) fn pop(&self) -> Option<(u64, Job)> {
         let mut pending = self.pending.lock();
         let (seq, job) = pending.jobs.pop_first()?;
+        pending.sending = Some(job.clone());
         if let Some(key) = job.key() {
             if pending.by_key.get(&key) == Some(&seq) {
                 pending.by_key.remove(&key);
@@ -112,13 +127,50 @@ impl Outbox {
     pub(crate) fn put_back(&self, seq: u64, job: Job) {
         let key = job.key();
         let mut pending = self.pending.lock();
+        pending.sending = None;
         if let Some(key) = key {
-            if pending.by_key.contains_key(&key) {
-                return;
+            if let Some(&newer) = pending.by_key.get(&key) {
+                // A newer job wins, unless it is a fill and this an invalidation.
+                let fill_waits = matches!(pending.jobs.get(&newer), Some(Job::Write { .. }));
+                if !(fill_waits && matches!(job, Job::Invalidate(_))) {
+                    return;
+                }
+                pending.jobs.remove(&newer);
             }
             pending.by_key.insert(key, seq);
         }
         pending.jobs.insert(seq, job);
+    }
+
+    /// The job popped last reached Redis (or was given up on).
+    pub(crate) fn done(&self) {
+        self.pending.lock().sending = None;
+    }
+
+    /// Whether an invalidation of `key` in `namespace` made here has not reached Redis yet
+    /// (waiting or being sent; an invalidation of more than one key counts for every key):
+    /// then what Redis holds for the key may be what this instance just invalidated, and
+    /// this instance would never hear of it again (it skips its own log entries).
+    pub(crate) fn invalidation_pending(&self, namespace: &str, key: &Key) -> bool {
+        let pending = self.pending.lock();
+        let covers = |job: &Job| match job {
+            Job::Invalidate(Invalidation::Key {
+                namespace: Some(ns),
+                key: k,
+            }) => ns == namespace && k == key,
+            Job::Invalidate(_) => true,
+            _ => false,
+        };
+        pending.sending.as_ref().is_some_and(covers)
+            || pending
+                .by_key
+                .get(&(Arc::from(namespace), key.clone()))
+                .and_then(|seq| pending.jobs.get(seq))
+                .is_some_and(covers)
+            || pending
+                .jobs
+                .values()
+                .any(|job| job.key().is_none() && covers(job))
     }
 
     /// Whether the queue overflowed since the last call (which clears it).
@@ -147,7 +199,7 @@ mod tests {
             payload: payload.as_bytes().to_vec(),
             tags: vec![],
             ttl: None,
-            if_unchanged: None,
+            seen: Seen::default(),
         }
     }
 
@@ -174,6 +226,29 @@ mod tests {
         let (_, second) = outbox.pop().unwrap();
         assert_eq!(payload(&second), b"2");
         assert!(outbox.pop().is_none());
+    }
+
+    #[test]
+    fn a_fill_never_replaces_a_waiting_invalidation() {
+        let outbox = Outbox::new(10);
+        let key = Invalidation::Key {
+            namespace: Some("ns".into()),
+            key: Key::from("a"),
+        };
+        outbox.push(Job::Invalidate(key));
+        outbox.push(write("a", "fill"));
+        assert_eq!(outbox.len(), 1);
+        assert!(matches!(outbox.pop(), Some((_, Job::Invalidate(_)))));
+        outbox.push(write("a", "fill"));
+        outbox.push(Job::Invalidate(Invalidation::Key {
+            namespace: Some("ns".into()),
+            key: Key::from("a"),
+        }));
+        assert_eq!(outbox.len(), 1);
+        assert!(
+            matches!(outbox.pop(), Some((_, Job::Invalidate(_)))),
+            "an invalidation replaces a fill"
+        );
     }
 
     #[test]

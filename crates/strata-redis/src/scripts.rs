@@ -1,39 +1,35 @@
-//! The Lua scripts that change a value and append to the log in one atomic step. Each
-//! touches one partition: the value's key, the partition's version counter and its log
+//! The Lua scripts that change a value (and, for a deletion, append to the log) in one
+//! atomic step. Each touches one partition: the value's key, the partition's version counter and its log
 //! (`KEYS`), which share a hash tag (see `keys.rs`).
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Writes a value.
+/// Writes a load's fill: the origin's answer, if the key is still at the version the load
+/// saw in Redis (a value, a tombstone or a corrupt entry count as the version their header
+/// says, nothing as 0) and no prefix, pattern, clear or event invalidation moved the
+/// partition's scope since. Not logged: it changes nothing another instance holds.
 ///
-/// `KEYS`: the value's key, the partition's counter, the partition's log.
-/// `ARGV`: the version the key must still have (empty: write regardless; a value, a
-/// tombstone or a corrupt entry count as the version their header says, nothing as 0), the
-/// TTL in milliseconds (0: none), the header after the version, the payload, the log's
-/// length, this instance's id, and the log entry (empty: no entry, for a load's fill, which
-/// changes nothing another instance holds).
+/// `KEYS`: the value's key, the partition's counter, the partition's scope.
+/// `ARGV`: the version seen, the TTL in milliseconds (0: none), the header after the version,
+/// the payload, the scope seen.
 ///
 /// Returns the version written, or 0 when the key had changed.
-pub(crate) static WRITE: LazyLock<Script> = LazyLock::new(|| {
+pub(crate) static FILL: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-if ARGV[1] ~= '' then
-  local current = redis.call('GET', KEYS[1])
-  local version = 0
-  if current then version = tonumber(string.match(current, '^S1 (%d+) ')) or 0 end
-  if version ~= tonumber(ARGV[1]) then return 0 end
-end
-local version = redis.call('INCR', KEYS[2])
+local current = redis.call('GET', KEYS[1])
+local version = 0
+if current then version = tonumber(string.match(current, '^S1 (%d+) ')) or 0 end
+if version ~= tonumber(ARGV[1]) then return 0 end
+if tonumber(redis.call('GET', KEYS[3]) or '0') ~= tonumber(ARGV[5]) then return 0 end
+version = redis.call('INCR', KEYS[2])
 local body = 'S1 ' .. version .. ARGV[3] .. ARGV[4]
 if ARGV[2] ~= '0' then
   redis.call('SET', KEYS[1], body, 'PX', ARGV[2])
 else
   redis.call('SET', KEYS[1], body)
-end
-if ARGV[7] ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'o', ARGV[6], 'e', ARGV[7])
 end
 return version
 "#,

@@ -206,12 +206,17 @@ where
         let key = key.clone();
         Box::pin(async move {
             let counters = &wire.counters;
+            // Redis may still hold what this instance invalidated: go to the origin, and do
+            // not fill (the invalidation, once sent, moves the key's version anyway).
+            if wire.outbox.invalidation_pending(&name, &key) {
+                return Fetched::Unavailable;
+            }
             match wire.fetch(&name, key.as_bytes()).await {
                 Lookup::Found {
                     payload,
                     ttl,
                     tags,
-                    version,
+                    seen,
                 } => match codec.decode(&payload) {
                     Ok(value) => {
                         Counters::bump(&counters.l2_hits);
@@ -221,7 +226,7 @@ where
                         Counters::bump(&counters.l2_corrupt);
                         Counters::bump(&counters.l2_misses);
                         tracing::debug!(namespace = %name, error = %e, "a value in Redis does not decode; treated as a miss");
-                        Fetched::Missing { seen: version }
+                        Fetched::Missing { seen }
                     }
                 },
                 Lookup::Missing(seen) => {
@@ -234,6 +239,18 @@ where
     }
 
     fn write(&self, write: SharedWrite<'_, V>) {
+        // An insert drops the key in Redis and on every instance instead of writing its
+        // value there: the queue sends it later, and two instances' inserts of one key could
+        // reach Redis in either order, so a value written that way could be an older one
+        // landing after a newer (the version oracle test found it). A deletion landing late
+        // is harmless. The next load fills Redis, by version.
+        let Some(seen) = write.if_unchanged else {
+            self.wire.outbox.push(Job::Invalidate(Invalidation::Key {
+                namespace: Some(self.name.to_string()),
+                key: write.key.clone(),
+            }));
+            return;
+        };
         let mut payload = Vec::new();
         if let Err(e) = self.codec.encode(write.value, &mut payload) {
             tracing::warn!(namespace = %self.name, error = %e, "a value could not be encoded for Redis; kept on this instance only");
@@ -246,7 +263,7 @@ where
             payload,
             tags: write.tags.to_vec(),
             ttl: write.ttl,
-            if_unchanged: write.if_unchanged,
+            seen,
         });
     }
 }

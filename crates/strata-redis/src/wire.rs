@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use strata::config::RedisConfig;
-use strata::store::Invalidation;
+use strata::store::{Invalidation, Seen};
 
 use crate::envelope::{self, Stored};
 use crate::keys::Keys;
@@ -35,15 +35,16 @@ impl LogEntry {
 
 /// What Redis had for a key, as the tier reads it.
 pub(crate) enum Lookup {
-    /// A live value: its payload, remaining TTL, tags and version.
+    /// A live value: its payload, remaining TTL, tags, and what a fill replacing it must
+    /// find unchanged (should it not decode).
     Found {
         payload: Vec<u8>,
         ttl: Option<Duration>,
         tags: Vec<String>,
-        version: u64,
+        seen: Seen,
     },
-    /// Nothing usable, with the version to hand back with a fill.
-    Missing(u64),
+    /// Nothing usable, with what to hand back with a fill.
+    Missing(Seen),
     /// No answer.
     Unavailable,
 }
@@ -88,13 +89,15 @@ impl Wire {
     pub(crate) async fn fetch(&self, namespace: &str, key: &[u8]) -> Lookup {
         let started = Instant::now();
         let name = &self.keys.data(namespace, key);
+        let scope = &self.keys.scope(self.keys.partition(namespace, key));
         let read = self
             .link
             .call(|mut conn| async move {
                 redis::pipe()
                     .get(name)
                     .pttl(name)
-                    .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
+                    .get(scope)
+                    .query_async::<(Option<Vec<u8>>, i64, Option<u64>)>(&mut conn)
                     .await
             })
             .await;
@@ -103,8 +106,8 @@ impl Wire {
                 Counters::bump(&self.counters.l2_errors);
                 Lookup::Unavailable
             }
-            Ok((None, _)) => Lookup::Missing(0),
-            Ok((Some(bytes), pttl)) => self.judge(&bytes, pttl).await,
+            Ok((None, _, scope)) => Lookup::Missing(Seen(0, scope.unwrap_or(0))),
+            Ok((Some(bytes), pttl, scope)) => self.judge(&bytes, pttl, scope.unwrap_or(0)).await,
         };
         let micros = started.elapsed().as_micros() as u64;
         self.counters
@@ -115,34 +118,34 @@ impl Wire {
     }
 
     /// What a value's bytes (with the key's PTTL) are worth to a reader.
-    async fn judge(&self, bytes: &[u8], pttl: i64) -> Lookup {
+    async fn judge(&self, bytes: &[u8], pttl: i64, scope: u64) -> Lookup {
         let (version, tags, payload) = match envelope::parse(bytes) {
             Ok(Stored::Value {
                 version,
                 tags,
                 payload,
             }) => (version, tags, payload),
-            Ok(Stored::Tombstone { version }) => return Lookup::Missing(version),
+            Ok(Stored::Tombstone { version }) => return Lookup::Missing(Seen(version, scope)),
             Err(corrupt) => {
                 Counters::bump(&self.counters.l2_corrupt);
                 tracing::debug!(%corrupt, "a value in Redis is not strata's; treated as a miss");
-                return Lookup::Missing(0);
+                return Lookup::Missing(Seen(0, scope));
             }
         };
         let ttl = match pttl {
             -1 => None,
             ms if ms > 0 => Some(Duration::from_millis(ms as u64)),
             // Gone between the two reads, or about to be.
-            _ => return Lookup::Missing(version),
+            _ => return Lookup::Missing(Seen(version, scope)),
         };
         if !tags.is_empty() && !self.tags_current(&tags).await {
-            return Lookup::Missing(version);
+            return Lookup::Missing(Seen(version, scope));
         }
         Lookup::Found {
             payload: payload.to_vec(),
             ttl,
             tags: tags.into_iter().map(|(tag, _)| tag).collect(),
-            version,
+            seen: Seen(version, scope),
         }
     }
 

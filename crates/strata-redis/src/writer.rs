@@ -36,7 +36,10 @@ pub(crate) async fn run(wire: Arc<Wire>, store: Store) {
             continue;
         };
         match send(&wire, &store, &job).await {
-            Ok(()) => refused = 0,
+            Ok(()) => {
+                refused = 0;
+                wire.outbox.done();
+            }
             Err(e) if e.is_link_failure() => {
                 wire.outbox.put_back(seq, job);
                 // The breaker fails calls at once while open: wait for it to let one try.
@@ -50,6 +53,7 @@ pub(crate) async fn run(wire: Arc<Wire>, store: Store) {
                     tokio::time::sleep(Duration::from_millis(10 << refused)).await;
                 } else {
                     refused = 0;
+                    wire.outbox.done();
                     Counters::bump(&wire.counters.jobs_dropped);
                     tracing::error!(error = %e, "Redis refused a write {TRIES} times; \
                         telling every instance to treat what it holds as unverified");
@@ -69,34 +73,23 @@ async fn send(wire: &Wire, store: &Store, job: &Job) -> Result<(), LinkError> {
             payload,
             tags,
             ttl,
-            if_unchanged,
+            seen,
         } => {
             let header = &envelope::value_header_rest(&wire.tag_generations(tags).await?);
             let partition = wire.keys.partition(namespace, key.as_bytes());
-            let entry = &match if_unchanged {
-                // A fill changes nothing another instance holds.
-                Some(_) => String::new(),
-                None => LogEntry::Invalidate(Invalidation::Key {
-                    namespace: Some(namespace.to_string()),
-                    key: key.clone(),
-                })
-                .to_json(),
-            };
             let ttl_ms = ttl.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64);
             let version: u64 = wire
                 .link
                 .call(|mut conn| async move {
-                    scripts::WRITE
+                    scripts::FILL
                         .key(wire.keys.data(namespace, key.as_bytes()))
                         .key(wire.keys.version(partition))
-                        .key(wire.keys.log(partition))
-                        .arg(if_unchanged.map_or(String::new(), |v| v.to_string()))
+                        .key(wire.keys.scope(partition))
+                        .arg(seen.0)
                         .arg(ttl_ms)
                         .arg(header)
                         .arg(payload.as_slice())
-                        .arg(wire.config.log_max_len)
-                        .arg(&wire.instance)
-                        .arg(entry)
+                        .arg(seen.1)
                         .invoke_async(&mut conn)
                         .await
                 })
@@ -151,6 +144,12 @@ async fn invalidate(
         // Everything else: Redis first, then the log, so an instance that hears of it finds
         // nothing stale in Redis to fill from.
         other => {
+            if !matches!(other, Invalidation::Tag { .. }) {
+                // First, so that a fill whose load read the origin before this is refused
+                // even for a key Redis does not hold (tagged values are checked by their
+                // tags' generations instead).
+                move_scopes(wire).await?;
+            }
             apply_to_redis(wire, store, other).await?;
             let partition = match other {
                 Invalidation::Prefix {
@@ -169,6 +168,18 @@ async fn invalidate(
             append(wire, partition, &LogEntry::Invalidate(other.clone())).await
         }
     }
+}
+
+/// Moves every partition's scope generation.
+async fn move_scopes(wire: &Wire) -> Result<(), LinkError> {
+    let mut pipe = redis::pipe();
+    for partition in 0..wire.keys.partitions() {
+        pipe.incr(wire.keys.scope(partition), 1).ignore();
+    }
+    let pipe = &pipe;
+    wire.link
+        .call(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+        .await
 }
 
 /// What `invalidation` changes in Redis, without logging it.

@@ -37,7 +37,7 @@ async fn an_instance_starts_without_redis_serves_and_connects_when_redis_comes()
     following(&a).await;
     assert!(eventually(PROPAGATION, || a.tier.health() == LinkHealth::Up).await);
     // What waited in the queue reached Redis.
-    assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent >= 1).await);
+    assert!(eventually(PROPAGATION, || a.tier.stats().invalidations_sent >= 1).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,7 +61,10 @@ async fn redis_killed_and_restarted_empty_leaves_no_instance_serving_what_it_may
     following(&a).await;
     following(&b).await;
     let calls = Arc::new(AtomicUsize::new(0));
-    a.users.insert("user::1", "v1".to_owned()).unwrap();
+    a.users
+        .get_or_load("user::1", origin(&calls, "v1"))
+        .await
+        .unwrap();
     assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent == 1).await);
     let loaded = b
         .users
@@ -126,7 +129,8 @@ async fn an_instance_cut_off_briefly_replays_what_it_missed() {
     let calls = Arc::new(AtomicUsize::new(0));
     for i in 0..10 {
         a.users
-            .insert(format!("user::{i}"), "v1".to_owned())
+            .get_or_load(format!("user::{i}"), origin(&calls, "v1"))
+            .await
             .unwrap();
     }
     assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent == 10).await);
@@ -178,7 +182,10 @@ async fn an_instance_cut_off_for_longer_than_the_log_keeps_marks_what_it_holds_u
     following(&a).await;
     following(&b).await;
     let calls = Arc::new(AtomicUsize::new(0));
-    a.users.insert("user::kept", "v1".to_owned()).unwrap();
+    a.users
+        .get_or_load("user::kept", origin(&calls, "v1"))
+        .await
+        .unwrap();
     assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent == 1).await);
     let loaded = b
         .users
@@ -216,14 +223,15 @@ async fn an_instance_cut_off_for_longer_than_the_log_keeps_marks_what_it_holds_u
         None,
         "not served as fresh any more"
     );
+    // A's insert left no value in Redis: B reads the database.
     let loaded = b
         .users
-        .get_or_load("user::kept", origin(&calls, "o"))
+        .get_or_load("user::kept", origin(&calls, "v2"))
         .await
         .unwrap();
     assert_eq!(
         (loaded.value.as_str(), loaded.source),
-        ("v2", Source::Shared)
+        ("v2", Source::Origin)
     );
 }
 

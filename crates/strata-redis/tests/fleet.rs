@@ -66,21 +66,30 @@ async fn a_value_loaded_by_one_instance_is_read_from_redis_by_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_insert_replaces_the_value_on_every_instance() {
+async fn an_insert_on_one_instance_drops_the_key_on_every_other_and_in_redis() {
     let redis = RedisServer::start();
     let fleet = fleet(&redis, 3).await;
     let calls = Arc::new(AtomicUsize::new(0));
-    fleet[0].users.insert("user::2", "v1".to_owned()).unwrap();
+    fleet[0]
+        .users
+        .get_or_load("user::2", origin(&calls, "v1"))
+        .await
+        .unwrap();
     assert!(eventually(PROPAGATION, || fleet[0].tier.stats().writes_sent == 1).await);
     for instance in &fleet[1..] {
         let loaded = instance
             .users
-            .get_or_load("user::2", origin(&calls, "origin"))
+            .get_or_load("user::2", origin(&calls, "wrong"))
             .await
             .unwrap();
-        assert_eq!(loaded.value, "v1");
+        assert_eq!(
+            (loaded.value.as_str(), loaded.source),
+            ("v1", Source::Shared)
+        );
     }
+    // The database changed; the instance that changed it stores the new value.
     fleet[0].users.insert("user::2", "v2".to_owned()).unwrap();
+    assert_eq!(fleet[0].users.get("user::2").as_deref(), Some("v2"));
     for instance in &fleet[1..] {
         assert!(
             eventually(PROPAGATION, || instance.users.get("user::2").is_none()).await,
@@ -88,15 +97,16 @@ async fn an_insert_replaces_the_value_on_every_instance() {
         );
         let loaded = instance
             .users
-            .get_or_load("user::2", origin(&calls, "origin"))
+            .get_or_load("user::2", origin(&calls, "v2"))
             .await
             .unwrap();
-        assert_eq!(
-            (loaded.value.as_str(), loaded.source),
-            ("v2", Source::Shared)
-        );
+        assert_eq!(loaded.value, "v2", "never v1 again");
     }
-    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "Redis held no v1 after the insert"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,20 +155,31 @@ async fn every_kind_of_invalidation_travels_and_empties_redis_too() {
             },
         ),
     ];
-    for (i, (key, put, invalidation)) in kinds.into_iter().enumerate() {
-        a.users.insert_with(key, "old".to_owned(), put).unwrap();
-        let written = i as u64 + 1;
-        assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent == written).await);
-        let loaded = b
-            .users
-            .get_or_load(key, origin(&calls, "new"))
-            .await
-            .unwrap();
-        assert_eq!(
-            (loaded.value.as_str(), loaded.source),
-            ("old", Source::Shared),
-            "{key}"
-        );
+    let mut filled = 0;
+    for (key, put, invalidation) in kinds {
+        if matches!(invalidation, Invalidation::Tag { .. }) {
+            // Tagged where it was inserted (loads' fills carry no tags).
+            b.users.insert_with(key, "old".to_owned(), put).unwrap();
+            assert!(eventually(PROPAGATION, || b.tier.stats().queue_depth == 0).await);
+        } else {
+            // In Redis (A's load filled it) and on B (read from there).
+            a.users
+                .get_or_load(key, origin(&calls, "old"))
+                .await
+                .unwrap();
+            filled += 1;
+            assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent == filled).await);
+            let loaded = b
+                .users
+                .get_or_load(key, origin(&calls, "new"))
+                .await
+                .unwrap();
+            assert_eq!(
+                (loaded.value.as_str(), loaded.source),
+                ("old", Source::Shared),
+                "{key}"
+            );
+        }
         a.store.invalidate(&invalidation).unwrap();
         assert_eq!(a.users.get(key), None, "{key}: applied here at once");
         assert!(
@@ -188,20 +209,22 @@ async fn an_event_is_expanded_by_each_instance_and_applied_to_redis() {
     for i in [&a, &b] {
         assert!(eventually(PROPAGATION, || i.tier.stats().log_following).await);
     }
-    a.users.insert("user::9", "old".to_owned()).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
     a.users
+        .get_or_load("user::9", origin(&calls, "old"))
+        .await
+        .unwrap();
+    assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent == 1).await);
+    let loaded = b
+        .users
+        .get_or_load("user::9", origin(&calls, "new"))
+        .await
+        .unwrap();
+    assert_eq!(loaded.source, Source::Shared);
+    b.users
         .insert_with("feed::9", "old feed".to_owned(), Put::new().tag("feed:9"))
         .unwrap();
-    assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent == 2).await);
-    let calls = Arc::new(AtomicUsize::new(0));
-    for key in ["user::9", "feed::9"] {
-        let loaded = b
-            .users
-            .get_or_load(key, origin(&calls, "new"))
-            .await
-            .unwrap();
-        assert_eq!(loaded.source, Source::Shared);
-    }
+    assert!(eventually(PROPAGATION, || b.tier.stats().queue_depth == 0).await);
     a.store.emit("user.changed", [("id", "9")]).unwrap();
     for key in ["user::9", "feed::9"] {
         assert!(
@@ -268,7 +291,8 @@ async fn a_corrupt_value_in_redis_is_a_miss_not_a_failure() {
     let calls = Arc::new(AtomicUsize::new(0));
     fleet[0]
         .users
-        .insert("user::bad", "good".to_owned())
+        .get_or_load("user::bad", origin(&calls, "good"))
+        .await
         .unwrap();
     assert!(eventually(PROPAGATION, || fleet[0].tier.stats().writes_sent == 1).await);
     let mut conn = redis.conn();
@@ -300,4 +324,5 @@ async fn a_corrupt_value_in_redis_is_a_miss_not_a_failure() {
         );
     }
     assert_eq!(fleet[0].tier.stats().l2_corrupt, 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
