@@ -43,8 +43,9 @@ async fn main() {
     for i in 0..samples {
         let key = format!("user::p{i}");
         b.users.insert(&*key, "v".to_owned()).unwrap();
-        // B's own write reaches Redis first, so its log entry is not mistaken for A's.
-        while b.tier.stats().writes_sent < i as u64 + 1 {
+        // B's insert sends a deletion of its own first: let it reach Redis, so its log entry
+        // is not mistaken for A's.
+        while b.tier.stats().invalidations_sent < i as u64 + 1 {
             tokio::task::yield_now().await;
         }
         let start = Instant::now();
@@ -62,9 +63,15 @@ async fn main() {
         micros(*took.last().unwrap())
     );
 
-    // L2 hit against a plain GET of the same key with the same client library.
-    a.users.insert("user::l2", "x".repeat(100)).unwrap();
-    while a.tier.stats().queue_depth > 0 || a.tier.stats().writes_sent < 1 {
+    // L2 hit against a plain GET of the same key with the same client library. A's load
+    // fills Redis.
+    a.users
+        .get_or_load("user::l2", |_| async {
+            Ok::<_, std::io::Error>("x".repeat(100))
+        })
+        .await
+        .unwrap();
+    while a.tier.stats().writes_sent < 1 {
         tokio::task::yield_now().await;
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
