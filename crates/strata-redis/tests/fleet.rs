@@ -102,11 +102,6 @@ async fn an_insert_on_one_instance_drops_the_key_on_every_other_and_in_redis() {
             .unwrap();
         assert_eq!(loaded.value, "v2", "never v1 again");
     }
-    assert_eq!(
-        calls.load(Ordering::SeqCst),
-        2,
-        "Redis held no v1 after the insert"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
