@@ -23,7 +23,6 @@ pub(crate) enum Job {
         key: Key,
         /// The value as its codec wrote it.
         payload: Vec<u8>,
-        tags: Vec<String>,
         ttl: Option<Duration>,
         /// What Redis must still know of the key.
         seen: Seen,
@@ -57,6 +56,21 @@ struct Pending {
     overflowed: bool,
     /// The job the writer is sending (popped, not yet done).
     sending: Option<Job>,
+    /// How many waiting jobs invalidate more than one key (prefix, pattern, clear, tag,
+    /// event), so a read need not walk the queue to know whether one covers its key.
+    unkeyed: usize,
+}
+
+impl Pending {
+    /// Puts `job` in line at `seq`.
+    fn enqueue(&mut self, seq: u64, job: Job, key: Option<(Arc<str>, Key)>) {
+        if let Some(key) = key {
+            self.by_key.insert(key, seq);
+        } else if matches!(job, Job::Invalidate(_)) {
+            self.unkeyed += 1;
+        }
+        self.jobs.insert(seq, job);
+    }
 }
 
 /// The queue.
@@ -99,10 +113,7 @@ impl Outbox {
         }
         let seq = pending.next;
         pending.next += 1;
-        pending.jobs.insert(seq, job);
-        if let Some(key) = key {
-            pending.by_key.insert(key, seq);
-        }
+        pending.enqueue(seq, job, key);
         drop(pending);
         self.wake.notify_one();
         true
@@ -114,10 +125,13 @@ impl Outbox {
         let mut pending = self.pending.lock();
         let (seq, job) = pending.jobs.pop_first()?;
         pending.sending = Some(job.clone());
-        if let Some(key) = job.key() {
-            if pending.by_key.get(&key) == Some(&seq) {
+        match job.key() {
+            Some(key) if pending.by_key.get(&key) == Some(&seq) => {
                 pending.by_key.remove(&key);
             }
+            Some(_) => {}
+            None if matches!(job, Job::Invalidate(_)) => pending.unkeyed -= 1,
+            None => {}
         }
         Some((seq, job))
     }
@@ -128,18 +142,15 @@ impl Outbox {
         let key = job.key();
         let mut pending = self.pending.lock();
         pending.sending = None;
-        if let Some(key) = key {
-            if let Some(&newer) = pending.by_key.get(&key) {
-                // A newer job wins, unless it is a fill and this an invalidation.
-                let fill_waits = matches!(pending.jobs.get(&newer), Some(Job::Write { .. }));
-                if !(fill_waits && matches!(job, Job::Invalidate(_))) {
-                    return;
-                }
-                pending.jobs.remove(&newer);
+        if let Some(newer) = key.as_ref().and_then(|k| pending.by_key.get(k).copied()) {
+            // A newer job wins, unless it is a fill and this an invalidation.
+            let fill_waits = matches!(pending.jobs.get(&newer), Some(Job::Write { .. }));
+            if !(fill_waits && matches!(job, Job::Invalidate(_))) {
+                return;
             }
-            pending.by_key.insert(key, seq);
+            pending.jobs.remove(&newer);
         }
-        pending.jobs.insert(seq, job);
+        pending.enqueue(seq, job, key);
     }
 
     /// The job popped last reached Redis (or was given up on).
@@ -167,10 +178,7 @@ impl Outbox {
                 .get(&(Arc::from(namespace), key.clone()))
                 .and_then(|seq| pending.jobs.get(seq))
                 .is_some_and(covers)
-            || pending
-                .jobs
-                .values()
-                .any(|job| job.key().is_none() && covers(job))
+            || pending.unkeyed > 0
     }
 
     /// Whether the queue overflowed since the last call (which clears it).
@@ -197,7 +205,6 @@ mod tests {
             namespace: Arc::from("ns"),
             key: Key::from(key),
             payload: payload.as_bytes().to_vec(),
-            tags: vec![],
             ttl: None,
             seen: Seen::default(),
         }
@@ -249,6 +256,36 @@ mod tests {
             matches!(outbox.pop(), Some((_, Job::Invalidate(_)))),
             "an invalidation replaces a fill"
         );
+    }
+
+    #[test]
+    fn an_invalidation_covers_reads_of_its_keys_until_it_is_sent() {
+        let outbox = Outbox::new(10);
+        let (a, b) = (Key::from("a"), Key::from("b"));
+        outbox.push(Job::Invalidate(Invalidation::Key {
+            namespace: Some("ns".into()),
+            key: a.clone(),
+        }));
+        assert!(outbox.invalidation_pending("ns", &a));
+        assert!(!outbox.invalidation_pending("ns", &b));
+        assert!(!outbox.invalidation_pending("other", &a));
+        outbox.pop();
+        assert!(outbox.invalidation_pending("ns", &a), "being sent");
+        outbox.done();
+        assert!(!outbox.invalidation_pending("ns", &a));
+        outbox.push(Job::Invalidate(Invalidation::Prefix {
+            namespace: Some("ns".into()),
+            prefix: Key::from("x"),
+        }));
+        assert!(
+            outbox.invalidation_pending("ns", &b),
+            "a prefix may cover any key"
+        );
+        let (seq, job) = outbox.pop().unwrap();
+        outbox.put_back(seq, job);
+        outbox.pop();
+        outbox.done();
+        assert!(!outbox.invalidation_pending("ns", &b));
     }
 
     #[test]

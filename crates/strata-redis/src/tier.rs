@@ -238,32 +238,31 @@ where
         })
     }
 
-    fn write(&self, write: SharedWrite<'_, V>) {
-        // An insert drops the key in Redis and on every instance instead of writing its
-        // value there: the queue sends it later, and two instances' inserts of one key could
-        // reach Redis in either order, so a value written that way could be an older one
-        // landing after a newer (the version oracle test found it). A deletion landing late
-        // is harmless. The next load fills Redis, by version.
-        let Some(seen) = write.if_unchanged else {
-            self.wire.outbox.push(Job::Invalidate(Invalidation::Key {
-                namespace: Some(self.name.to_string()),
-                key: write.key.clone(),
-            }));
-            return;
-        };
+    fn fill(&self, fill: SharedWrite<'_, V>) {
         let mut payload = Vec::new();
-        if let Err(e) = self.codec.encode(write.value, &mut payload) {
+        if let Err(e) = self.codec.encode(fill.value, &mut payload) {
             tracing::warn!(namespace = %self.name, error = %e, "a value could not be encoded for Redis; kept on this instance only");
             return;
         }
         // A full queue remembers that it refused something; the writer tells the fleet.
         self.wire.outbox.push(Job::Write {
             namespace: Arc::clone(&self.name),
-            key: write.key.clone(),
+            key: fill.key.clone(),
             payload,
-            tags: write.tags.to_vec(),
-            ttl: write.ttl,
-            seen,
+            ttl: fill.ttl,
+            seen: fill.if_unchanged,
         });
+    }
+
+    /// An insert drops the key in Redis and on every instance instead of writing its value
+    /// there: the queue sends it later, and two instances' inserts of one key could reach
+    /// Redis in either order, so a value written that way could be an older one landing
+    /// after a newer (the version oracle test found it). A deletion landing late is
+    /// harmless. The next load fills Redis, by version.
+    fn inserted(&self, key: &Key) {
+        self.wire.outbox.push(Job::Invalidate(Invalidation::Key {
+            namespace: Some(self.name.to_string()),
+            key: key.clone(),
+        }));
     }
 }

@@ -171,29 +171,6 @@ impl Wire {
             }
         }
     }
-
-    /// The current generations of `tags`, for a value about to be written with them.
-    pub(crate) async fn tag_generations(
-        &self,
-        tags: &[String],
-    ) -> Result<Vec<(String, u64)>, crate::LinkError> {
-        if tags.is_empty() {
-            return Ok(Vec::new());
-        }
-        let names = &tags
-            .iter()
-            .map(|tag| self.keys.tag(tag))
-            .collect::<Vec<_>>();
-        let now = self
-            .link
-            .call(|mut conn| async move { conn.mget::<_, Vec<Option<u64>>>(names).await })
-            .await?;
-        Ok(tags
-            .iter()
-            .cloned()
-            .zip(now.into_iter().map(|g| g.unwrap_or(0)))
-            .collect())
-    }
 }
 
 /// An id for this tier, unique across the fleet with overwhelming odds: the process id, the

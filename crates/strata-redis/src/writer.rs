@@ -71,11 +71,11 @@ async fn send(wire: &Wire, store: &Store, job: &Job) -> Result<(), LinkError> {
             namespace,
             key,
             payload,
-            tags,
             ttl,
             seen,
         } => {
-            let header = &envelope::value_header_rest(&wire.tag_generations(tags).await?);
+            // Fills carry no tags (a loader gives none).
+            let header = &envelope::value_header_rest(&[]);
             let partition = wire.keys.partition(namespace, key.as_bytes());
             let ttl_ms = ttl.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64);
             let version: u64 = wire

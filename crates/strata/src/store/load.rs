@@ -241,12 +241,11 @@ where
     };
     let loaded = loader(key.clone()).await;
     if let (Ok(Some(value)), Some(seen)) = (&loaded, seen) {
-        tier.write(SharedWrite {
+        tier.fill(SharedWrite {
             key: &key,
             value,
             ttl,
-            tags: &[],
-            if_unchanged: Some(seen),
+            if_unchanged: seen,
         });
     }
     FlightEnd::loaded(loaded)

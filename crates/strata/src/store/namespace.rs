@@ -9,7 +9,7 @@ use super::flight::Flights;
 use super::hot::{HotKey, HotKeys};
 use super::load_stats::LoadCounters;
 use super::put::{Current, Put, Update};
-use super::shared::{SharedTier, SharedWrite};
+use super::shared::SharedTier;
 use super::slot::{Slot, SlotState};
 use super::{Core, Invalidation};
 use crate::config::NamespaceConfig;
@@ -249,26 +249,10 @@ where
         match self.inner.shared.get() {
             None => self.store(key, value, put, IfPresent::Replace).map(|_| ()),
             Some(tier) => {
-                let ttl = self.put_ttl(&put);
-                self.store(key.clone(), value.clone(), put.clone(), IfPresent::Replace)?;
-                tier.write(SharedWrite {
-                    key: &key,
-                    value: &value,
-                    ttl,
-                    tags: &put.tags,
-                    if_unchanged: None,
-                });
+                self.store(key.clone(), value, put, IfPresent::Replace)?;
+                tier.inserted(&key);
                 Ok(())
             }
-        }
-    }
-
-    /// The TTL an insert with `put` gives its entry, as the shared tier is told it.
-    fn put_ttl(&self, put: &Put) -> Option<Duration> {
-        if put.never {
-            None
-        } else {
-            put.ttl.or(self.inner.limits.ttl)
         }
     }
 
@@ -291,22 +275,12 @@ where
         put: Put,
     ) -> Result<Inserted<V>, InsertError> {
         let key = key.into();
-        let shared = self
-            .inner
-            .shared
-            .get()
-            .map(|tier| (tier, value.clone(), put.clone()));
+        self.inner.flights.invalidate(key.as_bytes());
         Ok(
             match self.store(key.clone(), value, put, IfPresent::Keep)? {
                 None => {
-                    if let Some((tier, value, put)) = shared {
-                        tier.write(SharedWrite {
-                            key: &key,
-                            value: &value,
-                            ttl: self.put_ttl(&put),
-                            tags: &put.tags,
-                            if_unchanged: None,
-                        });
+                    if let Some(tier) = self.inner.shared.get() {
+                        tier.inserted(&key);
                     }
                     Inserted::Inserted
                 }

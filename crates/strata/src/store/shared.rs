@@ -8,7 +8,7 @@
 //!   answered with [`Source::Shared`](super::Source::Shared). Only when the tier has nothing
 //!   (or cannot answer) is the origin called, and its value is handed back to the tier with
 //!   what the tier said of the key, so the tier can refuse it if the key changed meanwhile.
-//! - [`insert`](Namespace::insert) and its variants hand what they stored to the tier.
+//! - [`insert`](Namespace::insert) and its variants tell the tier the key changed.
 //! - Removals and invalidations reach the tier through the store's publisher, as before.
 //! - Plain reads ([`get`](Namespace::get)) stay on this instance: they are synchronous, and
 //!   a network call has no place in them.
@@ -21,14 +21,20 @@ use std::time::Duration;
 
 use crate::key::Key;
 
-/// A shared second tier under a namespace. Its calls must not block: [`write`](Self::write)
-/// is made under no lock but on the caller's thread, so it hands the work to a task.
+/// A shared second tier under a namespace. Its calls must not block: [`fill`](Self::fill)
+/// and [`inserted`](Self::inserted) are made on the caller's thread, so they hand the work
+/// to a task.
 pub trait SharedTier<V>: Send + Sync + 'static {
     /// Looks `key` up for a load of this instance that missed here.
     fn fetch(&self, key: &Key) -> SharedFetch<V>;
 
-    /// This instance stored a value: write it to the tier too.
-    fn write(&self, write: SharedWrite<'_, V>);
+    /// The origin answered a load that missed in the tier: keep the answer there too, unless
+    /// what the tier knows of the key moved since the lookup.
+    fn fill(&self, fill: SharedWrite<'_, V>);
+
+    /// This instance inserted a value for `key` (its origin changed): the tier and the other
+    /// instances must stop serving what they hold for it.
+    fn inserted(&self, key: &Key);
 }
 
 /// What [`SharedTier::fetch`] returns.
@@ -57,7 +63,7 @@ pub enum Fetched<V> {
     Unavailable,
 }
 
-/// A value this instance stored, for the tier.
+/// A load's answer from the origin, for the tier.
 #[derive(Debug)]
 pub struct SharedWrite<'a, V> {
     /// The key.
@@ -66,11 +72,9 @@ pub struct SharedWrite<'a, V> {
     pub value: &'a V,
     /// Its TTL (`None`: it does not expire).
     pub ttl: Option<Duration>,
-    /// Its tags.
-    pub tags: &'a [String],
-    /// For the origin's answer to a load: write it only if what the tier knows of the key is
-    /// still this (from [`Fetched::Missing`]). `None` for inserts.
-    pub if_unchanged: Option<Seen>,
+    /// What the tier knew of the key at the lookup ([`Fetched::Missing`]): the fill is kept
+    /// only if that is unchanged.
+    pub if_unchanged: Seen,
 }
 
 /// What a tier knew of a key when a load missed there, opaque to the core: for Redis, the
