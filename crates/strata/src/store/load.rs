@@ -325,6 +325,34 @@ where
         self.load::<Optional, _, _, _>(key.as_ref(), loader)
     }
 
+    /// Brings `key` in from the shared tier when no live entry holds it here, and returns
+    /// once it is here or the tier has nothing for it. Counts no hit or miss (the read that
+    /// follows does), only the load. For code that reads the store synchronously but may
+    /// await before it (`strata serve` pulls a command's keys before running it). Joins a load
+    /// of the key in the air; the origin is not asked (a key the tier lacks stays absent). A
+    /// load overtaken by a change of the key stores nothing, so the key is looked up again,
+    /// a few times at most. Without a tier, does nothing.
+    pub async fn pull(&self, key: impl AsRef<[u8]>) {
+        /// Overtaken this often in a row, the key is changing faster than a round trip: the
+        /// read that follows answers from whatever is here.
+        const TRIES: usize = 3;
+        let key = key.as_ref();
+        if self.inner.shared.get().is_none() {
+            return;
+        }
+        for _ in 0..TRIES {
+            if self.contains_key(key) {
+                return;
+            }
+            let Ok(runtime) = runtime() else { return };
+            let nothing = |_| async { Ok::<_, std::convert::Infallible>(None) };
+            let (flight, _) = self.start_load(&runtime, Key::from(key), nothing);
+            if !matches!(flight.wait().await, Ok(Loaded { value: Some(_), .. })) {
+                return;
+            }
+        }
+    }
+
     /// A hit (in the shape `W` asks for), or the load of `key`.
     #[inline]
     fn load<W, F, Fut, E>(&self, key: &[u8], loader: F) -> LoadFuture<W::Out>

@@ -172,6 +172,14 @@ where
         found
     }
 
+    /// Reads the value for `key` in place, like [`get_with`](Self::get_with), but counts
+    /// nothing and does not count as a read (for the shared tier, which writes out what this
+    /// instance holds).
+    pub fn peek_with<R>(&self, key: impl AsRef<[u8]>, read: impl FnOnce(&V) -> R) -> Option<R> {
+        self.peek(key.as_ref(), |slot| slot.value.as_ref().map(read))
+            .flatten()
+    }
+
     /// Whether a live entry holds `key`. Counts nothing.
     pub fn contains_key(&self, key: impl AsRef<[u8]>) -> bool {
         self.peek(key.as_ref(), |_| ()).is_some()
@@ -371,7 +379,8 @@ where
     /// do; no other write to the key comes between. For read-modify-write commands (`INCR`,
     /// `APPEND`, `SET ... GET`, `GETDEL`). `f` runs under the engine shard's lock: keep it
     /// quick, and do not touch the store from it. Counts no hit or miss. A removal is
-    /// published like [`remove`](Self::remove)'s.
+    /// published like [`remove`](Self::remove)'s; a changed value or TTL is told to the shared
+    /// tier like an [`insert`](Self::insert).
     ///
     /// ```
     /// use strata::store::{Put, Store, Update};
@@ -390,9 +399,15 @@ where
         f: impl FnOnce(Option<Current<'_, V>>) -> (Update<V>, R),
     ) -> Result<R, InsertError> {
         let inner = &*self.inner;
+        let key = key.into();
+        // As for an insert: a load of the key in the air read the origin before this change.
+        inner.flights.invalidate(key.as_bytes());
+        // Kept for the shared tier, which hears of a changed value or TTL after the change.
+        let shared = inner.shared.get().map(|tier| (tier, key.clone()));
         let mut removed = false;
+        let mut changed = false;
         let (answer, key) = inner.cache.compute_unless(
-            key.into(),
+            key,
             |slot| !inner.is_fresh(slot),
             |slot| {
                 let current = slot.and_then(|slot| {
@@ -410,6 +425,7 @@ where
                     }
                     Update::Expire(ttl) => match slot {
                         Some(old) => {
+                            changed = true;
                             let fresh_until = match ttl {
                                 Some(ttl) => self.fresh_until(Some(ttl)),
                                 None => NEVER,
@@ -421,6 +437,7 @@ where
                         None => Compute::Keep,
                     },
                     Update::Put(value, put) => {
+                        changed = true;
                         let mut fresh = self.slot(value, &put);
                         if let Some(old) = slot {
                             if put.keep_ttl {
@@ -450,6 +467,8 @@ where
                 namespace: Some(self.name().to_owned()),
                 key,
             });
+        } else if let Some((tier, key)) = shared.filter(|_| changed) {
+            tier.inserted(&key);
         }
         Ok(answer)
     }

@@ -8,7 +8,9 @@
 //!   answered with [`Source::Shared`](super::Source::Shared). Only when the tier has nothing
 //!   (or cannot answer) is the origin called, and its value is handed back to the tier with
 //!   what the tier said of the key, so the tier can refuse it if the key changed meanwhile.
-//! - [`insert`](Namespace::insert) and its variants tell the tier the key changed.
+//! - [`insert`](Namespace::insert) and its variants, and an [`update`](Namespace::update)
+//!   that changes a value or a TTL, tell the tier the key changed.
+//! - [`pull`](Namespace::pull) brings a key in from the tier ahead of a synchronous read.
 //! - Removals and invalidations reach the tier through the store's publisher, as before.
 //! - Plain reads ([`get`](Namespace::get)) stay on this instance: they are synchronous, and
 //!   a network call has no place in them.
@@ -32,8 +34,9 @@ pub trait SharedTier<V>: Send + Sync + 'static {
     /// what the tier knows of the key moved since the lookup.
     fn fill(&self, fill: SharedWrite<'_, V>);
 
-    /// This instance inserted a value for `key` (its origin changed): the tier and the other
-    /// instances must stop serving what they hold for it.
+    /// This instance inserted or updated a value for `key`: the tier and the other instances
+    /// must stop serving what they hold for it (or, for a tier that is the source of truth,
+    /// take what this instance now holds, see [`Namespace::peek_with`]).
     fn inserted(&self, key: &Key);
 }
 

@@ -1,0 +1,107 @@
+//! The core's side of a shared tier, with a tier kept in a map (the Redis tier's own tests
+//! run against a real Redis): what `pull` brings in and counts, and which changes the tier
+//! hears of.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strata::store::{Fetched, Put, Seen, SharedFetch, SharedTier, SharedWrite, Store, Update};
+use strata::Key;
+
+/// A tier holding values in a map, remembering which keys it was told changed (clones
+/// share both).
+#[derive(Default, Clone)]
+struct MapTier {
+    values: Arc<Mutex<HashMap<Key, String>>>,
+    changed: Arc<Mutex<Vec<Key>>>,
+}
+
+impl SharedTier<String> for MapTier {
+    fn fetch(&self, key: &Key) -> SharedFetch<String> {
+        let found = self.values.lock().unwrap().get(key).cloned();
+        Box::pin(async move {
+            match found {
+                Some(value) => Fetched::Found {
+                    value,
+                    ttl: Some(Duration::from_secs(60)),
+                    tags: Vec::new(),
+                },
+                None => Fetched::Missing { seen: Seen(0, 0) },
+            }
+        })
+    }
+
+    fn fill(&self, fill: SharedWrite<'_, String>) {
+        self.values
+            .lock()
+            .unwrap()
+            .insert(fill.key.clone(), fill.value.clone());
+    }
+
+    fn inserted(&self, key: &Key) {
+        self.changed.lock().unwrap().push(key.clone());
+    }
+}
+
+#[tokio::test]
+async fn pull_brings_a_key_in_from_the_tier_counting_no_hit_or_miss() {
+    let store = Store::new();
+    let ns = store.namespace::<String>("default").unwrap();
+    let tier = MapTier::default();
+    tier.values
+        .lock()
+        .unwrap()
+        .insert(Key::from("there"), "from the tier".into());
+    assert!(ns.share(Arc::new(tier.clone())));
+
+    ns.pull("there").await;
+    ns.pull("nowhere").await;
+    let stats = ns.stats();
+    assert_eq!((stats.hits, stats.misses), (0, 0), "a pull counts no read");
+    assert_eq!(ns.load_stats().loads, 2, "but each is a load");
+    assert_eq!(
+        ns.peek_with("there", String::clone).as_deref(),
+        Some("from the tier")
+    );
+    assert!(!ns.contains_key("nowhere"), "the origin is not asked");
+    let ttl = ns.ttl("there").flatten().unwrap();
+    assert!(
+        ttl > Duration::from_secs(50) && ttl <= Duration::from_secs(60),
+        "{ttl:?}"
+    );
+
+    // Held already: nothing is loaded.
+    ns.pull("there").await;
+    assert_eq!(ns.load_stats().loads, 2);
+    assert_eq!(ns.peek_with("there", String::len), Some(13));
+    assert_eq!(ns.stats().hits, 0, "peek_with counts nothing either");
+}
+
+#[tokio::test]
+async fn inserts_and_updates_that_change_a_key_are_told_to_the_tier() {
+    let store = Store::new();
+    let ns = store.namespace::<String>("default").unwrap();
+    let tier = MapTier::default();
+    assert!(ns.share(Arc::new(tier.clone())));
+    let told = || tier.changed.lock().unwrap().len();
+
+    ns.insert("k", "v1".into()).unwrap();
+    assert_eq!(told(), 1);
+    let append = |current: Option<strata::store::Current<'_, String>>| {
+        let next = format!("{}+", current.map_or("", |c| c.value.as_str()));
+        (Update::Put(next, Put::new().keep_ttl()), ())
+    };
+    ns.update("k", append).unwrap();
+    assert_eq!(told(), 2, "a value changed");
+    ns.update("k", |_| (Update::Expire(Some(Duration::from_secs(9))), ()))
+        .unwrap();
+    assert_eq!(told(), 3, "a TTL changed");
+    ns.update("k", |_| (Update::<String>::Keep, ())).unwrap();
+    ns.update("absent", |_| {
+        (Update::Expire(Some(Duration::from_secs(9))), ())
+    })
+    .unwrap();
+    assert_eq!(told(), 3, "nothing changed");
+    assert_eq!(ns.get("k").as_deref(), Some("v1+"));
+}
