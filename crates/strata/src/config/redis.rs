@@ -26,7 +26,7 @@ use super::ConfigError;
 /// log_max_len = 100000               # entries each partition keeps (trimmed approximately)
 /// queue_max = 10000                  # writes kept while Redis is away
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RedisConfig {
     /// Where Redis is: `redis://[user[:password]@]host[:port][/db]` (or `rediss://`). A
     /// password in the URL is shown as `***` wherever the configuration is shown.
@@ -70,6 +70,27 @@ pub struct RedisConfig {
     /// deletion cannot write the old value back after it (default 10 s).
     #[serde(serialize_with = "super::human")]
     pub tombstone_ttl: Duration,
+}
+
+/// As derived, with the URL's password shown as `***` (the configuration is logged).
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &redact_url(&self.url))
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("required", &self.required)
+            .field("partitions", &self.partitions)
+            .field("log_max_len", &self.log_max_len)
+            .field("queue_max", &self.queue_max)
+            .field("breaker_failures", &self.breaker_failures)
+            .field("breaker_cooldown", &self.breaker_cooldown)
+            .field("tombstone_ttl", &self.tombstone_ttl)
+            .finish()
+    }
 }
 
 impl Default for RedisConfig {
@@ -236,5 +257,12 @@ mod tests {
         );
         assert_eq!(redact_url("redis://cache:6379"), "redis://cache:6379");
         assert_eq!(redact_url("redis://app@cache"), "redis://app@cache");
+        let config = RedisConfig {
+            url: "redis://app:hunter2@cache:6379/1".into(),
+            ..RedisConfig::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redis://app:***@cache:6379/1"), "{shown}");
     }
 }
