@@ -52,6 +52,7 @@
 
 mod codec;
 mod envelope;
+mod held;
 mod keys;
 mod link;
 mod outbox;

@@ -1,12 +1,15 @@
 //! What waits to be sent to Redis: a bounded queue where the latest job for a key replaces
-//! an older one still waiting (an invalidation supersedes a load's fill; a fill never
-//! supersedes an invalidation, which the other instances must hear of), drained in order by the writer task. While Redis is away it
-//! fills; when it is full, a job is refused and the overflow is remembered, for the writer to
-//! mark every instance unverified once Redis is back, rather than lose something silently.
+//! an older one still waiting (an invalidation or a write-through supersedes a load's fill; a
+//! fill never supersedes either, which the other instances must hear of), drained in order by
+//! the writer task. While Redis is away it fills; when it is full, a job is refused and the
+//! overflow is remembered, for the writer to mark every instance unverified once Redis is
+//! back, rather than lose something silently. A caller can wait until what was queued before
+//! it has been sent ([`Outbox::settled`]).
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use strata::store::{Invalidation, Seen};
@@ -29,6 +32,15 @@ pub(crate) enum Job {
     },
     /// An invalidation applied here: applied to Redis and logged.
     Invalidate(Invalidation),
+    /// A key changed here, in a namespace whose source of truth is Redis (`strata serve`):
+    /// what this instance holds for it when the job is sent is written to Redis, and logged
+    /// so the other instances drop theirs. `expires` is when the key expired here as of the
+    /// change: gone by then, it is deleted there too.
+    Store {
+        namespace: Arc<str>,
+        key: Key,
+        expires: Option<Instant>,
+    },
     /// Tell every instance that what it holds is unverified (after an overflow or a job
     /// given up on).
     Unverified,
@@ -38,13 +50,20 @@ impl Job {
     /// The key the job is about, when it is about one key: a newer job for the key replaces it.
     fn key(&self) -> Option<(Arc<str>, Key)> {
         match self {
-            Job::Write { namespace, key, .. } => Some((Arc::clone(namespace), key.clone())),
+            Job::Write { namespace, key, .. } | Job::Store { namespace, key, .. } => {
+                Some((Arc::clone(namespace), key.clone()))
+            }
             Job::Invalidate(Invalidation::Key {
                 namespace: Some(namespace),
                 key,
             }) => Some((Arc::from(namespace.as_str()), key.clone())),
             _ => None,
         }
+    }
+
+    /// Whether others must hear of it: every job but a load's fill.
+    fn is_news(&self) -> bool {
+        !matches!(self, Job::Write { .. })
     }
 }
 
@@ -54,8 +73,8 @@ struct Pending {
     jobs: BTreeMap<u64, Job>,
     by_key: HashMap<(Arc<str>, Key), u64>,
     overflowed: bool,
-    /// The job the writer is sending (popped, not yet done).
-    sending: Option<Job>,
+    /// The job the writer is sending (popped, not yet done), with its place in line.
+    sending: Option<(u64, Job)>,
     /// How many waiting jobs invalidate more than one key (prefix, pattern, clear, tag,
     /// event), so a read need not walk the queue to know whether one covers its key.
     unkeyed: usize,
@@ -78,6 +97,8 @@ pub(crate) struct Outbox {
     pending: Mutex<Pending>,
     max: usize,
     wake: Notify,
+    /// Rung whenever a job is done with.
+    sent: Notify,
 }
 
 impl Outbox {
@@ -86,6 +107,7 @@ impl Outbox {
             pending: Mutex::new(Pending::default()),
             max: usize::try_from(max).unwrap_or(usize::MAX).max(1),
             wake: Notify::new(),
+            sent: Notify::new(),
         }
     }
 
@@ -95,11 +117,10 @@ impl Outbox {
         let key = job.key();
         let mut pending = self.pending.lock();
         if let Some(&old) = key.as_ref().and_then(|k| pending.by_key.get(k)) {
-            // A load's fill never replaces a waiting invalidation: the other instances must
-            // still hear of that change, and a fill racing it is refused by Redis anyway.
-            if matches!(job, Job::Write { .. })
-                && matches!(pending.jobs.get(&old), Some(Job::Invalidate(_)))
-            {
+            // A load's fill never replaces a waiting invalidation or write-through: the other
+            // instances must still hear of that change, and a fill racing it is refused by
+            // Redis anyway.
+            if !job.is_news() && pending.jobs.get(&old).is_some_and(Job::is_news) {
                 return true;
             }
             pending.jobs.remove(&old);
@@ -124,7 +145,7 @@ impl Outbox {
     pub(crate) fn pop(&self) -> Option<(u64, Job)> {
         let mut pending = self.pending.lock();
         let (seq, job) = pending.jobs.pop_first()?;
-        pending.sending = Some(job.clone());
+        pending.sending = Some((seq, job.clone()));
         match job.key() {
             Some(key) if pending.by_key.get(&key) == Some(&seq) => {
                 pending.by_key.remove(&key);
@@ -143,9 +164,10 @@ impl Outbox {
         let mut pending = self.pending.lock();
         pending.sending = None;
         if let Some(newer) = key.as_ref().and_then(|k| pending.by_key.get(k).copied()) {
-            // A newer job wins, unless it is a fill and this an invalidation.
-            let fill_waits = matches!(pending.jobs.get(&newer), Some(Job::Write { .. }));
-            if !(fill_waits && matches!(job, Job::Invalidate(_))) {
+            // A newer job wins, unless it is a fill and this is news.
+            let fill_waits = pending.jobs.get(&newer).is_some_and(|j| !j.is_news());
+            if !(fill_waits && job.is_news()) {
+                self.sent.notify_waiters();
                 return;
             }
             pending.jobs.remove(&newer);
@@ -156,10 +178,39 @@ impl Outbox {
     /// The job popped last reached Redis (or was given up on).
     pub(crate) fn done(&self) {
         self.pending.lock().sending = None;
+        self.sent.notify_waiters();
     }
 
-    /// Whether an invalidation of `key` in `namespace` made here has not reached Redis yet
-    /// (waiting or being sent; an invalidation of more than one key counts for every key):
+    /// Waits until every job queued before this call (not before the first poll) has been
+    /// sent or given up on (a job replaced by a newer one counts as done with; the newer one
+    /// is not waited for).
+    pub(crate) fn settled(&self) -> impl Future<Output = ()> + '_ {
+        let before = self.pending.lock().next;
+        async move {
+            loop {
+                let sent = self.sent.notified();
+                tokio::pin!(sent);
+                // Registered before the check, so a job done in between is not missed.
+                sent.as_mut().enable();
+                {
+                    let pending = self.pending.lock();
+                    let waiting = pending.jobs.range(..before).next().is_some();
+                    let sending = pending
+                        .sending
+                        .as_ref()
+                        .is_some_and(|(seq, _)| *seq < before);
+                    if !waiting && !sending {
+                        return;
+                    }
+                }
+                sent.await;
+            }
+        }
+    }
+
+    /// Whether an invalidation or a write-through of `key` in `namespace` made here has not
+    /// reached Redis yet (waiting or being sent; an invalidation of more than one key counts
+    /// for every key):
     /// then what Redis holds for the key may be what this instance just invalidated, and
     /// this instance would never hear of it again (it skips its own log entries).
     pub(crate) fn invalidation_pending(&self, namespace: &str, key: &Key) -> bool {
@@ -170,15 +221,44 @@ impl Outbox {
                 key: k,
             }) => ns == namespace && k == key,
             Job::Invalidate(_) => true,
-            _ => false,
+            // What Redis holds is older than what this instance wrote.
+            Job::Store {
+                namespace: ns,
+                key: k,
+                ..
+            } => &**ns == namespace && k == key,
+            Job::Write { .. } | Job::Unverified => false,
         };
-        pending.sending.as_ref().is_some_and(covers)
+        pending.sending.as_ref().is_some_and(|(_, job)| covers(job))
             || pending
                 .by_key
                 .get(&(Arc::from(namespace), key.clone()))
                 .and_then(|seq| pending.jobs.get(seq))
                 .is_some_and(covers)
             || pending.unkeyed > 0
+    }
+
+    /// Drops the waiting write-throughs whose key `covers` accepts: another instance's change
+    /// of the key, heard of from the log, came after them in Redis's order.
+    pub(crate) fn cancel_stores(&self, covers: impl Fn(&str, &Key) -> bool) {
+        let mut pending = self.pending.lock();
+        let doomed: Vec<u64> = pending
+            .jobs
+            .iter()
+            .filter(|(_, job)| {
+                matches!(job, Job::Store { namespace, key, .. } if covers(namespace, key))
+            })
+            .map(|(&seq, _)| seq)
+            .collect();
+        for seq in doomed {
+            if let Some(job) = pending.jobs.remove(&seq) {
+                if let Some(key) = job.key() {
+                    pending.by_key.remove(&key);
+                }
+            }
+        }
+        drop(pending);
+        self.sent.notify_waiters();
     }
 
     /// Whether the queue overflowed since the last call (which clears it).
@@ -286,6 +366,67 @@ mod tests {
         outbox.pop();
         outbox.done();
         assert!(!outbox.invalidation_pending("ns", &b));
+    }
+
+    fn store(key: &str) -> Job {
+        Job::Store {
+            namespace: Arc::from("ns"),
+            key: Key::from(key),
+            expires: None,
+        }
+    }
+
+    #[test]
+    fn a_write_through_is_news_a_fill_cannot_replace_and_a_later_change_can() {
+        let outbox = Outbox::new(10);
+        let a = Key::from("a");
+        outbox.push(store("a"));
+        outbox.push(write("a", "fill"));
+        assert!(matches!(outbox.pop(), Some((_, Job::Store { .. }))));
+        assert!(outbox.invalidation_pending("ns", &a), "being sent");
+        outbox.done();
+        assert!(!outbox.invalidation_pending("ns", &a));
+        outbox.push(Job::Invalidate(Invalidation::Key {
+            namespace: Some("ns".into()),
+            key: a.clone(),
+        }));
+        outbox.push(store("a"));
+        assert_eq!(outbox.len(), 1);
+        assert!(matches!(outbox.pop(), Some((_, Job::Store { .. }))));
+    }
+
+    #[test]
+    fn another_instances_change_cancels_waiting_write_throughs_of_its_key() {
+        let outbox = Outbox::new(10);
+        outbox.push(store("a"));
+        outbox.push(store("b"));
+        outbox.cancel_stores(|ns, key| ns == "ns" && key.as_bytes() == b"a");
+        assert_eq!(outbox.len(), 1);
+        assert!(!outbox.invalidation_pending("ns", &Key::from("a")));
+        assert!(outbox.invalidation_pending("ns", &Key::from("b")));
+    }
+
+    #[tokio::test]
+    async fn settled_waits_for_what_was_queued_before_it_and_no_more() {
+        let outbox = Outbox::new(10);
+        outbox.settled().await;
+        outbox.push(store("a"));
+        let mut settled = Box::pin(outbox.settled());
+        outbox.push(store("b"));
+        let short = Duration::from_millis(20);
+        assert!(
+            tokio::time::timeout(short, &mut settled).await.is_err(),
+            "a is queued"
+        );
+        outbox.pop();
+        assert!(
+            tokio::time::timeout(short, &mut settled).await.is_err(),
+            "a is being sent"
+        );
+        outbox.done();
+        tokio::time::timeout(Duration::from_secs(5), settled)
+            .await
+            .expect("settled once a was sent, though b waits");
     }
 
     #[test]

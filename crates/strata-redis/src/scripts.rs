@@ -1,6 +1,6 @@
-//! The Lua scripts that change a value (and, for a deletion, append to the log) in one
-//! atomic step. Each touches one partition: the value's key, the partition's version counter and its log
-//! (`KEYS`), which share a hash tag (see `keys.rs`).
+//! The Lua scripts that change a value (and, for a deletion or a write-through, append to the
+//! log) in one atomic step. Each touches one partition: the value's key, the partition's
+//! version counter and its log (`KEYS`), which share a hash tag (see `keys.rs`).
 
 use std::sync::LazyLock;
 
@@ -50,6 +50,31 @@ pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
 local version = redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], 'S1 ' .. version .. ' t\n', 'PX', ARGV[1])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'o', ARGV[3], 'e', ARGV[4])
+return version
+"#,
+    )
+});
+
+/// Writes what an instance holds for a key whose source of truth is Redis (`strata serve`)
+/// with a new version, and logs it, so the other instances drop what they hold and read it
+/// back from Redis.
+///
+/// `KEYS`: the value's key, the partition's counter, the partition's log.
+/// `ARGV`: the TTL in milliseconds (0: none), the header after the version, the payload, the
+/// log's length, this instance's id, the log entry.
+///
+/// Returns the version written.
+pub(crate) static STORE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local version = redis.call('INCR', KEYS[2])
+local body = 'S1 ' .. version .. ARGV[2] .. ARGV[3]
+if ARGV[1] ~= '0' then
+  redis.call('SET', KEYS[1], body, 'PX', ARGV[1])
+else
+  redis.call('SET', KEYS[1], body)
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'o', ARGV[5], 'e', ARGV[6])
 return version
 "#,
     )

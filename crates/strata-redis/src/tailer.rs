@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};
-use strata::store::Store;
+use strata::store::{Invalidation, Store};
 
 use crate::stats::Counters;
 use crate::wire::{LogEntry, Wire};
@@ -284,6 +284,14 @@ fn apply(wire: &Wire, store: &Store, entry: &redis::streams::StreamId, replaying
     let parsed = field("e").and_then(|json| serde_json::from_slice::<LogEntry>(&json).ok());
     match parsed {
         Some(LogEntry::Invalidate(invalidation)) => {
+            if let Invalidation::Key { namespace, key } = &invalidation {
+                // Another instance's change reached Redis while this one's write-through of
+                // the key waited: Redis keeps theirs, this instance drops its own (below),
+                // and the fleet agrees.
+                wire.outbox.cancel_stores(|ns, k| {
+                    k == key && namespace.as_deref().is_none_or(|n| n == ns)
+                });
+            }
             if let Err(e) = store.apply_remote(&invalidation) {
                 // Another instance's configuration differs (a namespace or an event this
                 // one does not have): nothing here to invalidate.
@@ -308,6 +316,8 @@ fn apply(wire: &Wire, store: &Store, entry: &redis::streams::StreamId, replaying
 /// Marks every shared namespace unverified.
 pub(crate) fn unverify(wire: &Wire, store: &Store) {
     wire.counters.gaps.fetch_add(1, Ordering::Relaxed);
+    // Changes this instance has not heard of may be newer than its waiting write-throughs.
+    wire.outbox.cancel_stores(|_, _| true);
     for ns in shared_scope(store, None) {
         let _ = store.mark_unverified(&ns);
     }

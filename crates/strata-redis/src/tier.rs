@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use strata::config::ConfigError;
 use strata::store::{
@@ -13,6 +14,7 @@ use thiserror::Error;
 use tokio::task::JoinHandle;
 
 use crate::codec::Codec;
+use crate::held::Held;
 use crate::outbox::Job;
 use crate::stats::{Counters, TierStats};
 use crate::wire::{Lookup, Wire};
@@ -61,6 +63,8 @@ pub enum LinkHealth {
 pub struct Tier {
     wire: Arc<Wire>,
     store: Store,
+    /// The write-through namespaces, for the writer to read what it sends.
+    held: Arc<Held>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -102,31 +106,111 @@ impl Tier {
             move |invalidation: &Invalidation| publish(&wire, &shared, invalidation)
         };
         let store = builder.publisher(publisher).build()?;
+        let held = Arc::new(Held::default());
         let tasks = vec![
-            runtime.spawn(writer::run(Arc::clone(&wire), store.clone())),
+            runtime.spawn(writer::run(
+                Arc::clone(&wire),
+                store.clone(),
+                Arc::clone(&held),
+            )),
             runtime.spawn(tailer::run(Arc::clone(&wire), store.clone())),
         ];
-        Ok((store.clone(), Tier { wire, store, tasks }))
+        let tier = Tier {
+            wire,
+            store: store.clone(),
+            held,
+            tasks,
+        };
+        Ok((store, tier))
     }
 
     /// Opens namespace `name` for values of type `V`, on the tier when the configuration
     /// shares it (every namespace unless it says `shared = false`), its values written to
-    /// Redis with `codec`.
+    /// Redis with `codec`. The origin is the source of truth: a load that misses everywhere
+    /// fills Redis, and an insert drops the key in Redis and on every instance (the next
+    /// load fills it again).
     pub fn namespace<V, C>(&self, name: &str, codec: C) -> Result<Namespace<V>, StoreError>
+    where
+        V: Clone + HeapSize + Send + Sync + 'static,
+        C: Codec<V>,
+    {
+        self.open(name, codec, Writes::Invalidate)
+    }
+
+    /// Opens namespace `name` like [`namespace`](Self::namespace), with Redis as the source
+    /// of truth instead of an origin (`strata serve`): an insert or update here is written
+    /// through to Redis with a new version, and every other instance drops what it held for
+    /// the key and reads the new value from Redis. Wait for the writes with
+    /// [`settled`](Self::settled) before acknowledging them.
+    pub fn write_through_namespace<V, C>(
+        &self,
+        name: &str,
+        codec: C,
+    ) -> Result<Namespace<V>, StoreError>
+    where
+        V: Clone + HeapSize + Send + Sync + 'static,
+        C: Codec<V>,
+    {
+        self.open(name, codec, Writes::Through(()))
+    }
+
+    fn open<V, C>(
+        &self,
+        name: &str,
+        codec: C,
+        writes: Writes<()>,
+    ) -> Result<Namespace<V>, StoreError>
     where
         V: Clone + HeapSize + Send + Sync + 'static,
         C: Codec<V>,
     {
         let namespace = self.store.namespace::<V>(name)?;
         if self.store.config().is_shared(name) && !namespace.is_shared() {
+            let codec = Arc::new(codec);
+            let writes = match writes {
+                Writes::Invalidate => Writes::Invalidate,
+                Writes::Through(()) => {
+                    self.held.register(namespace.clone(), Arc::clone(&codec));
+                    Writes::Through(Arc::clone(&self.held))
+                }
+            };
             namespace.share(Arc::new(SharedNamespace {
                 wire: Arc::clone(&self.wire),
                 name: Arc::from(name),
-                codec: Arc::new(codec),
+                codec,
+                writes,
                 values: PhantomData,
             }));
         }
         Ok(namespace)
+    }
+
+    /// Waits until the tier follows the invalidation log (connected, and caught up), for at
+    /// most `limit`; returns whether it does. A server should wait for it before taking
+    /// writes: what it holds is marked unverified when it first catches up.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        let following = async {
+            while !self
+                .wire
+                .following
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(limit, following).await.is_ok()
+    }
+
+    /// Waits until the writes and invalidations this instance queued before the call have
+    /// reached Redis, for at most `limit`; returns whether they did. While the link is down
+    /// they stay queued (and are sent when it is back): returns false at once.
+    pub async fn settled(&self, limit: Duration) -> bool {
+        if !self.wire.link.is_up() {
+            return self.wire.outbox.len() == 0;
+        }
+        tokio::time::timeout(limit, self.wire.outbox.settled())
+            .await
+            .is_ok()
     }
 
     /// The tier's figures.
@@ -186,11 +270,21 @@ fn publish(wire: &Wire, shared: &[String], invalidation: &Invalidation) {
     }
 }
 
+/// What an insert or update of a shared key does in Redis.
+enum Writes<H = Arc<Held>> {
+    /// Drops the key there and on every instance (an origin is the source of truth).
+    Invalidate,
+    /// Writes the new value through (Redis is the source of truth), read from what this
+    /// instance holds.
+    Through(H),
+}
+
 /// A namespace's view of the tier: the [`SharedTier`] the core calls.
 struct SharedNamespace<V, C> {
     wire: Arc<Wire>,
     name: Arc<str>,
     codec: Arc<C>,
+    writes: Writes,
     values: PhantomData<fn() -> V>,
 }
 
@@ -254,15 +348,29 @@ where
         });
     }
 
-    /// An insert drops the key in Redis and on every instance instead of writing its value
-    /// there: the queue sends it later, and two instances' inserts of one key could reach
-    /// Redis in either order, so a value written that way could be an older one landing
-    /// after a newer (the version oracle test found it). A deletion landing late is
-    /// harmless. The next load fills Redis, by version.
+    /// With an origin, an insert drops the key in Redis and on every instance instead of
+    /// writing its value there: the queue sends it later, and two instances' inserts of one
+    /// key could reach Redis in either order, so a value written that way could be an older
+    /// one landing after a newer (the version oracle test found it). A deletion landing late
+    /// is harmless. The next load fills Redis, by version.
+    ///
+    /// Write-through, the job names the key only, and the writer sends what this instance
+    /// holds for it when the job goes. Redis's order decides between instances: each
+    /// write-through is logged, so every other instance drops its copy and reads back the
+    /// last value Redis took; an instance that heard of another's write before sending its
+    /// own has dropped its copy, and sends nothing.
     fn inserted(&self, key: &Key) {
-        self.wire.outbox.push(Job::Invalidate(Invalidation::Key {
-            namespace: Some(self.name.to_string()),
-            key: key.clone(),
-        }));
+        let key = key.clone();
+        self.wire.outbox.push(match &self.writes {
+            Writes::Invalidate => Job::Invalidate(Invalidation::Key {
+                namespace: Some(self.name.to_string()),
+                key,
+            }),
+            Writes::Through(held) => Job::Store {
+                namespace: Arc::clone(&self.name),
+                expires: held.expires(&self.name, &key),
+                key,
+            },
+        });
     }
 }

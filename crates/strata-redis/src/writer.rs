@@ -3,14 +3,16 @@
 //! job Redis itself keeps refusing (out of memory, a key of the wrong type) is given up on
 //! after a few tries, and every instance is told to treat what it holds as unverified.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use strata::store::{Invalidation, Store};
-use strata::Pattern;
+use strata::{Key, Pattern};
 
 use crate::envelope;
+use crate::held::{Current, Held};
 use crate::link::LinkError;
 use crate::outbox::Job;
 use crate::scripts;
@@ -20,10 +22,20 @@ use crate::wire::{LogEntry, Wire};
 /// How often a job Redis refuses is tried before it is given up on.
 const TRIES: u32 = 3;
 
+/// How long a write-through waits for the log to be followed again before it is looked at
+/// again.
+const FOLLOW_WAIT: Duration = Duration::from_millis(20);
+
+/// A write-through whose key is gone here and was to expire within this is deleted in
+/// Redis rather than left to expire there: the engine judges expiry on a coarse clock, a
+/// few milliseconds early, and an entry this close to its end is not worth telling apart
+/// from an expired one.
+const EXPIRY_SLACK: Duration = Duration::from_secs(1);
+
 /// How many keys one SCAN step asks for, when a prefix, pattern or clear is applied to Redis.
 const SCAN_COUNT: usize = 512;
 
-pub(crate) async fn run(wire: Arc<Wire>, store: Store) {
+pub(crate) async fn run(wire: Arc<Wire>, store: Store, held: Arc<Held>) {
     let mut refused = 0;
     loop {
         let Some((seq, job)) = wire.outbox.pop() else {
@@ -35,7 +47,15 @@ pub(crate) async fn run(wire: Arc<Wire>, store: Store) {
             wire.outbox.wait().await;
             continue;
         };
-        match send(&wire, &store, &job).await {
+        if matches!(job, Job::Store { .. }) && !wire.following.load(Ordering::SeqCst) {
+            // Back from an outage, the log is replayed first: a key another instance changed
+            // meanwhile is dropped here, and what it wrote is not overwritten with an older
+            // value (see `send`).
+            wire.outbox.put_back(seq, job);
+            tokio::time::sleep(FOLLOW_WAIT).await;
+            continue;
+        }
+        match send(&wire, &store, &held, &job).await {
             Ok(()) => {
                 refused = 0;
                 wire.outbox.done();
@@ -65,8 +85,36 @@ pub(crate) async fn run(wire: Arc<Wire>, store: Store) {
 }
 
 /// Sends one job.
-async fn send(wire: &Wire, store: &Store, job: &Job) -> Result<(), LinkError> {
+async fn send(wire: &Wire, store: &Store, held: &Held, job: &Job) -> Result<(), LinkError> {
     match job {
+        Job::Store {
+            namespace,
+            key,
+            expires,
+        } => {
+            // What this instance holds now: the latest of however many changes were queued.
+            match held.current(namespace, key) {
+                Some(current) => {
+                    store_value(wire, namespace, key, current).await?;
+                    Counters::bump(&wire.counters.writes_sent);
+                }
+                // It expired here before it could be sent (or is about to: the engine's
+                // clock is coarse): it goes there too. (Another instance's change of the key
+                // cancels the job: see the tailer.)
+                None if expires.is_some_and(|at| at <= Instant::now() + EXPIRY_SLACK) => {
+                    let gone = Invalidation::Key {
+                        namespace: Some(namespace.to_string()),
+                        key: key.clone(),
+                    };
+                    invalidate(wire, store, &gone).await?;
+                    Counters::bump(&wire.counters.invalidations_sent);
+                }
+                // Evicted here, or dropped when this instance's view was marked unverified:
+                // what Redis holds stays.
+                None => {}
+            }
+            Ok(())
+        }
         Job::Write {
             namespace,
             key,
@@ -77,7 +125,7 @@ async fn send(wire: &Wire, store: &Store, job: &Job) -> Result<(), LinkError> {
             // Fills carry no tags (a loader gives none).
             let header = &envelope::value_header_rest(&[]);
             let partition = wire.keys.partition(namespace, key.as_bytes());
-            let ttl_ms = ttl.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64);
+            let ttl_ms = ttl_millis(*ttl);
             let version: u64 = wire
                 .link
                 .call(|mut conn| async move {
@@ -108,6 +156,46 @@ async fn send(wire: &Wire, store: &Store, job: &Job) -> Result<(), LinkError> {
         }
         Job::Unverified => append(wire, 0, &LogEntry::Unverified).await,
     }
+}
+
+/// Writes `current` as the value of `key` in `namespace`, with a new version, and logs the
+/// change for the other instances.
+async fn store_value(
+    wire: &Wire,
+    namespace: &str,
+    key: &Key,
+    current: Current,
+) -> Result<(), LinkError> {
+    let header = &envelope::value_header_rest(&[]);
+    let partition = wire.keys.partition(namespace, key.as_bytes());
+    let entry = &LogEntry::Invalidate(Invalidation::Key {
+        namespace: Some(namespace.to_owned()),
+        key: key.clone(),
+    })
+    .to_json();
+    let payload = &current.payload;
+    wire.link
+        .call(|mut conn| async move {
+            scripts::STORE
+                .key(wire.keys.data(namespace, key.as_bytes()))
+                .key(wire.keys.version(partition))
+                .key(wire.keys.log(partition))
+                .arg(ttl_millis(current.ttl))
+                .arg(header)
+                .arg(payload.as_slice())
+                .arg(wire.config.log_max_len)
+                .arg(&wire.instance)
+                .arg(entry)
+                .invoke_async::<u64>(&mut conn)
+                .await
+        })
+        .await?;
+    Ok(())
+}
+
+/// A TTL as the scripts take it: milliseconds, at least one; 0 for none.
+fn ttl_millis(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64)
 }
 
 /// Applies `invalidation` to Redis and logs it.
