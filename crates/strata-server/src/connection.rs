@@ -37,9 +37,10 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::client_memory::Evicted;
+use crate::keyspace::Keyspace;
 use crate::resp;
 use crate::server::Shared;
-use crate::session::{End, Session};
+use crate::session::{End, Session, Step};
 
 /// Replies are written out once this many bytes are pending.
 const FLUSH_AT: usize = 64 << 10;
@@ -148,7 +149,15 @@ impl Connection {
     /// Runs every complete command in the read buffer, writing replies out every
     /// [`FLUSH_AT`] bytes. Gives the read buffer back to the thread once it is empty.
     async fn run_commands(&mut self) -> Result<(), End> {
-        while self.session.run_next(&mut self.input)? {
+        loop {
+            match self.session.run_next(&mut self.input)? {
+                Step::Ran => {}
+                Step::Incomplete => break,
+                Step::Pull(keys) => {
+                    Keyspace::pull(keys).await;
+                    self.session.run_held(&self.input)?;
+                }
+            }
             self.report()?;
             if self.session.out.len() >= FLUSH_AT {
                 self.flush().await?;
@@ -173,8 +182,11 @@ impl Connection {
         self.session.report(&self.input)
     }
 
-    /// Writes the pending replies.
+    /// Writes the pending replies, once the writes they acknowledge reached the shared tier.
     async fn flush(&mut self) -> Result<(), End> {
+        if self.session.take_wrote_shared() {
+            self.session.shared.keyspace.settled().await;
+        }
         if self.session.out.is_empty() {
             return Ok(());
         }

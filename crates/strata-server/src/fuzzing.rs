@@ -10,9 +10,10 @@ use std::sync::Arc;
 use bytes::BytesMut;
 use strata::store::Store;
 
+use crate::keyspace::Keyspace;
 use crate::resp;
 use crate::server::{ServeError, Shared};
-use crate::session::{End, Session};
+use crate::session::{End, Session, Step};
 
 /// One client of a server over a store, driven by hand.
 pub struct Harness {
@@ -27,7 +28,7 @@ pub struct Harness {
 impl Harness {
     /// A client of a new server over `store`, with its configuration's `[server]` limits.
     pub fn new(store: Store) -> Result<Self, ServeError> {
-        let shared = Arc::new(Shared::new(store, 0)?);
+        let shared = Arc::new(Shared::new(store, None, 0)?);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .map_err(|source| ServeError::Bind {
@@ -51,14 +52,20 @@ impl Harness {
         }
         self.input.extend_from_slice(bytes);
         let end = loop {
-            match self.session.run_next(&mut self.input) {
-                Ok(true) => {
-                    if self.session.report(&self.input).is_err() {
-                        break Some(End::Evicted);
-                    }
+            let ran = match self.session.run_next(&mut self.input) {
+                Ok(Step::Ran) => Ok(()),
+                Ok(Step::Pull(keys)) => {
+                    self.runtime.block_on(Keyspace::pull(keys));
+                    self.session.run_held(&self.input)
                 }
-                Ok(false) => break None,
-                Err(end) => break Some(end),
+                Ok(Step::Incomplete) => break None,
+                Err(end) => Err(end),
+            };
+            if let Err(end) = ran {
+                break Some(end);
+            }
+            if self.session.report(&self.input).is_err() {
+                break Some(End::Evicted);
             }
         };
         if let Some(end) = end {

@@ -1,11 +1,22 @@
 //! The keyspace a client sees: one flat space of keys, each living in the namespace its
 //! prefix names (`[server.prefixes]`, longest prefix first; `default` otherwise), so the
 //! namespace's TTL, limits and statistics apply to it.
+//!
+//! With a `[redis]` section the shared namespaces are written through to Redis, which is
+//! their source of truth for every `strata serve` over it: a command's keys that are not
+//! here are [pulled](Keyspace::pull) from Redis before it runs, and its writes are sent
+//! before its reply ([`Keyspace::settled`]).
 
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
 use strata::config::{MaxmemoryPolicy, DEFAULT_NAMESPACE};
 use strata::store::{Namespace, Store, StoreError};
+use strata_redis::{Raw, Tier};
+
+use crate::cmd::{self, Kind, Spec};
 
 /// Values as the server stores them: bytes, binary-safe, in an allocation of their exact
 /// size behind a 16-byte pointer. (`Bytes` would take 32 bytes in every entry and allocate a
@@ -17,9 +28,19 @@ pub type Value = Box<[u8]>;
 /// see [`strata::Cache::scan`]) in the low ones.
 const NS_SHIFT: u32 = 48;
 
+/// How long a reply waits for its command's writes to reach Redis. They take a round trip
+/// while the link is up; past this they stay queued (and are sent when they can), and the
+/// reply goes.
+const WRITE_ACK: Duration = Duration::from_secs(1);
+
+/// A key to bring in from Redis before a command runs.
+pub(crate) type Pull = (Namespace<Value>, Bytes);
+
 /// The store's namespaces, opened for byte values, and the rules that route keys to them.
 pub struct Keyspace {
     store: Store,
+    /// The shared tier, with a `[redis]` section.
+    tier: Option<Arc<Tier>>,
     /// Every namespace, by name (the order SCAN walks them in).
     namespaces: Vec<Namespace<Value>>,
     /// (prefix, index into `namespaces`), longest prefix first.
@@ -31,13 +52,17 @@ pub struct Keyspace {
 }
 
 impl Keyspace {
-    /// Opens every namespace of `store` for byte values and compiles the prefix routes of
-    /// its `[server]` configuration. Fails if a namespace was opened with another type.
-    pub fn new(store: Store) -> Result<Self, StoreError> {
+    /// Opens every namespace of `store` for byte values (written through to Redis by `tier`
+    /// when it shares them) and compiles the prefix routes of its `[server]` configuration.
+    /// Fails if a namespace was opened with another type.
+    pub fn new(store: Store, tier: Option<Arc<Tier>>) -> Result<Self, StoreError> {
         let names: Vec<String> = store.namespace_names().map(str::to_owned).collect();
         let namespaces = names
             .iter()
-            .map(|name| store.namespace::<Value>(name))
+            .map(|name| match &tier {
+                Some(tier) => tier.write_through_namespace::<Value, _>(name, Raw),
+                None => store.namespace::<Value>(name),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let index = |name: &str| names.iter().position(|n| n == name);
         let server = &store.config().server;
@@ -52,6 +77,7 @@ impl Keyspace {
         Ok(Self {
             policy,
             store,
+            tier,
             namespaces,
             prefixes,
             default,
@@ -61,6 +87,43 @@ impl Keyspace {
     /// The store underneath.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The shared tier, with a `[redis]` section.
+    pub fn tier(&self) -> Option<&Arc<Tier>> {
+        self.tier.as_ref()
+    }
+
+    /// The keys of the command `args` that live in shared namespaces and are not here: to
+    /// be [pulled](Self::pull) before it runs, so that it sees what the fleet holds. Empty
+    /// without a tier, and for commands that read no key's current value (a plain `SET`,
+    /// `MSET`). Keys it could not name (a wrong arity) are left to the command's own error.
+    pub(crate) fn missing_shared(&self, spec: &Spec, args: &[Bytes]) -> Vec<Pull> {
+        if self.tier.is_none() || spec.kind == Kind::Other || overwrites(spec, args) {
+            return Vec::new();
+        }
+        cmd::key_positions(spec, args.len())
+            .filter_map(|at| {
+                let key = &args[at];
+                let ns = self.route(key);
+                (ns.is_shared() && !ns.contains_key(key)).then(|| (ns.clone(), key.clone()))
+            })
+            .collect()
+    }
+
+    /// Brings `keys` in from Redis (those it has).
+    pub(crate) async fn pull(keys: Vec<Pull>) {
+        for (ns, key) in keys {
+            ns.pull(&key).await;
+        }
+    }
+
+    /// Waits, for a while at most, until the writes made here so far have reached Redis
+    /// (see [`WRITE_ACK`]).
+    pub(crate) async fn settled(&self) {
+        if let Some(tier) = &self.tier {
+            tier.settled(WRITE_ACK).await;
+        }
     }
 
     /// The namespace `key` lives in.
@@ -139,5 +202,19 @@ impl Keyspace {
     #[inline]
     pub fn no_evict(&self) -> bool {
         !self.policy().evicts()
+    }
+}
+
+/// Whether the command `args` replaces its keys' values without reading them: a `SET` with
+/// no `NX`, `XX`, `GET` or `KEEPTTL`, `MSET`, `SETEX`, `PSETEX`.
+fn overwrites(spec: &Spec, args: &[Bytes]) -> bool {
+    match spec.name {
+        "mset" | "setex" | "psetex" => true,
+        "set" => !args.iter().skip(3).any(|arg| {
+            ["NX", "XX", "GET", "KEEPTTL"]
+                .iter()
+                .any(|option| cmd::is(arg, option))
+        }),
+        _ => false,
     }
 }

@@ -4,16 +4,20 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use strata::config::Config;
 use strata::store::Store;
 use strata_admin::Admin;
+use strata_redis::Tier;
 use strata_server::server::Server;
 use tokio::sync::watch;
 
 /// How often expired entries are reclaimed without a read touching them.
 const MAINTENANCE: Duration = Duration::from_secs(1);
+/// The least a server waits at start for the shared tier to follow the invalidation log.
+const TIER_READY: Duration = Duration::from_secs(2);
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -74,19 +78,41 @@ pub fn run(args: &Args) -> ExitCode {
 async fn serve(config: Config) -> Result<(), String> {
     // Expired keys nobody reads leave within a second (DBSIZE and INFO count entries, as
     // Redis does, so they should not linger); the sweep is a walk of each shard's slab.
-    let store = Store::builder(config.clone())
-        .maintenance_interval(MAINTENANCE)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let server = Server::bind(config.server.resp_addr.as_str(), store.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let builder = Store::builder(config.clone()).maintenance_interval(MAINTENANCE);
+    let resp_addr = config.server.resp_addr.as_str();
+    // With a [redis] section, every shared namespace is written through to Redis, and every
+    // `strata serve` over it serves one keyspace.
+    let (store, tier, server) = if config.redis.is_some() {
+        let (store, tier) = Tier::start(builder).map_err(|e| e.to_string())?;
+        let limit = config
+            .redis
+            .as_ref()
+            .map_or(TIER_READY, |r| r.connect_timeout);
+        if !tier.ready(limit.max(TIER_READY)).await {
+            tracing::warn!(
+                error = tier.link_error().unwrap_or_default(),
+                "Redis is not answering: serving what this instance holds, writes are \
+                 queued until it does"
+            );
+        }
+        let tier = Arc::new(tier);
+        let server = Server::bind_shared(resp_addr, store.clone(), Arc::clone(&tier)).await;
+        (store, Some(tier), server)
+    } else {
+        let store = builder.build().map_err(|e| e.to_string())?;
+        let server = Server::bind(resp_addr, store.clone()).await;
+        (store, None, server)
+    };
+    let server = server.map_err(|e| e.to_string())?;
     let http = tokio::net::TcpListener::bind(&config.server.http_addr)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.http_addr))?;
     // The admin API reports the Redis port's clients, commands and client buffers.
     let server_stats = server.stats_handle();
-    let admin = Admin::new(store).with_server_stats(move || server_stats.stats());
+    let mut admin = Admin::new(store).with_server_stats(move || server_stats.stats());
+    if let Some(tier) = tier {
+        admin = admin.with_tier(tier);
+    }
     let admin_limits = config.admin.clone();
     let alerts = admin.spawn_alerts();
     let resp_addr = server.local_addr().map_err(|e| e.to_string())?;

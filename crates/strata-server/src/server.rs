@@ -32,6 +32,7 @@ use parking_lot::Mutex;
 use strata::config::{MaxClientMemory, Secret, ServerConfig};
 use strata::store::{Store, StoreError};
 use strata_admin::ServerStats;
+use strata_redis::Tier;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio::sync::watch;
@@ -113,15 +114,20 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// What the connections of a server over `store`, listening on `port`, share: the
-    /// keyspace, the `[server]` limits, the bound on clients' buffers, the counters.
-    pub(crate) fn new(store: Store, port: u16) -> Result<Self, ServeError> {
+    /// What the connections of a server over `store` (and its shared `tier`, if any),
+    /// listening on `port`, share: the keyspace, the `[server]` limits, the bound on clients'
+    /// buffers, the counters.
+    pub(crate) fn new(
+        store: Store,
+        tier: Option<Arc<Tier>>,
+        port: u16,
+    ) -> Result<Self, ServeError> {
         let config = store.config().server.clone();
         let limits = Limits::new(&config);
         let setting = config.max_client_memory;
         let bound = setting.bytes(store.max_bytes(), limits.client_memory_floor);
         Ok(Shared {
-            keyspace: Keyspace::new(store)?,
+            keyspace: Keyspace::new(store, tier)?,
             limits,
             password: config.password.clone(),
             started: Instant::now(),
@@ -255,6 +261,25 @@ impl Server {
         addr: impl ToSocketAddrs + std::fmt::Display,
         store: Store,
     ) -> Result<Self, ServeError> {
+        Self::bind_on(addr, store, None).await
+    }
+
+    /// [`bind`](Self::bind) for a store started on a shared tier ([`Tier::start`]): its
+    /// shared namespaces are written through to Redis, so every server over that Redis
+    /// serves one keyspace.
+    pub async fn bind_shared(
+        addr: impl ToSocketAddrs + std::fmt::Display,
+        store: Store,
+        tier: Arc<Tier>,
+    ) -> Result<Self, ServeError> {
+        Self::bind_on(addr, store, Some(tier)).await
+    }
+
+    async fn bind_on(
+        addr: impl ToSocketAddrs + std::fmt::Display,
+        store: Store,
+        tier: Option<Arc<Tier>>,
+    ) -> Result<Self, ServeError> {
         let listener = listen(&addr).await.map_err(|source| ServeError::Bind {
             addr: addr.to_string(),
             source,
@@ -262,7 +287,7 @@ impl Server {
         let port = listener.local_addr().map_or(0, |a| a.port());
         Ok(Self {
             listener,
-            shared: Arc::new(Shared::new(store, port)?),
+            shared: Arc::new(Shared::new(store, tier, port)?),
         })
     }
 

@@ -2,7 +2,9 @@
 //! the arguments it holds, its replies not yet written, and its entry in the bound on all
 //! clients' buffers. [`Session::run_next`] decodes and runs the next complete command of a
 //! read buffer; the connection (`connection.rs`) drives it from a socket, and the fuzz
-//! harness ([`crate::fuzzing`]) from bytes.
+//! harness ([`crate::fuzzing`]) from bytes. Over a shared tier, a command whose keys must
+//! first be brought in from Redis is held ([`Step::Pull`]) until the connection has pulled
+//! them, then run with [`Session::run_held`].
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::client_memory::{ClientAccount, Evicted};
 use crate::cmd::{self, Ctx};
+use crate::keyspace::Pull;
 use crate::output::{Abandoned, Output};
 use crate::resp::{self, Decoder, Protocol, ProtocolError};
 use crate::server::Shared;
@@ -60,6 +63,18 @@ impl From<Evicted> for End {
     }
 }
 
+/// What [`Session::run_next`] did.
+pub(crate) enum Step {
+    /// A command ran.
+    Ran,
+    /// The read buffer holds no complete command.
+    Incomplete,
+    /// A command is held until these keys are brought in from Redis
+    /// ([`Keyspace::pull`](crate::keyspace::Keyspace::pull)); then
+    /// [`run_held`](Session::run_held) runs it.
+    Pull(Vec<Pull>),
+}
+
 /// A client's state, decoder, replies and account.
 pub(crate) struct Session {
     pub(crate) shared: Arc<Shared>,
@@ -73,6 +88,11 @@ pub(crate) struct Session {
     pub(crate) out: Output,
     /// This client's entry in the bound on all clients' buffers.
     pub(crate) account: ClientAccount,
+    /// A command waiting for its keys to be pulled from Redis.
+    waiting: Option<Vec<Bytes>>,
+    /// Whether a command since the last [`take_wrote_shared`](Self::take_wrote_shared) wrote
+    /// with a shared tier: its reply waits until the write reached Redis.
+    wrote_shared: bool,
 }
 
 impl Session {
@@ -107,17 +127,19 @@ impl Session {
             out: Output::default(),
             shared,
             account,
+            waiting: None,
+            wrote_shared: false,
         }
     }
 
     /// Decodes and runs the next complete command in `input`, writing its reply to
-    /// [`out`](Self::out): `Ok(true)` when one ran, `Ok(false)` when `input` holds no complete
-    /// command, `Err` when the connection is to end (a protocol error, an HTTP request,
-    /// `QUIT`, a reply past a limit, or this client closed for the bound on clients' buffers).
-    pub(crate) fn run_next(&mut self, input: &mut BytesMut) -> Result<bool, End> {
+    /// [`out`](Self::out), or holds it until its keys are pulled from Redis; `Err` when the
+    /// connection is to end (a protocol error, an HTTP request, `QUIT`, a reply past a limit,
+    /// or this client closed for the bound on clients' buffers).
+    pub(crate) fn run_next(&mut self, input: &mut BytesMut) -> Result<Step, End> {
         let args = match self.decoder.decode(input) {
             Ok(Some(args)) => args,
-            Ok(None) => return Ok(false),
+            Ok(None) => return Ok(Step::Incomplete),
             Err(e) => return Err(refused(e)),
         };
         if args
@@ -125,6 +147,36 @@ impl Session {
             .is_some_and(|name| cmd::is_cross_protocol(name))
         {
             return Err(End::CrossProtocol);
+        }
+        let spec = args.first().and_then(|name| cmd::lookup(name));
+        if let Some(spec) = spec.filter(|_| self.shared.keyspace.tier().is_some()) {
+            let missing = self.shared.keyspace.missing_shared(spec, &args);
+            if !missing.is_empty() {
+                self.waiting = Some(args);
+                return Ok(Step::Pull(missing));
+            }
+        }
+        self.run(input, args).map(|()| Step::Ran)
+    }
+
+    /// Runs the command [`run_next`](Self::run_next) held, once its keys are pulled.
+    pub(crate) fn run_held(&mut self, input: &BytesMut) -> Result<(), End> {
+        match self.waiting.take() {
+            Some(args) => self.run(input, args),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a command since the last call wrote with a shared tier (and clears it).
+    pub(crate) fn take_wrote_shared(&mut self) -> bool {
+        std::mem::take(&mut self.wrote_shared)
+    }
+
+    /// Runs the command `args` (with `input` the rest of the read buffer).
+    fn run(&mut self, input: &BytesMut, args: Vec<Bytes>) -> Result<(), End> {
+        if self.shared.keyspace.tier().is_some() {
+            let spec = args.first().and_then(|name| cmd::lookup(name));
+            self.wrote_shared |= spec.is_some_and(|spec| spec.kind == cmd::Kind::Write);
         }
         let held = self.held(input);
         cmd::execute(
@@ -159,7 +211,7 @@ impl Session {
             // Many small elements (a long `COMMAND` reply) are not asked for one by one.
             return Err(End::OutputLimit(self.out.len()));
         }
-        Ok(true)
+        Ok(())
     }
 
     /// What this client holds besides its replies: an unfinished command in the read buffer

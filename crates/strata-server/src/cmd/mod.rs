@@ -245,6 +245,27 @@ pub(crate) fn lookup(name: &[u8]) -> Option<&'static Spec> {
     BY_NAME.get(&*lower).copied()
 }
 
+/// Where the keys are among a command's `len` arguments (name included), as its spec says;
+/// positions past the end (a wrong arity, left to the command's error) are left out.
+pub(crate) fn key_positions(spec: &Spec, len: usize) -> impl Iterator<Item = usize> {
+    let (first, last, step) = spec.keys;
+    let len = len as i32;
+    let last = if last < 0 {
+        len + last
+    } else {
+        last.min(len - 1)
+    };
+    // No keys (0, 0, 0): an empty range.
+    let (first, last) = if first > 0 && step > 0 {
+        (first, last)
+    } else {
+        (1, 0)
+    };
+    (first..=last)
+        .step_by(step.max(1) as usize)
+        .map(|at| at as usize)
+}
+
 /// Whether a command's name is the first word of an HTTP request or one of its headers:
 /// `POST` (a web page can make a browser send one to any port, with a body it chooses) or
 /// `Host:` (every HTTP/1.1 request has one). Redis has the same two commands for the same

@@ -76,7 +76,9 @@ impl Server {
         }
     }
 
-    fn redis(extra: &[&str]) -> Server {
+    /// A `redis-server` of the test's own, with `extra` arguments (the shared tier of a
+    /// fleet of strata servers, say).
+    pub fn redis(extra: &[&str]) -> Server {
         Self::spawn(|port, _| {
             let mut cmd = Command::new("redis-server");
             cmd.args(["--port", &port.to_string()])

@@ -1,0 +1,281 @@
+//! Several `strata serve` processes over one Redis (each a real process with nothing but
+//! `[redis] url` in its configuration, the Redis a `redis-server` of the test's own) are one
+//! cache for their clients: what is written through one is read through the others, and a
+//! deletion, an expiry, a flush or an invalidation through one is seen by all within the
+//! propagation bound. A version oracle checks the same under a random workload.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{eventually, skip_unless_strata, Server};
+
+/// How long a change through one server may take to reach the others (generous: the
+/// machine is shared; the measured figure is in docs/benchmarks.md).
+const PROPAGATION: Duration = Duration::from_secs(5);
+
+/// A Redis and `n` servers over it.
+struct Fleet {
+    servers: Vec<Server>,
+    redis: Server,
+}
+
+impl Fleet {
+    fn start(n: usize) -> Fleet {
+        let redis = Server::redis(&[]);
+        let config = format!("[redis]\nurl = \"redis://{}\"\n", redis.addr());
+        let servers = (0..n)
+            .map(|_| Server::start_with_config(&config).expect("strata mode"))
+            .collect();
+        Fleet { servers, redis }
+    }
+
+    fn con(&self, server: usize) -> redis::Connection {
+        self.servers[server].con(false)
+    }
+}
+
+fn get(con: &mut redis::Connection, key: &str) -> Option<String> {
+    redis::cmd("GET").arg(key).query(con).expect("GET")
+}
+
+fn run<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> T {
+    let mut cmd = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        cmd.arg(*arg);
+    }
+    cmd.query(con)
+        .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")))
+}
+
+/// Whether every connection in `cons` reads `want` for `key` within the propagation bound.
+fn all_read(cons: &mut [redis::Connection], key: &str, want: Option<&str>) -> bool {
+    cons.iter_mut().all(|con| {
+        eventually(PROPAGATION, || get(con, key).as_deref() == want)
+            || panic!("{key}: {:?}, expected {want:?}", get(con, key))
+    })
+}
+
+#[test]
+fn servers_over_one_redis_serve_one_keyspace() {
+    if skip_unless_strata("servers_over_one_redis_serve_one_keyspace") {
+        return;
+    }
+    let fleet = Fleet::start(3);
+    let mut cons: Vec<_> = (0..3).map(|i| fleet.con(i)).collect();
+
+    // A write is in Redis before its reply: a server that never held the key reads it at once.
+    run::<()>(&mut cons[0], &["SET", "greeting", "hello"]);
+    assert_eq!(get(&mut cons[1], "greeting").as_deref(), Some("hello"));
+    assert_eq!(get(&mut cons[2], "greeting").as_deref(), Some("hello"));
+    // A server holding the old value drops it when the log tells it.
+    run::<()>(&mut cons[1], &["SET", "greeting", "bonjour"]);
+    assert!(all_read(&mut cons, "greeting", Some("bonjour")));
+
+    // Counters, appends and multi-key writes travel the same way.
+    for _ in 0..5 {
+        run::<i64>(&mut cons[2], &["INCR", "visits"]);
+    }
+    assert!(all_read(&mut cons, "visits", Some("5")));
+    run::<i64>(&mut cons[0], &["APPEND", "visits", "0"]);
+    assert!(all_read(&mut cons, "visits", Some("50")));
+    run::<()>(&mut cons[1], &["MSET", "a", "1", "b", "2"]);
+    assert!(all_read(&mut cons, "a", Some("1")) && all_read(&mut cons, "b", Some("2")));
+
+    // DEL through one: gone everywhere, and counted as Redis counts it, though the deleting
+    // server never held the key.
+    run::<()>(&mut cons[0], &["SET", "doomed", "x"]);
+    assert_eq!(run::<i64>(&mut cons[2], &["DEL", "doomed", "never-set"]), 1);
+    assert!(all_read(&mut cons, "doomed", None));
+
+    // A TTL set through one server is the key's TTL on all.
+    run::<()>(&mut cons[0], &["SET", "session", "s"]);
+    assert_eq!(run::<i64>(&mut cons[1], &["EXPIRE", "session", "100"]), 1);
+    for con in &mut cons {
+        assert!(eventually(PROPAGATION, || {
+            let ttl: i64 = run(con, &["TTL", "session"]);
+            (1..=100).contains(&ttl)
+        }));
+    }
+    assert_eq!(run::<i64>(&mut cons[2], &["PEXPIRE", "session", "1"]), 1);
+    assert!(all_read(&mut cons, "session", None));
+
+    // Invalidation by prefix through one server.
+    for key in ["user:1", "user:2", "order:1"] {
+        run::<()>(&mut cons[0], &["SET", key, "v"]);
+        assert_eq!(get(&mut cons[1], key).as_deref(), Some("v"));
+    }
+    run::<i64>(&mut cons[1], &["STRATA.INVALIDATE", "PREFIX", "user:"]);
+    assert!(all_read(&mut cons, "user:1", None) && all_read(&mut cons, "user:2", None));
+    assert!(all_read(&mut cons, "order:1", Some("v")));
+
+    // FLUSHDB through one empties the keyspace for all.
+    run::<()>(&mut cons[2], &["FLUSHDB"]);
+    for key in ["greeting", "visits", "a", "b", "order:1"] {
+        assert!(all_read(&mut cons, key, None));
+    }
+
+    // A server started now reads what the fleet holds.
+    run::<()>(&mut cons[0], &["SET", "late", "still here"]);
+    let config = format!("[redis]\nurl = \"redis://{}\"\n", fleet.redis.addr());
+    let newcomer = Server::start_with_config(&config).expect("strata mode");
+    assert_eq!(
+        get(&mut newcomer.con(false), "late").as_deref(),
+        Some("still here")
+    );
+}
+
+#[test]
+fn reads_go_on_through_a_redis_that_stops_answering_and_writes_made_meanwhile_arrive_after() {
+    if skip_unless_strata("reads_go_on_through_a_redis_outage") {
+        return;
+    }
+    let fleet = Fleet::start(2);
+    let (mut a, mut b) = (fleet.con(0), fleet.con(1));
+    run::<()>(&mut a, &["SET", "held", "v1"]);
+    assert_eq!(get(&mut b, "held").as_deref(), Some("v1"));
+
+    fleet.redis.pause();
+    // What a server holds is served at once; a write is kept and acknowledged within the
+    // time a reply waits for Redis (a second), not refused.
+    let started = Instant::now();
+    assert_eq!(get(&mut b, "held").as_deref(), Some("v1"));
+    run::<()>(&mut a, &["SET", "during", "v2"]);
+    assert_eq!(get(&mut a, "during").as_deref(), Some("v2"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    fleet.redis.resume();
+
+    assert!(eventually(PROPAGATION, || get(&mut b, "during").as_deref()
+        == Some("v2")));
+    assert_eq!(get(&mut b, "held").as_deref(), Some("v1"));
+}
+
+/// One change of a key as the oracle saw it: the value it left (`None`: none), and when
+/// its reply came.
+struct Change {
+    value: Option<String>,
+    done: Instant,
+}
+
+/// Three servers, writers that change each key one at a time (so the order of a key's
+/// changes is the order their replies came in), and readers on every server. No read may
+/// return a value older than one whose replacement was acknowledged before the read began,
+/// by more than the propagation bound; once quiet, every server agrees on every key.
+#[test]
+fn a_version_oracle_finds_no_stale_read_beyond_the_bound_across_three_servers() {
+    if skip_unless_strata("a_version_oracle_across_three_servers") {
+        return;
+    }
+    const KEYS: usize = 12;
+    const RUN: Duration = Duration::from_secs(3);
+    /// Tighter than PROPAGATION: the bound the oracle holds reads to.
+    const BOUND: Duration = Duration::from_millis(500);
+    let fleet = Fleet::start(3);
+    let history: Arc<Vec<Mutex<Vec<Change>>>> =
+        Arc::new((0..KEYS).map(|_| Mutex::new(Vec::new())).collect());
+    let version = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reads = Arc::new(Mutex::new(Vec::new()));
+
+    let mut threads = Vec::new();
+    for writer in 0..3 {
+        let mut con = fleet.con(writer);
+        let (history, version, stop) = (
+            Arc::clone(&history),
+            Arc::clone(&version),
+            Arc::clone(&stop),
+        );
+        threads.push(thread::spawn(move || {
+            let mut n = writer as u64;
+            while !stop.load(Ordering::Relaxed) {
+                n = n
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let key = (n >> 33) as usize % KEYS;
+                let mut changes = history[key].lock().unwrap();
+                let value = if (n >> 20).is_multiple_of(5) {
+                    run::<i64>(&mut con, &["DEL", &format!("k{key}")]);
+                    None
+                } else {
+                    let v = format!("v{}", version.fetch_add(1, Ordering::Relaxed));
+                    run::<()>(&mut con, &["SET", &format!("k{key}"), &v]);
+                    Some(v)
+                };
+                changes.push(Change {
+                    value,
+                    done: Instant::now(),
+                });
+            }
+        }));
+    }
+    for reader in 0..3 {
+        let mut con = fleet.con(reader);
+        let (stop, reads) = (Arc::clone(&stop), Arc::clone(&reads));
+        threads.push(thread::spawn(move || {
+            let mut n = 99 + reader as u64;
+            let mut mine = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                n = n
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let key = (n >> 33) as usize % KEYS;
+                let began = Instant::now();
+                mine.push((key, began, get(&mut con, &format!("k{key}"))));
+            }
+            reads.lock().unwrap().extend(mine);
+        }));
+    }
+    thread::sleep(RUN);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+
+    let reads = reads.lock().unwrap();
+    let mut stale = Vec::new();
+    for (key, began, got) in reads.iter() {
+        let changes = history[*key].lock().unwrap();
+        // The last change acknowledged before the read began, less the bound: the read may
+        // return it or anything after it, never what came before (the key starts absent).
+        let fine = match changes.iter().rposition(|c| c.done + BOUND < *began) {
+            Some(settled) => changes[settled..].iter().any(|c| c.value == *got),
+            None => got.is_none() || changes.iter().any(|c| c.value == *got),
+        };
+        if !fine {
+            stale.push((*key, got.clone()));
+        }
+    }
+    let writes: usize = history.iter().map(|h| h.lock().unwrap().len()).sum();
+    assert!(
+        writes > 100 && reads.len() > 1000,
+        "{writes} writes, {} reads",
+        reads.len()
+    );
+    assert!(
+        stale.is_empty(),
+        "{} of {} reads older than the bound: {:?}",
+        stale.len(),
+        reads.len(),
+        &stale[..stale.len().min(10)]
+    );
+
+    // Quiet: every server agrees with the last change of every key.
+    let mut cons: Vec<_> = (0..3).map(|i| fleet.con(i)).collect();
+    let last: HashMap<usize, Option<String>> = (0..KEYS)
+        .map(|k| {
+            let changes = history[k].lock().unwrap();
+            (k, changes.last().and_then(|c| c.value.clone()))
+        })
+        .collect();
+    for (key, want) in &last {
+        assert!(all_read(&mut cons, &format!("k{key}"), want.as_deref()));
+    }
+}
