@@ -21,6 +21,11 @@
 //!
 //! The first evaluation only takes the baseline for the three ratios.
 //!
+//! With a shared tier watched ([`Alerts::watch_link`]), one more condition, for the whole
+//! instance (its `namespace` is `*`): **Redis link**, an alert while the link to Redis is
+//! down, judged at every evaluation with the same hysteresis. It needs no threshold: an
+//! instance on a shared tier that cannot reach it serves only what it holds.
+//!
 //! **Too few samples is no verdict.** A ratio over fewer than `min_samples` reads (for the
 //! hit ratio) or loads (for latency and errors, which share the one setting) says little:
 //! five reads in a quiet interval are no evidence of a bad hit ratio, nor of a recovered
@@ -58,6 +63,8 @@ pub enum AlertKind {
     LoadLatencyHigh,
     /// The share of the interval's loads that failed is above `load_error_rate_above`.
     LoadErrorsHigh,
+    /// The link to the shared tier (Redis) is down (the whole instance: namespace `*`).
+    RedisLinkDown,
 }
 
 impl AlertKind {
@@ -68,10 +75,12 @@ impl AlertKind {
             AlertKind::MemoryHigh => "memory_high",
             AlertKind::LoadLatencyHigh => "load_latency_high",
             AlertKind::LoadErrorsHigh => "load_errors_high",
+            AlertKind::RedisLinkDown => "redis_link_down",
         }
     }
 
-    const ALL: [AlertKind; 4] = [
+    /// The per-namespace conditions.
+    const PER_NAMESPACE: [AlertKind; 4] = [
         AlertKind::HitRatioLow,
         AlertKind::MemoryHigh,
         AlertKind::LoadLatencyHigh,
@@ -115,11 +124,28 @@ pub struct Alerts {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     config: AlertsConfig,
     state: Mutex<State>,
+    /// Why the shared tier's link is down (`None` while it is up), when one is watched.
+    link: Mutex<Option<LinkProbe>>,
 }
+
+/// Reads the shared tier's link: `Some(reason)` while it is down.
+type LinkProbe = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .field("link_watched", &self.link.lock().is_some())
+            .finish()
+    }
+}
+
+/// The `namespace` of an alert about the whole instance.
+pub const WHOLE_INSTANCE: &str = "*";
 
 #[derive(Debug, Default)]
 struct State {
@@ -127,6 +153,93 @@ struct State {
     previous: Option<StoreStats>,
     streaks: BTreeMap<(String, AlertKind), Streak>,
     active: BTreeMap<(String, AlertKind), Alert>,
+    /// Why the link was down at the last evaluation, for its alert's message.
+    link_error: Option<String>,
+}
+
+impl State {
+    /// Counts `reading` of condition `kind` for `ns` into its streak, and fires or clears
+    /// its alert when the streak is long enough (see the module docs), adding what changed
+    /// to `transitions`.
+    fn judge(
+        &mut self,
+        config: &AlertsConfig,
+        ns: &str,
+        kind: AlertKind,
+        reading: Reading,
+        transitions: &mut Vec<Transition>,
+    ) {
+        let Reading::Judged {
+            value,
+            threshold,
+            breach,
+        } = reading
+        else {
+            return;
+        };
+        let key = (ns.to_owned(), kind);
+        let streak = self.streaks.entry(key.clone()).or_default();
+        if breach {
+            *streak = Streak {
+                breaching: streak.breaching.saturating_add(1),
+                inside: 0,
+            };
+        } else {
+            *streak = Streak {
+                breaching: 0,
+                inside: streak.inside.saturating_add(1),
+            };
+        }
+        let streak = *streak;
+        let message = describe(
+            kind,
+            ns,
+            value,
+            threshold,
+            breach,
+            self.link_error.as_deref(),
+        );
+        match self.active.get_mut(&key) {
+            None if breach && streak.breaching >= config.fire_after.max(1) => {
+                let alert = Alert {
+                    kind,
+                    namespace: ns.to_owned(),
+                    value,
+                    threshold,
+                    since_unix_ms: unix_ms_now(),
+                    message,
+                };
+                tracing::warn!(
+                    namespace = %ns,
+                    alert = kind.as_str(),
+                    value,
+                    threshold,
+                    "alert fired: {}",
+                    alert.message
+                );
+                self.active.insert(key, alert.clone());
+                transitions.push(Transition::Fired(alert));
+            }
+            None => {}
+            Some(alert) => {
+                alert.value = value;
+                alert.message = message;
+                if !breach && streak.inside >= config.clear_after.max(1) {
+                    tracing::info!(
+                        namespace = %ns,
+                        alert = kind.as_str(),
+                        value,
+                        threshold,
+                        "alert cleared: {}",
+                        alert.message
+                    );
+                    if let Some(alert) = self.active.remove(&key) {
+                        transitions.push(Transition::Cleared(alert));
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Judged evaluations in a row that breached, and that did not (one of them is 0).
@@ -160,8 +273,15 @@ impl Alerts {
             inner: Arc::new(Inner {
                 config,
                 state: Mutex::new(State::default()),
+                link: Mutex::new(None),
             }),
         }
+    }
+
+    /// Judges the shared tier's link too, from now on: `down` answers why the link is down,
+    /// or `None` while it is up.
+    pub fn watch_link(&self, down: impl Fn() -> Option<String> + Send + Sync + 'static) {
+        *self.inner.link.lock() = Some(Arc::new(down));
     }
 
     /// The thresholds.
@@ -179,6 +299,7 @@ impl Alerts {
     /// fired and what cleared (sorted by namespace, then kind).
     pub fn evaluate(&self, store: &Store) -> Vec<Transition> {
         let config = &self.inner.config;
+        let link = self.inner.link.lock().clone();
         let mut guard = self.inner.state.lock();
         // Read under the lock, so that concurrent evaluations take their readings in the
         // order they judge them and every interval is counted once.
@@ -188,70 +309,21 @@ impl Alerts {
         let mut transitions = Vec::new();
         for (ns, figures) in now.namespaces.iter().filter(|(_, f)| f.opened) {
             let before = previous.as_ref().and_then(|p| p.namespaces.get(ns));
-            for kind in AlertKind::ALL {
-                let Reading::Judged {
-                    value,
-                    threshold,
-                    breach,
-                } = read(config, kind, figures, before)
-                else {
-                    continue;
-                };
-                let key = (ns.clone(), kind);
-                let streak = state.streaks.entry(key.clone()).or_default();
-                if breach {
-                    *streak = Streak {
-                        breaching: streak.breaching.saturating_add(1),
-                        inside: 0,
-                    };
-                } else {
-                    *streak = Streak {
-                        breaching: 0,
-                        inside: streak.inside.saturating_add(1),
-                    };
-                }
-                let streak = *streak;
-                match state.active.get_mut(&key) {
-                    None if breach && streak.breaching >= config.fire_after.max(1) => {
-                        let alert = Alert {
-                            kind,
-                            namespace: ns.clone(),
-                            value,
-                            threshold,
-                            since_unix_ms: unix_ms_now(),
-                            message: describe(kind, ns, value, threshold, true),
-                        };
-                        tracing::warn!(
-                            namespace = %ns,
-                            alert = kind.as_str(),
-                            value,
-                            threshold,
-                            "alert fired: {}",
-                            alert.message
-                        );
-                        state.active.insert(key, alert.clone());
-                        transitions.push(Transition::Fired(alert));
-                    }
-                    None => {}
-                    Some(alert) => {
-                        alert.value = value;
-                        alert.message = describe(kind, ns, value, threshold, breach);
-                        if !breach && streak.inside >= config.clear_after.max(1) {
-                            tracing::info!(
-                                namespace = %ns,
-                                alert = kind.as_str(),
-                                value,
-                                threshold,
-                                "alert cleared: {}",
-                                alert.message
-                            );
-                            if let Some(alert) = state.active.remove(&key) {
-                                transitions.push(Transition::Cleared(alert));
-                            }
-                        }
-                    }
-                }
+            for kind in AlertKind::PER_NAMESPACE {
+                let reading = read(config, kind, figures, before);
+                state.judge(config, ns, kind, reading, &mut transitions);
             }
+        }
+        if let Some(link) = link {
+            let down = link();
+            let reading = Reading::Judged {
+                value: f64::from(u8::from(down.is_some())),
+                threshold: 0.5,
+                breach: down.is_some(),
+            };
+            state.link_error = down;
+            let kind = AlertKind::RedisLinkDown;
+            state.judge(config, WHOLE_INSTANCE, kind, reading, &mut transitions);
         }
         state.previous = Some(now);
         transitions
@@ -294,6 +366,8 @@ fn read(
         breach,
     };
     match kind {
+        // Judged for the instance, not per namespace (see `Alerts::evaluate`).
+        AlertKind::RedisLinkDown => Reading::Off,
         AlertKind::MemoryHigh => match (config.memory_above, now.limits.max_bytes) {
             (Some(share), Some(max)) if max > 0 => {
                 let used = now.stats.weighted_size as f64 / max as f64;
@@ -353,10 +427,24 @@ fn since(now: &Latency, before: &Latency) -> Latency {
     }
 }
 
-/// The sentence of an alert: about a breach, or about a value back inside.
-fn describe(kind: AlertKind, ns: &str, value: f64, threshold: f64, breach: bool) -> String {
+/// The sentence of an alert: about a breach, or about a value back inside (with why the
+/// Redis link is down, for its alert).
+fn describe(
+    kind: AlertKind,
+    ns: &str,
+    value: f64,
+    threshold: f64,
+    breach: bool,
+    link_error: Option<&str>,
+) -> String {
     let percent = |share: f64| format!("{:.1}%", share * 100.0);
     match (kind, breach) {
+        (AlertKind::RedisLinkDown, true) => format!(
+            "the link to Redis (the shared tier) is down: {}; serving what this instance \
+             holds",
+            link_error.unwrap_or("no answer")
+        ),
+        (AlertKind::RedisLinkDown, false) => "the link to Redis (the shared tier) is up".into(),
         (AlertKind::HitRatioLow, true) => {
             format!("namespace {ns}: hit ratio {value:.3} is below {threshold:.3}")
         }
@@ -834,7 +922,10 @@ mod tests {
                 "threshold": 0.25, "since_unix_ms": 1_700_000_000_000u64, "message": "m"
             } })
         );
-        for kind in AlertKind::ALL {
+        for kind in AlertKind::PER_NAMESPACE
+            .into_iter()
+            .chain([AlertKind::RedisLinkDown])
+        {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
         }
     }

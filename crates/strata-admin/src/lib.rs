@@ -76,7 +76,7 @@ pub use alerts::{Alert, AlertKind, Alerts};
 pub use error::ApiError;
 pub use listener::serve;
 pub use server_stats::{ServerStats, ServerStatsSource};
-use strata_redis::Tier;
+use strata_redis::{LinkHealth, Tier};
 
 /// What the admin API serves: a store, its warming jobs, its alerts and its tokens.
 #[derive(Clone)]
@@ -164,8 +164,14 @@ impl Admin {
     }
 
     /// Reports the store's shared tier: its link in `/health` (`down` when Redis is away and
-    /// `redis.required` is set, `degraded` otherwise), its figures in `/stats` and `/metrics`.
+    /// `redis.required` is set, `degraded` otherwise) and in the `redis_link_down` alert, its
+    /// figures in `/stats` and `/metrics`.
     pub fn with_tier(self, tier: Arc<Tier>) -> Self {
+        let watched = Arc::clone(&tier);
+        self.inner.alerts.watch_link(move || {
+            (watched.health() != LinkHealth::Up)
+                .then(|| watched.link_error().unwrap_or_else(|| "no answer".into()))
+        });
         self.with(|inner| inner.tier = Some(tier))
     }
 

@@ -757,5 +757,18 @@ async fn the_redis_link_shows_in_health_stats_and_metrics() {
         let metrics = metrics.as_str().unwrap().to_owned();
         assert!(metrics.contains("\nstrata_redis_link_up 0\n"), "{metrics}");
         assert!(metrics.contains("strata_redis_queue_depth"));
+
+        // Down for `fire_after` evaluations (3 by default): the instance-wide alert fires.
+        let transitions: Vec<_> = (0..3)
+            .flat_map(|_| admin.alerts().evaluate(admin.store()))
+            .collect();
+        assert_eq!(transitions.len(), 1, "{transitions:?}");
+        let (_, alerts) = api.call("GET", "/alerts", None, None).await;
+        assert_eq!(alerts["alerts"][0]["kind"], "redis_link_down", "{alerts}");
+        assert_eq!(alerts["alerts"][0]["namespace"], "*");
+        assert!(alerts["alerts"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("link to Redis"));
     }
 }
