@@ -279,3 +279,40 @@ fn a_version_oracle_finds_no_stale_read_beyond_the_bound_across_three_servers() 
         assert!(all_read(&mut cons, &format!("k{key}"), want.as_deref()));
     }
 }
+
+#[test]
+fn info_and_stats_show_the_redis_link() {
+    if skip_unless_strata("info_and_stats_show_the_redis_link") {
+        return;
+    }
+    let fleet = Fleet::start(1);
+    let mut con = fleet.con(0);
+    run::<()>(&mut con, &["SET", "k", "v"]);
+    let url = format!("http://{}", fleet.servers[0].http_addr());
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .args(["--url", &url])
+            .output()
+            .expect("the strata CLI runs");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("UTF-8")
+    };
+    let info = cli(&["info"]);
+    let redis = format!("redis://{}", fleet.redis.addr());
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("redis") && l.contains(&redis)),
+        "{info}"
+    );
+    assert!(
+        info.lines()
+            .any(|l| l.starts_with("default") && l.trim_end().ends_with("yes")),
+        "{info}"
+    );
+    let stats = cli(&["stats"]);
+    assert!(
+        stats.contains("redis: link up, following the log") && stats.contains("sent 1 writes"),
+        "{stats}"
+    );
+}

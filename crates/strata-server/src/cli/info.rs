@@ -27,6 +27,33 @@ fn list(v: &Value) -> String {
     }
 }
 
+/// The `[redis]` section in a line (its URL's password is shown as `***` by the server).
+fn redis_summary(redis: &Value) -> String {
+    if redis.is_null() {
+        return "none (this instance is on its own)".into();
+    }
+    format!(
+        "{}, prefix {}, {} log partitions, required {}",
+        cell(&redis["url"]),
+        cell(&redis["prefix"]),
+        cell(&redis["partitions"]),
+        cell(&redis["required"]),
+    )
+}
+
+/// Whether a namespace (configured as `ns`) is on the shared tier: its own `shared`, else
+/// the defaults', else yes when there is a `[redis]` section.
+fn shared(config: &Value, ns: &Value) -> String {
+    if config["redis"].is_null() {
+        return "-".into();
+    }
+    let on = ns["shared"]
+        .as_bool()
+        .or(config["defaults"]["shared"].as_bool())
+        .unwrap_or(true);
+    if on { "yes" } else { "no" }.into()
+}
+
 fn render(v: &Value) -> String {
     let config = &v["config"];
     let alerts = &config["alerts"];
@@ -60,6 +87,7 @@ fn render(v: &Value) -> String {
         ("namespaces", list(&v["namespaces"])),
         ("events", list(&config["events"])),
         ("alerts", alerts_line),
+        ("redis", redis_summary(&config["redis"])),
     ] {
         summary.row(vec![name.into(), value]);
     }
@@ -76,6 +104,7 @@ fn render(v: &Value) -> String {
         "max stale",
         "refresh ahead",
         "negative ttl",
+        "shared",
     ]);
     for name in v["namespaces"].as_array().into_iter().flatten() {
         let name = cell(name);
@@ -93,6 +122,7 @@ fn render(v: &Value) -> String {
                 .as_u64()
                 .map_or("-".into(), |p| format!("{p}%")),
             cell(&ns["negative_ttl"]),
+            shared(config, ns),
         ]);
     }
     format!("{summary}\n{}", namespaces.render())

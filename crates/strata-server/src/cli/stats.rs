@@ -86,11 +86,46 @@ fn render(v: &Value, with_total: bool) -> String {
     }
     .unwrap_or(&v["loads"]);
     format!(
-        "{}\nuptime {}; load timeouts {}, served stale {}, refreshed ahead {}\n",
+        "{}\nuptime {}; load timeouts {}, served stale {}, refreshed ahead {}\n{}",
         table.render(),
         seconds(v["uptime_seconds"].as_f64().unwrap_or(0.0)),
         n(&loads["timeouts"]),
         n(&loads["stale_served"]),
         n(&loads["refreshes"]),
+        redis_line(&v["redis"]),
+    )
+}
+
+/// The shared tier's link and figures, when the instance has one (`redis` in `/stats`).
+fn redis_line(redis: &Value) -> String {
+    if redis.is_null() {
+        return String::new();
+    }
+    let link = match (redis["link_up"].as_bool(), redis["log_following"].as_bool()) {
+        (Some(true), Some(true)) => "up, following the log",
+        (Some(true), _) => "up, not following the log yet",
+        _ => "DOWN",
+    };
+    let lookups = n(&redis["l2_lookups"]);
+    let mean = if lookups == 0 {
+        "-".to_string()
+    } else {
+        format!(
+            "{:.2} ms",
+            n(&redis["l2_lookup_micros"]) as f64 / lookups as f64 / 1000.0
+        )
+    };
+    format!(
+        "redis: link {link}; L2 hits {}, misses {}, errors {}, mean lookup {mean}; \
+         sent {} writes, {} invalidations; received {} (replayed {}); queue {}; gaps {}\n",
+        n(&redis["l2_hits"]),
+        n(&redis["l2_misses"]),
+        n(&redis["l2_errors"]),
+        n(&redis["writes_sent"]),
+        n(&redis["invalidations_sent"]),
+        n(&redis["invalidations_received"]),
+        n(&redis["invalidations_replayed"]),
+        n(&redis["queue_depth"]),
+        n(&redis["gaps"]),
     )
 }
