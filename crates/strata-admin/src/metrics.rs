@@ -409,6 +409,17 @@ impl Collector for Figures {
         }
         if let Some(tier) = &self.beside.tier {
             encode_beside(&mut encoder, &TIER, tier)?;
+            let mut lag = encoder.encode_descriptor(
+                "strata_redis_log_lag_entries",
+                "Entries of each partition of the invalidation log this instance had not read, \
+                 sampled about once a second",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (partition, behind) in tier.log_lag.iter().enumerate() {
+                let labels = [("partition", partition.to_string())];
+                gauge(*behind).encode(lag.encode_family(&labels)?)?;
+            }
         }
         Ok(())
     }

@@ -162,7 +162,9 @@ pub(crate) fn document() -> Value {
                         "invalidations_sent": { "type": "integer" }, "invalidations_received": { "type": "integer" },
                         "invalidations_replayed": { "type": "integer" }, "gaps": { "type": "integer" },
                         "queue_depth": { "type": "integer" }, "queue_overflows": { "type": "integer" },
-                        "jobs_dropped": { "type": "integer" } } },
+                        "jobs_dropped": { "type": "integer" },
+                        "log_lag": { "type": "array", "items": { "type": "integer" },
+                            "description": "Per partition of the log, entries not read yet (sampled about once a second)" } } },
                 "ServerStats": {
                     "type": "object",
                     "description": "The figures of the server beside the API (strata serve's Redis port); absent without one.",

@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use parking_lot::Mutex;
 use serde::Serialize;
 
 /// What the shared tier has done since the instance started.
@@ -45,6 +46,10 @@ pub struct TierStats {
     /// Writes and invalidations Redis kept refusing, given up on (each marks every instance
     /// unverified).
     pub jobs_dropped: u64,
+    /// Per partition of the log (by index), how many entries other instances had added that
+    /// this instance had not read yet, sampled about once a second while it follows the log
+    /// (its own entries count: it reads them to skip them).
+    pub log_lag: Vec<u64>,
 }
 
 /// The counters behind [`TierStats`].
@@ -64,6 +69,8 @@ pub(crate) struct Counters {
     pub(crate) gaps: AtomicU64,
     pub(crate) queue_overflows: AtomicU64,
     pub(crate) jobs_dropped: AtomicU64,
+    /// The last sample of [`TierStats::log_lag`].
+    pub(crate) log_lag: Mutex<Vec<u64>>,
 }
 
 impl Counters {
@@ -91,6 +98,7 @@ impl Counters {
             queue_depth,
             queue_overflows: read(&self.queue_overflows),
             jobs_dropped: read(&self.jobs_dropped),
+            log_lag: self.log_lag.lock().clone(),
         }
     }
 }

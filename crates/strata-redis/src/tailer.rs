@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};
@@ -29,6 +29,8 @@ use crate::writer::shared_scope;
 const BLOCK: Duration = Duration::from_millis(1000);
 /// How many entries one `XREAD` takes per partition.
 const BATCH: usize = 1024;
+/// How often the lag behind each partition is sampled while following the log.
+const LAG_EVERY: Duration = Duration::from_secs(1);
 
 /// Where the tailer is in one partition.
 #[derive(Debug, Clone)]
@@ -81,7 +83,14 @@ pub(crate) async fn run(wire: Arc<Wire>, store: Store) {
             }
         }
         let Some(at) = cursors.as_mut() else { continue };
+        let mut sampled = Instant::now();
         loop {
+            if sampled.elapsed() >= LAG_EVERY {
+                sampled = Instant::now();
+                if let Err(e) = sample_lag(&wire, &mut conn, at).await {
+                    tracing::debug!(error = %e, "sampling the log's lag failed");
+                }
+            }
             match read(&wire, &store, &mut conn, at, replaying).await {
                 Ok(full) if full => {
                     // A full batch: behind, maybe far enough that trimming passed us.
@@ -189,6 +198,21 @@ async fn check_gaps(
         );
         unverify(wire, store);
     }
+    Ok(())
+}
+
+/// Records how many entries each partition had taken that the cursors have not read.
+async fn sample_lag(
+    wire: &Wire,
+    conn: &mut MultiplexedConnection,
+    cursors: &[Cursor],
+) -> Result<(), RedisError> {
+    let mut lag = Vec::with_capacity(cursors.len());
+    for (log, cursor) in wire.keys.logs().iter().zip(cursors) {
+        let (added, _, _) = info(conn, log).await?;
+        lag.push(added.saturating_sub(cursor.position));
+    }
+    *wire.counters.log_lag.lock() = lag;
     Ok(())
 }
 

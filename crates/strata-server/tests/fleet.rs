@@ -315,4 +315,15 @@ fn info_and_stats_show_the_redis_link() {
         stats.contains("redis: link up, following the log") && stats.contains("sent 1 writes"),
         "{stats}"
     );
+    // The lag behind each partition of the log, sampled once a second.
+    let lag_of_partition_0 = "\nstrata_redis_log_lag_entries{partition=\"0\"} 0\n";
+    assert!(eventually(PROPAGATION, || {
+        let metrics = ureq::get(&format!("{url}/metrics"))
+            .call()
+            .expect("GET /metrics")
+            .body_mut()
+            .read_to_string()
+            .expect("the metrics");
+        metrics.contains(lag_of_partition_0)
+    }));
 }
