@@ -68,6 +68,13 @@ pub(crate) async fn run(wire: Arc<Wire>, store: Store, held: Arc<Held>) {
             }
             Err(e) => {
                 refused += 1;
+                if matches!(job, Job::Unverified) {
+                    // The message that writes were lost is never given up on: dropping it
+                    // would be losing them silently. It waits for Redis to take it.
+                    wire.outbox.put_back(seq, job);
+                    tokio::time::sleep(Duration::from_millis(10 << refused.min(6))).await;
+                    continue;
+                }
                 if refused < TRIES {
                     wire.outbox.put_back(seq, job);
                     tokio::time::sleep(Duration::from_millis(10 << refused)).await;

@@ -279,3 +279,62 @@ async fn a_refused_password_is_reported_naming_the_setting_and_the_instance_serv
     );
     assert_eq!(a.tier.health(), LinkHealth::Degraded);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_answering_oom_costs_callers_nothing_and_the_fleet_is_told_once_it_has_room() {
+    let redis = RedisServer::start();
+    let a = Instance::start(&redis.url(), "", "");
+    let b = Instance::start(&redis.url(), "", "");
+    following(&a).await;
+    following(&b).await;
+    b.users.insert("user::b", "held".to_owned()).unwrap();
+    let mut conn = redis.conn();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(1)
+        .query(&mut conn)
+        .unwrap();
+
+    // Reads, loads and inserts answer as usual; Redis refuses every write.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let loaded = a
+        .users
+        .get_or_load("user::1", origin(&calls, "Ada"))
+        .await
+        .unwrap();
+    assert_eq!((loaded.value.as_str(), loaded.source), ("Ada", Source::Origin));
+    a.users.insert("user::2", "Bob".to_owned()).unwrap();
+    assert_eq!(a.users.get("user::2").as_deref(), Some("Bob"));
+    assert!(
+        eventually(PROPAGATION, || a.tier.stats().jobs_dropped >= 1).await,
+        "the refused writes are given up on and counted: {:?}",
+        a.tier.stats()
+    );
+    let dropped = a.tier.stats().jobs_dropped;
+
+    // Room again: the `unverified` entry waiting to be sent reaches B, which stops trusting
+    // what it holds (it may have missed the insert of user::2), and the queue drains.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        eventually(PROPAGATION, || b.users.get("user::b").is_none()).await,
+        "B was told"
+    );
+    assert!(eventually(PROPAGATION, || a.tier.stats().queue_depth == 0).await);
+    assert_eq!(
+        a.tier.stats().jobs_dropped,
+        dropped,
+        "the message that writes were lost is kept until sent, not dropped in turn"
+    );
+}
