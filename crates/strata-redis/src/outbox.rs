@@ -73,8 +73,8 @@ struct Pending {
     jobs: BTreeMap<u64, Job>,
     by_key: HashMap<(Arc<str>, Key), u64>,
     overflowed: bool,
-    /// The job the writer is sending (popped, not yet done), with its place in line.
-    sending: Option<(u64, Job)>,
+    /// The jobs the writer is sending (popped, not yet done), with their places in line.
+    sending: Vec<(u64, Job)>,
     /// How many waiting jobs invalidate more than one key (prefix, pattern, clear, tag,
     /// event), so a read need not walk the queue to know whether one covers its key.
     unkeyed: usize,
@@ -140,21 +140,36 @@ impl Outbox {
         true
     }
 
-    /// The oldest job, taken out, with its place in line. It counts as being sent until
-    /// [`done`](Self::done) or [`put_back`](Self::put_back).
-    pub(crate) fn pop(&self) -> Option<(u64, Job)> {
+    /// The oldest jobs, taken out in order with their places in line: up to `max` jobs about
+    /// one key each (sent together), or one job about many keys (sent alone). They count as
+    /// being sent until [`done`](Self::done) or [`put_back`](Self::put_back).
+    pub(crate) fn pop_batch(&self, max: usize) -> Vec<(u64, Job)> {
         let mut pending = self.pending.lock();
-        let (seq, job) = pending.jobs.pop_first()?;
-        pending.sending = Some((seq, job.clone()));
-        match job.key() {
-            Some(key) if pending.by_key.get(&key) == Some(&seq) => {
-                pending.by_key.remove(&key);
+        let mut batch = Vec::new();
+        while batch.len() < max.max(1) {
+            let Some(entry) = pending.jobs.first_entry() else {
+                break;
+            };
+            let keyed = entry.get().key().is_some();
+            if !batch.is_empty() && !keyed {
+                break;
             }
-            Some(_) => {}
-            None if matches!(job, Job::Invalidate(_)) => pending.unkeyed -= 1,
-            None => {}
+            let (seq, job) = entry.remove_entry();
+            match job.key() {
+                Some(key) if pending.by_key.get(&key) == Some(&seq) => {
+                    pending.by_key.remove(&key);
+                }
+                Some(_) => {}
+                None if matches!(job, Job::Invalidate(_)) => pending.unkeyed -= 1,
+                None => {}
+            }
+            pending.sending.push((seq, job.clone()));
+            batch.push((seq, job));
+            if !keyed {
+                break;
+            }
         }
-        Some((seq, job))
+        batch
     }
 
     /// Puts back a job that could not be sent, in its old place, unless a newer job for the
@@ -162,7 +177,7 @@ impl Outbox {
     pub(crate) fn put_back(&self, seq: u64, job: Job) {
         let key = job.key();
         let mut pending = self.pending.lock();
-        pending.sending = None;
+        pending.sending.retain(|(sent, _)| *sent != seq);
         if let Some(newer) = key.as_ref().and_then(|k| pending.by_key.get(k).copied()) {
             // A newer job wins, unless it is a fill and this is news.
             let fill_waits = pending.jobs.get(&newer).is_some_and(|j| !j.is_news());
@@ -175,9 +190,9 @@ impl Outbox {
         pending.enqueue(seq, job, key);
     }
 
-    /// The job popped last reached Redis (or was given up on).
+    /// The jobs popped last (and not put back) reached Redis, or were given up on.
     pub(crate) fn done(&self) {
-        self.pending.lock().sending = None;
+        self.pending.lock().sending.clear();
         self.sent.notify_waiters();
     }
 
@@ -195,10 +210,7 @@ impl Outbox {
                 {
                     let pending = self.pending.lock();
                     let waiting = pending.jobs.range(..before).next().is_some();
-                    let sending = pending
-                        .sending
-                        .as_ref()
-                        .is_some_and(|(seq, _)| *seq < before);
+                    let sending = pending.sending.iter().any(|(seq, _)| *seq < before);
                     if !waiting && !sending {
                         return;
                     }
@@ -229,7 +241,7 @@ impl Outbox {
             } => &**ns == namespace && k == key,
             Job::Write { .. } | Job::Unverified => false,
         };
-        pending.sending.as_ref().is_some_and(|(_, job)| covers(job))
+        pending.sending.iter().any(|(_, job)| covers(job))
             || pending
                 .by_key
                 .get(&(Arc::from(namespace), key.clone()))
@@ -261,6 +273,21 @@ impl Outbox {
         self.sent.notify_waiters();
     }
 
+    /// Waits until no invalidation or write-through of `key` in `namespace` made here is
+    /// waiting or being sent (see [`invalidation_pending`](Self::invalidation_pending)).
+    pub(crate) async fn key_settled(&self, namespace: &str, key: &Key) {
+        loop {
+            let sent = self.sent.notified();
+            tokio::pin!(sent);
+            // Registered before the check, so a job done in between is not missed.
+            sent.as_mut().enable();
+            if !self.invalidation_pending(namespace, key) {
+                return;
+            }
+            sent.await;
+        }
+    }
+
     /// Whether the queue overflowed since the last call (which clears it).
     pub(crate) fn take_overflow(&self) -> bool {
         std::mem::take(&mut self.pending.lock().overflowed)
@@ -279,6 +306,10 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pop(outbox: &Outbox) -> Option<(u64, Job)> {
+        outbox.pop_batch(1).pop()
+    }
 
     fn write(key: &str, payload: &str) -> Job {
         Job::Write {
@@ -304,15 +335,15 @@ mod tests {
         outbox.push(write("b", "1"));
         outbox.push(write("a", "2"));
         assert_eq!(outbox.len(), 2);
-        let (_, first) = outbox.pop().unwrap();
+        let (_, first) = pop(&outbox).unwrap();
         assert_eq!(
             payload(&first),
             b"1",
             "b first: a's newer job went to the back"
         );
-        let (_, second) = outbox.pop().unwrap();
+        let (_, second) = pop(&outbox).unwrap();
         assert_eq!(payload(&second), b"2");
-        assert!(outbox.pop().is_none());
+        assert!(pop(&outbox).is_none());
     }
 
     #[test]
@@ -325,7 +356,7 @@ mod tests {
         outbox.push(Job::Invalidate(key));
         outbox.push(write("a", "fill"));
         assert_eq!(outbox.len(), 1);
-        assert!(matches!(outbox.pop(), Some((_, Job::Invalidate(_)))));
+        assert!(matches!(pop(&outbox), Some((_, Job::Invalidate(_)))));
         outbox.push(write("a", "fill"));
         outbox.push(Job::Invalidate(Invalidation::Key {
             namespace: Some("ns".into()),
@@ -333,7 +364,7 @@ mod tests {
         }));
         assert_eq!(outbox.len(), 1);
         assert!(
-            matches!(outbox.pop(), Some((_, Job::Invalidate(_)))),
+            matches!(pop(&outbox), Some((_, Job::Invalidate(_)))),
             "an invalidation replaces a fill"
         );
     }
@@ -349,7 +380,7 @@ mod tests {
         assert!(outbox.invalidation_pending("ns", &a));
         assert!(!outbox.invalidation_pending("ns", &b));
         assert!(!outbox.invalidation_pending("other", &a));
-        outbox.pop();
+        pop(&outbox);
         assert!(outbox.invalidation_pending("ns", &a), "being sent");
         outbox.done();
         assert!(!outbox.invalidation_pending("ns", &a));
@@ -361,9 +392,9 @@ mod tests {
             outbox.invalidation_pending("ns", &b),
             "a prefix may cover any key"
         );
-        let (seq, job) = outbox.pop().unwrap();
+        let (seq, job) = pop(&outbox).unwrap();
         outbox.put_back(seq, job);
-        outbox.pop();
+        pop(&outbox);
         outbox.done();
         assert!(!outbox.invalidation_pending("ns", &b));
     }
@@ -382,7 +413,7 @@ mod tests {
         let a = Key::from("a");
         outbox.push(store("a"));
         outbox.push(write("a", "fill"));
-        assert!(matches!(outbox.pop(), Some((_, Job::Store { .. }))));
+        assert!(matches!(pop(&outbox), Some((_, Job::Store { .. }))));
         assert!(outbox.invalidation_pending("ns", &a), "being sent");
         outbox.done();
         assert!(!outbox.invalidation_pending("ns", &a));
@@ -392,7 +423,7 @@ mod tests {
         }));
         outbox.push(store("a"));
         assert_eq!(outbox.len(), 1);
-        assert!(matches!(outbox.pop(), Some((_, Job::Store { .. }))));
+        assert!(matches!(pop(&outbox), Some((_, Job::Store { .. }))));
     }
 
     #[test]
@@ -418,7 +449,7 @@ mod tests {
             tokio::time::timeout(short, &mut settled).await.is_err(),
             "a is queued"
         );
-        outbox.pop();
+        pop(&outbox);
         assert!(
             tokio::time::timeout(short, &mut settled).await.is_err(),
             "a is being sent"
@@ -427,6 +458,32 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), settled)
             .await
             .expect("settled once a was sent, though b waits");
+    }
+
+    #[test]
+    fn a_batch_is_jobs_about_one_key_each_or_one_job_about_many() {
+        let outbox = Outbox::new(10);
+        outbox.push(store("a"));
+        outbox.push(write("b", "1"));
+        outbox.push(Job::Invalidate(Invalidation::Clear { namespace: None }));
+        outbox.push(store("c"));
+        let keyed = |batch: Vec<(u64, Job)>| {
+            batch
+                .iter()
+                .map(|(_, job)| job.key().is_some())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keyed(outbox.pop_batch(10)), [true, true]);
+        assert!(
+            outbox.invalidation_pending("ns", &Key::from("a")),
+            "all are being sent"
+        );
+        outbox.done();
+        assert_eq!(keyed(outbox.pop_batch(10)), [false], "the clear goes alone");
+        outbox.done();
+        assert_eq!(keyed(outbox.pop_batch(10)), [true]);
+        outbox.done();
+        assert!(outbox.pop_batch(10).is_empty());
     }
 
     #[test]
@@ -444,17 +501,17 @@ mod tests {
     fn a_job_put_back_loses_to_a_newer_one() {
         let outbox = Outbox::new(10);
         outbox.push(write("a", "1"));
-        let (seq, job) = outbox.pop().unwrap();
+        let (seq, job) = pop(&outbox).unwrap();
         outbox.push(write("a", "2"));
         outbox.put_back(seq, job);
         assert_eq!(outbox.len(), 1);
-        assert_eq!(payload(&outbox.pop().unwrap().1), b"2");
+        assert_eq!(payload(&pop(&outbox).unwrap().1), b"2");
         outbox.push(write("b", "1"));
-        let (seq, job) = outbox.pop().unwrap();
+        let (seq, job) = pop(&outbox).unwrap();
         outbox.push(write("c", "1"));
         outbox.put_back(seq, job);
         assert_eq!(
-            payload(&outbox.pop().unwrap().1),
+            payload(&pop(&outbox).unwrap().1),
             b"1",
             "b keeps its place before c"
         );

@@ -298,12 +298,23 @@ where
         let name = Arc::clone(&self.name);
         let codec = Arc::clone(&self.codec);
         let key = key.clone();
+        let through = matches!(self.writes, Writes::Through(_));
         Box::pin(async move {
             let counters = &wire.counters;
-            // Redis may still hold what this instance invalidated: go to the origin, and do
-            // not fill (the invalidation, once sent, moves the key's version anyway).
             if wire.outbox.invalidation_pending(&name, &key) {
-                return Fetched::Unavailable;
+                // Redis may still hold what this instance changed, and this instance never
+                // hears of its own change. With an origin: go to it, and do not fill (the
+                // invalidation, once sent, moves the key's version anyway). Write-through,
+                // Redis is the only source: read it once the change is there (a write's
+                // round trip, unless Redis is away).
+                let settled = wire.outbox.key_settled(&name, &key);
+                if !through
+                    || tokio::time::timeout(wire.config.connect_timeout, settled)
+                        .await
+                        .is_err()
+                {
+                    return Fetched::Unavailable;
+                }
             }
             match wire.fetch(&name, key.as_bytes()).await {
                 Lookup::Found {
