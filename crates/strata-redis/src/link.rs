@@ -19,7 +19,9 @@ pub enum LinkError {
     #[error("the Redis link is down (breaker open)")]
     BreakerOpen,
     /// The call took longer than `redis.timeout`.
-    #[error("Redis did not answer within {0:?} (redis.timeout)")]
+    #[error(
+        "Redis did not answer within {0:?} (redis.timeout, or redis.connect_timeout for writes)"
+    )]
     TimedOut(Duration),
     /// The connection failed, or Redis answered with an error.
     #[error("Redis: {0}")]
@@ -81,6 +83,8 @@ use redis::IntoConnectionInfo;
 pub(crate) struct Link {
     conn: ConnectionManager,
     timeout: Duration,
+    /// The limit of a patient call (`redis.connect_timeout`, at least `redis.timeout`).
+    patience: Duration,
     breaker: Breaker,
     up: AtomicBool,
     url: String,
@@ -94,13 +98,14 @@ impl Link {
     pub(crate) fn new(config: &RedisConfig) -> Result<Self, RedisError> {
         let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.timeout))
+            .set_response_timeout(Some(config.timeout.max(config.connect_timeout)))
             .set_number_of_retries(1)
             .set_max_delay(config.breaker_cooldown);
         let conn = ConnectionManager::new_lazy_with_config(client(config)?, manager)?;
         Ok(Self {
             conn,
             timeout: config.timeout,
+            patience: config.connect_timeout.max(config.timeout),
             breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
             up: AtomicBool::new(false),
             url: redact_url(&config.url),
@@ -108,11 +113,30 @@ impl Link {
         })
     }
 
-    /// Runs `call` on the connection, under the timeout and the breaker. A call that finds
-    /// the connection dropped (Redis restarted, a proxy cut it) is made once more on the
-    /// connection the manager opens in its place, within the same timeout: the first call
-    /// after a reconnect is otherwise the one that discovers the old connection is dead.
+    /// Runs `call` on the connection, under `redis.timeout` and the breaker. A call that
+    /// finds the connection dropped (Redis restarted, a proxy cut it) is made once more on
+    /// the connection the manager opens in its place, within the same timeout: the first
+    /// call after a reconnect is otherwise the one that discovers the old connection is dead.
     pub(crate) async fn call<T, F, Fut>(&self, call: F) -> Result<T, LinkError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        self.call_within(self.timeout, call).await
+    }
+
+    /// [`call`](Self::call) with a time limit of its own: for what has nothing better to do
+    /// than wait (the writer's batches; a read with no origin to fall back on), up to
+    /// `redis.connect_timeout` rather than `redis.timeout`.
+    pub(crate) async fn call_patiently<T, F, Fut>(&self, call: F) -> Result<T, LinkError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        self.call_within(self.patience, call).await
+    }
+
+    async fn call_within<T, F, Fut>(&self, limit: Duration, call: F) -> Result<T, LinkError>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
@@ -128,10 +152,10 @@ impl Link {
                 other => other,
             }
         };
-        let result = match tokio::time::timeout(self.timeout, attempts).await {
+        let result = match tokio::time::timeout(limit, attempts).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(e)) => Err(LinkError::Redis(e)),
-            Err(_) => Err(LinkError::TimedOut(self.timeout)),
+            Err(_) => Err(LinkError::TimedOut(limit)),
         };
         match &result {
             Err(e) if e.is_link_failure() => self.failed(e),

@@ -316,7 +316,7 @@ where
                     return Fetched::Unavailable;
                 }
             }
-            match wire.fetch(&name, key.as_bytes()).await {
+            match wire.fetch(&name, key.as_bytes(), through).await {
                 Lookup::Found {
                     payload,
                     ttl,

@@ -85,22 +85,25 @@ impl Wire {
 
     /// Reads `key` of `namespace` from Redis: the value and its remaining TTL in one round
     /// trip, and, for a tagged value, its tags' generations in a second. Counts the lookup
-    /// and its time; the caller, who decodes, counts the hit or the miss.
-    pub(crate) async fn fetch(&self, namespace: &str, key: &[u8]) -> Lookup {
+    /// and its time; the caller, who decodes, counts the hit or the miss. `patient` for a
+    /// reader with no origin to fall back on: it waits up to `redis.connect_timeout`.
+    pub(crate) async fn fetch(&self, namespace: &str, key: &[u8], patient: bool) -> Lookup {
         let started = Instant::now();
         let name = &self.keys.data(namespace, key);
         let scope = &self.keys.scope(self.keys.partition(namespace, key));
-        let read = self
-            .link
-            .call(|mut conn| async move {
-                redis::pipe()
-                    .get(name)
-                    .pttl(name)
-                    .get(scope)
-                    .query_async::<(Option<Vec<u8>>, i64, Option<u64>)>(&mut conn)
-                    .await
-            })
-            .await;
+        let read = |mut conn: redis::aio::ConnectionManager| async move {
+            redis::pipe()
+                .get(name)
+                .pttl(name)
+                .get(scope)
+                .query_async::<(Option<Vec<u8>>, i64, Option<u64>)>(&mut conn)
+                .await
+        };
+        let read = if patient {
+            self.link.call_patiently(read).await
+        } else {
+            self.link.call(read).await
+        };
         let lookup = match read {
             Err(_) => {
                 Counters::bump(&self.counters.l2_errors);

@@ -286,7 +286,7 @@ async fn send_scripted(
     let pipe = &pipe;
     let answers: Vec<RedisResult<redis::Value>> = wire
         .link
-        .call(|mut conn| async move { pipe.query_async(&mut conn).await })
+        .call_patiently(|mut conn| async move { pipe.query_async(&mut conn).await })
         .await?;
     let mut refused = Vec::new();
     for ((i, _), answer) in calls.iter().zip(answers) {
@@ -358,7 +358,7 @@ async fn move_scopes(wire: &Wire) -> Result<(), LinkError> {
     }
     let pipe = &pipe;
     wire.link
-        .call(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+        .call_patiently(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
         .await
 }
 
@@ -373,7 +373,7 @@ async fn apply_to_redis(
             for ns in shared_scope(store, namespace.as_deref()) {
                 let name = &wire.keys.data(&ns, key.as_bytes());
                 wire.link
-                    .call(|mut conn| async move { conn.unlink::<_, ()>(name).await })
+                    .call_patiently(|mut conn| async move { conn.unlink::<_, ()>(name).await })
                     .await?;
             }
             Ok(())
@@ -392,7 +392,7 @@ async fn apply_to_redis(
         Invalidation::Tag { tag } => {
             let name = &wire.keys.tag(tag);
             wire.link
-                .call(|mut conn| async move { conn.incr::<_, _, u64>(name, 1).await })
+                .call_patiently(|mut conn| async move { conn.incr::<_, _, u64>(name, 1).await })
                 .await?;
             Ok(())
         }
@@ -423,7 +423,7 @@ async fn remove_matching(
             let glob = &glob;
             let (next, names): (u64, Vec<Vec<u8>>) = wire
                 .link
-                .call(|mut conn| async move {
+                .call_patiently(|mut conn| async move {
                     redis::cmd("SCAN")
                         .arg(cursor)
                         .arg("MATCH")
@@ -444,7 +444,7 @@ async fn remove_matching(
                 .collect::<Vec<_>>();
             if !doomed.is_empty() {
                 wire.link
-                    .call(|mut conn| async move { conn.unlink::<_, ()>(doomed).await })
+                    .call_patiently(|mut conn| async move { conn.unlink::<_, ()>(doomed).await })
                     .await?;
             }
             if next == 0 {
@@ -471,7 +471,7 @@ async fn append(wire: &Wire, partition: u32, entry: &LogEntry) -> Result<(), Lin
     let log = &wire.keys.log(partition);
     let json = &entry.to_json();
     wire.link
-        .call(|mut conn| async move {
+        .call_patiently(|mut conn| async move {
             redis::cmd("XADD")
                 .arg(log)
                 .arg("MAXLEN")
