@@ -1,11 +1,13 @@
 //! `strata-bench`: trace replay, throughput, memory and trace-generation tool
-//! comparing strata against moka and quick_cache.
+//! comparing strata against moka and quick_cache, and a load generator for
+//! Redis-protocol servers (`resp-load`).
 
 mod alloc;
 mod caches;
 mod gen;
 mod memory;
 mod replay;
+mod resp_load;
 mod store;
 mod throughput;
 mod trace;
@@ -61,6 +63,13 @@ enum Command {
     ///
     /// Output: markdown tables (on stderr with --json, which puts one JSON object on stdout).
     Store(StoreArgs),
+    /// A mixed GET/SET load on Redis-protocol servers for a fixed time (after a 1 s
+    /// warm-up), clients spread round-robin over the servers.
+    ///
+    /// Output: one JSON object on stdout (`ops_per_sec`, `ops`, `reads`, `writes`, `misses`,
+    /// `errors`, `seconds`, `servers`, `clients`, `pipeline`), a summary line on stderr.
+    /// Exits non-zero when any server answered with an error.
+    RespLoad(RespLoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +208,37 @@ struct StoreArgs {
     /// Print one JSON object on stdout (the tables go to stderr).
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct RespLoadArgs {
+    /// Servers as host:port, comma separated; client i talks to server i % N.
+    #[arg(long, value_delimiter = ',', required = true)]
+    servers: Vec<String>,
+    /// Connections, each with one batch in flight.
+    #[arg(long, default_value_t = 50)]
+    clients: usize,
+    /// Commands per batch: written in one write, then as many replies read.
+    #[arg(long, default_value_t = 1)]
+    pipeline: usize,
+    /// Measured seconds, after the warm-up; 0 only preloads (needs --preload).
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Probability that a command is a GET (else a SET).
+    #[arg(long, default_value_t = 0.9)]
+    read_ratio: f64,
+    /// Key universe: `key:{n}`, n uniform in 0..K.
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Bytes of each SET's value.
+    #[arg(long, default_value_t = 64)]
+    value_size: usize,
+    /// SET every key once before the run (1000 a batch, batch b through server b % N).
+    #[arg(long)]
+    preload: bool,
+    /// Worker threads of the load generator.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
 }
 
 fn default_threads() -> usize {
@@ -394,6 +434,72 @@ fn cmd_store(a: StoreArgs) -> anyhow::Result<()> {
     store::run(&params, a.json)
 }
 
+/// Redis caps a bulk string at 512 MiB (`proto-max-bulk-len`).
+const MAX_VALUE_SIZE: usize = 512 << 20;
+
+fn cmd_resp_load(a: RespLoadArgs) -> anyhow::Result<()> {
+    ensure!(
+        a.servers.iter().all(|s| !s.trim().is_empty()),
+        "--servers must not hold an empty address"
+    );
+    ensure!(a.clients > 0, "--clients must be > 0");
+    ensure!(a.pipeline > 0, "--pipeline must be > 0");
+    ensure!(a.keys > 0, "--keys must be > 0");
+    ensure!(a.threads > 0, "--threads must be > 0");
+    ensure!(
+        (0.0..=1.0).contains(&a.read_ratio),
+        "--read-ratio must be between 0 and 1"
+    );
+    ensure!(
+        a.value_size <= MAX_VALUE_SIZE,
+        "--value-size must be <= {MAX_VALUE_SIZE}"
+    );
+    ensure!(
+        a.seconds.is_finite() && a.seconds >= 0.0,
+        "--seconds must be >= 0"
+    );
+    ensure!(
+        a.seconds > 0.0 || a.preload,
+        "--seconds 0 only preloads: pass --preload"
+    );
+    let params = resp_load::Params {
+        servers: a.servers.iter().map(|s| s.trim().to_owned()).collect(),
+        clients: a.clients,
+        pipeline: a.pipeline,
+        seconds: Duration::from_secs_f64(a.seconds),
+        read_ratio: a.read_ratio,
+        keys: a.keys,
+        value_size: a.value_size,
+        preload: a.preload,
+        threads: a.threads,
+    };
+    let r = resp_load::run(&params)?;
+    println!("{}", serde_json::to_string(&r)?);
+    if !params.seconds.is_zero() {
+        eprintln!(
+            "# resp-load: {:.0} ops/s over {:.2}s ({} reads, {} misses, {} writes, {} errors), \
+             {} clients x pipeline {} on {} server(s)",
+            r.ops_per_sec,
+            r.seconds,
+            r.reads,
+            r.misses,
+            r.writes,
+            r.errors,
+            r.clients,
+            r.pipeline,
+            r.servers
+        );
+    }
+    if r.errors > 0 {
+        bail!(
+            "{} error replies, the first: {}",
+            r.errors,
+            r.first_error.as_deref().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
 fn dedup_parts(parts: &[store::Part]) -> Vec<store::Part> {
     let mut out = Vec::new();
     for &p in parts {
@@ -411,6 +517,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Memory(a) => cmd_memory(a),
         Command::Gen(a) => cmd_gen(a),
         Command::Store(a) => cmd_store(a),
+        Command::RespLoad(a) => cmd_resp_load(a),
     }
 }
 
