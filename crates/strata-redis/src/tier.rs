@@ -321,7 +321,7 @@ where
                     payload,
                     ttl,
                     tags,
-                    seen,
+                    version,
                 } => match codec.decode(&payload) {
                     Ok(value) => {
                         Counters::bump(&counters.l2_hits);
@@ -331,7 +331,10 @@ where
                         Counters::bump(&counters.l2_corrupt);
                         Counters::bump(&counters.l2_misses);
                         tracing::debug!(namespace = %name, error = %e, "a value in Redis does not decode; treated as a miss");
-                        Fetched::Missing { seen }
+                        match wire.seen(&name, key.as_bytes(), version, through).await {
+                            Some(seen) => Fetched::Missing { seen },
+                            None => Fetched::Unavailable,
+                        }
                     }
                 },
                 Lookup::Missing(seen) => {

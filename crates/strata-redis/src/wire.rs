@@ -35,13 +35,13 @@ impl LogEntry {
 
 /// What Redis had for a key, as the tier reads it.
 pub(crate) enum Lookup {
-    /// A live value: its payload, remaining TTL, tags, and what a fill replacing it must
-    /// find unchanged (should it not decode).
+    /// A live value: its payload, remaining TTL, tags, and version (for a fill replacing
+    /// it, should it not decode: see [`Wire::seen`]).
     Found {
         payload: Vec<u8>,
         ttl: Option<Duration>,
         tags: Vec<String>,
-        seen: Seen,
+        version: u64,
     },
     /// Nothing usable, with what to hand back with a fill.
     Missing(Seen),
@@ -84,19 +84,19 @@ impl Wire {
     }
 
     /// Reads `key` of `namespace` from Redis: the value and its remaining TTL in one round
-    /// trip, and, for a tagged value, its tags' generations in a second. Counts the lookup
-    /// and its time; the caller, who decodes, counts the hit or the miss. `patient` for a
-    /// reader with no origin to fall back on: it waits up to `redis.connect_timeout`.
+    /// trip, and, for a tagged value, its tags' generations in a second; on a miss, the
+    /// partition's scope in a second (only a fill needs it, and a fill follows an origin
+    /// call, so it is read before the origin is all the same). Counts the lookup and its
+    /// time; the caller, who decodes, counts the hit or the miss. `patient` for a reader
+    /// with no origin to fall back on: it waits up to `redis.connect_timeout`.
     pub(crate) async fn fetch(&self, namespace: &str, key: &[u8], patient: bool) -> Lookup {
         let started = Instant::now();
         let name = &self.keys.data(namespace, key);
-        let scope = &self.keys.scope(self.keys.partition(namespace, key));
         let read = |mut conn: redis::aio::ConnectionManager| async move {
             redis::pipe()
                 .get(name)
                 .pttl(name)
-                .get(scope)
-                .query_async::<(Option<Vec<u8>>, i64, Option<u64>)>(&mut conn)
+                .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
                 .await
         };
         let read = if patient {
@@ -104,14 +104,22 @@ impl Wire {
         } else {
             self.link.call(read).await
         };
-        let lookup = match read {
-            Err(_) => {
-                Counters::bump(&self.counters.l2_errors);
-                Lookup::Unavailable
-            }
-            Ok((None, _, scope)) => Lookup::Missing(Seen(0, scope.unwrap_or(0))),
-            Ok((Some(bytes), pttl, scope)) => self.judge(&bytes, pttl, scope.unwrap_or(0)).await,
+        let judged = match read {
+            Err(_) => None,
+            Ok((None, _)) => Some(Err(0)),
+            Ok((Some(bytes), pttl)) => Some(self.judge(&bytes, pttl).await),
         };
+        let lookup = match judged {
+            None => Lookup::Unavailable,
+            Some(Ok(found)) => found,
+            Some(Err(version)) => match self.seen(namespace, key, version, patient).await {
+                Some(seen) => Lookup::Missing(seen),
+                None => Lookup::Unavailable,
+            },
+        };
+        if matches!(lookup, Lookup::Unavailable) {
+            Counters::bump(&self.counters.l2_errors);
+        }
         let micros = started.elapsed().as_micros() as u64;
         self.counters
             .l2_lookup_micros
@@ -120,36 +128,58 @@ impl Wire {
         lookup
     }
 
-    /// What a value's bytes (with the key's PTTL) are worth to a reader.
-    async fn judge(&self, bytes: &[u8], pttl: i64, scope: u64) -> Lookup {
+    /// What a fill of `key` must find unchanged: `version` (what the key held: 0 for
+    /// nothing) and its partition's scope, read now. `None` if Redis did not answer.
+    pub(crate) async fn seen(
+        &self,
+        namespace: &str,
+        key: &[u8],
+        version: u64,
+        patient: bool,
+    ) -> Option<Seen> {
+        let scope = &self.keys.scope(self.keys.partition(namespace, key));
+        let read = |mut conn: redis::aio::ConnectionManager| async move {
+            conn.get::<_, Option<u64>>(scope).await
+        };
+        let scope = if patient {
+            self.link.call_patiently(read).await
+        } else {
+            self.link.call(read).await
+        };
+        scope.ok().map(|scope| Seen(version, scope.unwrap_or(0)))
+    }
+
+    /// What a value's bytes (with the key's PTTL) are worth to a reader: a live value, or
+    /// the version a fill must find (`Err`).
+    async fn judge(&self, bytes: &[u8], pttl: i64) -> Result<Lookup, u64> {
         let (version, tags, payload) = match envelope::parse(bytes) {
             Ok(Stored::Value {
                 version,
                 tags,
                 payload,
             }) => (version, tags, payload),
-            Ok(Stored::Tombstone { version }) => return Lookup::Missing(Seen(version, scope)),
+            Ok(Stored::Tombstone { version }) => return Err(version),
             Err(corrupt) => {
                 Counters::bump(&self.counters.l2_corrupt);
                 tracing::debug!(%corrupt, "a value in Redis is not strata's; treated as a miss");
-                return Lookup::Missing(Seen(0, scope));
+                return Err(0);
             }
         };
         let ttl = match pttl {
             -1 => None,
             ms if ms > 0 => Some(Duration::from_millis(ms as u64)),
             // Gone between the two reads, or about to be.
-            _ => return Lookup::Missing(Seen(version, scope)),
+            _ => return Err(version),
         };
         if !tags.is_empty() && !self.tags_current(&tags).await {
-            return Lookup::Missing(Seen(version, scope));
+            return Err(version);
         }
-        Lookup::Found {
+        Ok(Lookup::Found {
             payload: payload.to_vec(),
             ttl,
             tags: tags.into_iter().map(|(tag, _)| tag).collect(),
-            seen: Seen(version, scope),
-        }
+            version,
+        })
     }
 
     /// Whether no tag of a value was invalidated since it was written (a failed read counts

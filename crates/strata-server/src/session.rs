@@ -148,12 +148,13 @@ impl Session {
         {
             return Err(End::CrossProtocol);
         }
-        let spec = args.first().and_then(|name| cmd::lookup(name));
-        if let Some(spec) = spec.filter(|_| self.shared.keyspace.tier().is_some()) {
-            let missing = self.shared.keyspace.missing_shared(spec, &args);
-            if !missing.is_empty() {
-                self.waiting = Some(args);
-                return Ok(Step::Pull(missing));
+        if self.shared.keyspace.tier().is_some() {
+            if let Some(spec) = args.first().and_then(|name| cmd::lookup(name)) {
+                let missing = self.shared.keyspace.missing_shared(spec, &args);
+                if !missing.is_empty() {
+                    self.waiting = Some(args);
+                    return Ok(Step::Pull(missing));
+                }
             }
         }
         self.run(input, args).map(|()| Step::Ran)
