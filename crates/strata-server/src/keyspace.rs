@@ -111,11 +111,10 @@ impl Keyspace {
             .collect()
     }
 
-    /// Brings `keys` in from Redis (those it has).
+    /// Brings `keys` in from Redis (those it has), all at once: an `MGET` of keys held
+    /// elsewhere costs one round trip's wait, not one per key.
     pub(crate) async fn pull(keys: Vec<Pull>) {
-        for (ns, key) in keys {
-            ns.pull(&key).await;
-        }
+        futures_util::future::join_all(keys.iter().map(|(ns, key)| ns.pull(key))).await;
     }
 
     /// Waits, for a while at most, until the writes made here so far have reached Redis

@@ -123,10 +123,12 @@ fn servers_over_one_redis_serve_one_keyspace() {
     run::<()>(&mut cons[0], &["SET", "late", "still here"]);
     let config = format!("[redis]\nurl = \"redis://{}\"\n", fleet.redis.addr());
     let newcomer = Server::start_with_config(&config).expect("strata mode");
-    assert_eq!(
-        get(&mut newcomer.con(false), "late").as_deref(),
-        Some("still here")
-    );
+    let mut newcomer = newcomer.con(false);
+    assert_eq!(get(&mut newcomer, "late").as_deref(), Some("still here"));
+    // Several keys it does not hold, in one command.
+    run::<()>(&mut cons[0], &["MSET", "m1", "x", "m2", "y"]);
+    let got: Vec<Option<String>> = run(&mut newcomer, &["MGET", "m1", "nothing", "m2"]);
+    assert_eq!(got, [Some("x".into()), None, Some("y".into())]);
 }
 
 #[test]
