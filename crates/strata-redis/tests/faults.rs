@@ -309,7 +309,10 @@ async fn redis_answering_oom_costs_callers_nothing_and_the_fleet_is_told_once_it
         .get_or_load("user::1", origin(&calls, "Ada"))
         .await
         .unwrap();
-    assert_eq!((loaded.value.as_str(), loaded.source), ("Ada", Source::Origin));
+    assert_eq!(
+        (loaded.value.as_str(), loaded.source),
+        ("Ada", Source::Origin)
+    );
     a.users.insert("user::2", "Bob".to_owned()).unwrap();
     assert_eq!(a.users.get("user::2").as_deref(), Some("Bob"));
     assert!(
