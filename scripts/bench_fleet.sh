@@ -76,34 +76,19 @@ stale=$(find crates -path crates/strata-bench -prune -o -newer "$strata" \( -pat
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench_fleet.XXXXXX")
 strata_config="$work/strata.toml"   # written once redis has its port
 
-declare -A PID=() PORT=()
+# shellcheck source=scripts/servers.sh
+source "$root/scripts/servers.sh"
 cleanup() {
-    local name
-    for name in "${!PID[@]}"; do stop_server "$name"; done
+    stop_all_servers
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# A port no server of this run has taken yet (free_port can hand out the same one twice).
-new_port() {
-    local port taken
-    while :; do
-        port=$(free_port)
-        taken=0
-        for p in "${PORT[@]}"; do [ "$p" != "$port" ] || taken=1; done
-        [ "$taken" = 1 ] || { echo "$port"; return; }
-    done
-}
-
 # start_server redis|strata_a|strata_b: a fresh server on free ports; sets PID[name] and
 # PORT[name]. The strata servers need redis started first (their config names its port).
 start_server() {
-    local name=$1 port http logf="$work/$1.log" i
+    local name=$1 port http logf="$work/$1.log"
     port=$(new_port)
     if [ "$name" = redis ]; then
         redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
@@ -116,35 +101,9 @@ start_server() {
     fi
     PID[$name]=$!
     PORT[$name]=$port
-    for ((i = 0; i < 300; i++)); do   # up to 30 s
-        if ! kill -0 "${PID[$name]}" 2>/dev/null; then
-            unset "PID[$name]"
-            tail -n 20 "$logf" >&2
-            die "$name exited during start-up (log above)"
-        fi
-        if [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null)" = PONG ]; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    tail -n 20 "$logf" >&2
-    die "$name did not answer PING on 127.0.0.1:$port within 30 s (log above)"
+    await_ping "$name" "$logf"
 }
 
-stop_server() {
-    local name=$1 pid=${PID[$1]:-} i
-    [ -n "$pid" ] || return 0
-    unset "PID[$name]"
-    kill "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cli() { timeout 10 redis-cli -h 127.0.0.1 -p "${PORT[$1]}" "${@:2}"; }
 
 # servers_of redis|fleet: the --servers list of that side.
 servers_of() {

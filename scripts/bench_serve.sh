@@ -81,22 +81,18 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/bench_serve.XXXXXX")
 strata_config="$work/strata.toml"
 printf 'max_bytes = "%s"\n' "${SERVE_MAX_BYTES:-2GiB}" >"$strata_config"
 
-declare -A PID=() PORT=()
+# shellcheck source=scripts/servers.sh
+source "$root/scripts/servers.sh"
 cleanup() {
-    local name
-    for name in "${!PID[@]}"; do stop_server "$name"; done
+    stop_all_servers
     rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # start_server redis|strata: a fresh server on free ports; sets PID[name] and PORT[name].
 start_server() {
-    local name=$1 port http logf="$work/$1.log" i
+    local name=$1 port http logf="$work/$1.log"
     port=$(free_port)
     if [ "$name" = redis ] || [ "$stand_in" = 1 ]; then
         redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
@@ -109,35 +105,9 @@ start_server() {
     fi
     PID[$name]=$!
     PORT[$name]=$port
-    for ((i = 0; i < 300; i++)); do   # up to 30 s
-        if ! kill -0 "${PID[$name]}" 2>/dev/null; then
-            unset "PID[$name]"
-            tail -n 20 "$logf" >&2
-            die "$name exited during start-up (log above)"
-        fi
-        if [ "$(timeout 2 redis-cli -h 127.0.0.1 -p "$port" PING 2>/dev/null)" = PONG ]; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    tail -n 20 "$logf" >&2
-    die "$name did not answer PING on 127.0.0.1:$port within 30 s (log above)"
+    await_ping "$name" "$logf"
 }
 
-stop_server() {
-    local name=$1 pid=${PID[$1]:-} i
-    [ -n "$pid" ] || return 0
-    unset "PID[$name]"
-    kill "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 50; i++)); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-}
-
-cli() { timeout 10 redis-cli -h 127.0.0.1 -p "${PORT[$1]}" "${@:2}"; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/${PID[$1]}/status"; }
 used_memory() { cli "$1" INFO memory 2>/dev/null | tr -d '\r' | awk -F: '$1 == "used_memory" {print $2}'; }
 
