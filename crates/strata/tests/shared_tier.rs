@@ -1,13 +1,16 @@
 //! The core's side of a shared tier, with a tier kept in a map (the Redis tier's own tests
-//! run against a real Redis): what `pull` brings in and counts, and which changes the tier
-//! hears of.
+//! run against a real Redis): what `pull` brings in and counts, which changes the tier hears
+//! of, and how a claim is decided.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use strata::store::{Fetched, Put, Seen, SharedFetch, SharedTier, SharedWrite, Store, Update};
-use strata::Key;
+use strata::store::{
+    Claim, ClaimError, Fetched, Put, Seen, SharedClaim, SharedFetch, SharedTier, SharedWrite,
+    Store, Update,
+};
+use strata::{Inserted, Key};
 
 /// A tier holding values in a map, remembering which keys it was told changed (clones
 /// share both).
@@ -42,6 +45,29 @@ impl SharedTier<String> for MapTier {
     fn inserted(&self, key: &Key) {
         self.changed.lock().unwrap().push(key.clone());
     }
+
+    fn claim(&self, key: &Key, value: &String, _ttl: Option<Duration>) -> SharedClaim<String> {
+        let mut values = self.values.lock().unwrap();
+        let decided = match values.get(key) {
+            Some(there) => Claim::Lost(there.clone()),
+            None => {
+                values.insert(key.clone(), value.clone());
+                Claim::Won
+            }
+        };
+        Box::pin(std::future::ready(decided))
+    }
+}
+
+/// A tier that cannot decide a claim (the trait's default).
+struct Undeciding;
+
+impl SharedTier<String> for Undeciding {
+    fn fetch(&self, _key: &Key) -> SharedFetch<String> {
+        Box::pin(std::future::ready(Fetched::Unavailable))
+    }
+    fn fill(&self, _fill: SharedWrite<'_, String>) {}
+    fn inserted(&self, _key: &Key) {}
 }
 
 #[tokio::test]
@@ -104,4 +130,50 @@ async fn inserts_and_updates_that_change_a_key_are_told_to_the_tier() {
     .unwrap();
     assert_eq!(told(), 3, "nothing changed");
     assert_eq!(ns.get("k").as_deref(), Some("v1+"));
+}
+
+#[tokio::test]
+async fn a_claim_is_decided_by_the_tier_and_kept_here_when_won() {
+    let store = Store::new();
+    let ns = store.namespace::<String>("default").unwrap();
+    let tier = MapTier::default();
+    assert!(ns.share(Arc::new(tier.clone())));
+    tier.values
+        .lock()
+        .unwrap()
+        .insert(Key::from("taken"), "another instance's".into());
+
+    let won = ns.claim("free", "mine".to_owned(), Put::new()).await;
+    assert_eq!(won, Ok(Inserted::Inserted));
+    assert_eq!(ns.get("free").as_deref(), Some("mine"), "kept here");
+    assert_eq!(
+        tier.changed.lock().unwrap().len(),
+        0,
+        "the tier wrote it already"
+    );
+    let lost = ns.claim("taken", "mine".to_owned(), Put::new()).await;
+    assert_eq!(
+        lost,
+        Ok(Inserted::Existing("another instance's".to_owned()))
+    );
+    assert!(ns.get("taken").is_none());
+    // Held here: answered without the tier.
+    tier.values.lock().unwrap().clear();
+    let held = ns.claim("free", "again".to_owned(), Put::new()).await;
+    assert_eq!(held, Ok(Inserted::Existing("mine".to_owned())));
+
+    // A tier that cannot decide: an error, nothing stored.
+    let other = store
+        .namespace::<String>("other")
+        .unwrap_or_else(|_| Store::new().namespace::<String>("default").unwrap());
+    let undecided = Store::new().namespace::<String>("default").unwrap();
+    assert!(undecided.share(Arc::new(Undeciding)));
+    let claimed = undecided.claim("k", "v".to_owned(), Put::new()).await;
+    assert_eq!(claimed, Err(ClaimError::Undecided));
+    assert!(undecided.get("k").is_none());
+    // Not shared: an insert-if-absent here.
+    assert_eq!(
+        other.claim("k", "v".to_owned(), Put::new()).await,
+        Ok(Inserted::Inserted)
+    );
 }

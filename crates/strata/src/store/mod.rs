@@ -93,7 +93,9 @@ pub use load::{LoadError, LoadFuture, Loaded, OriginError, Source};
 pub use load_stats::LoadStats;
 pub use namespace::Namespace;
 pub use put::{Current, Put, Update};
-pub use shared::{Fetched, Seen, SharedFetch, SharedTier, SharedWrite};
+pub use shared::{
+    Claim, ClaimError, Fetched, Seen, SharedClaim, SharedFetch, SharedTier, SharedWrite,
+};
 pub use stats::{NamespaceStats, StoreStats};
 
 use crate::config::events::Rules;

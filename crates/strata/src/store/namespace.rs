@@ -9,7 +9,7 @@ use super::flight::Flights;
 use super::hot::{HotKey, HotKeys};
 use super::load_stats::LoadCounters;
 use super::put::{Current, Put, Update};
-use super::shared::SharedTier;
+use super::shared::{Claim, ClaimError, SharedTier};
 use super::slot::{Slot, SlotState};
 use super::{Core, Invalidation};
 use crate::config::NamespaceConfig;
@@ -295,6 +295,44 @@ where
                 Some(existing) => Inserted::Existing(existing),
             },
         )
+    }
+
+    /// [`insert_if_absent_with`](Self::insert_if_absent_with) decided for every instance: in
+    /// a shared namespace, the shared tier stores `value` only if no instance's value is
+    /// there (one round trip to Redis), so of callers on different instances exactly one
+    /// wins, and the others get the winner's value. A live entry here answers at once. Not
+    /// shared, it is `insert_if_absent_with`. For what must happen once across a fleet (a
+    /// webhook delivered twice, a lock); `Err(ClaimError::Undecided)` when the tier cannot
+    /// decide (Redis away): the caller chooses whether to go on without it.
+    pub async fn claim(
+        &self,
+        key: impl Into<Key>,
+        value: V,
+        put: Put,
+    ) -> Result<Inserted<V>, ClaimError> {
+        let key = key.into();
+        let Some(tier) = self.inner.shared.get().cloned() else {
+            return Ok(self.insert_if_absent_with(key, value, put)?);
+        };
+        if let Some(existing) = self.peek_with(key.as_bytes(), V::clone) {
+            return Ok(Inserted::Existing(existing));
+        }
+        let ttl = if put.never {
+            None
+        } else {
+            put.ttl.or(self.inner.limits.ttl)
+        };
+        match tier.claim(&key, &value, ttl).await {
+            Claim::Won => {
+                // Held here from now on, as the tier holds it; a load of the key in the air
+                // read it before.
+                self.inner.flights.invalidate(key.as_bytes());
+                self.store(key, value, put, IfPresent::Replace)?;
+                Ok(Inserted::Inserted)
+            }
+            Claim::Lost(existing) => Ok(Inserted::Existing(existing)),
+            Claim::Undecided => Err(ClaimError::Undecided),
+        }
     }
 
     /// Inserts here only (not in the shared tier); an entry whose tag was invalidated counts

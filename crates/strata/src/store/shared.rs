@@ -11,6 +11,7 @@
 //! - [`insert`](Namespace::insert) and its variants, and an [`update`](Namespace::update)
 //!   that changes a value or a TTL, tell the tier the key changed.
 //! - [`pull`](Namespace::pull) brings a key in from the tier ahead of a synchronous read.
+//! - [`claim`](Namespace::claim) is an insert-if-absent the tier decides for every instance.
 //! - Removals and invalidations reach the tier through the store's publisher, as before.
 //! - Plain reads ([`get`](Namespace::get)) stay on this instance: they are synchronous, and
 //!   a network call has no place in them.
@@ -22,11 +23,12 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::key::Key;
+use crate::InsertError;
 
 /// A shared second tier under a namespace. Its calls must not block: [`fill`](Self::fill)
 /// and [`inserted`](Self::inserted) are made on the caller's thread, so they hand the work
 /// to a task.
-pub trait SharedTier<V>: Send + Sync + 'static {
+pub trait SharedTier<V: Send + 'static>: Send + Sync + 'static {
     /// Looks `key` up for a load of this instance that missed here.
     fn fetch(&self, key: &Key) -> SharedFetch<V>;
 
@@ -36,8 +38,42 @@ pub trait SharedTier<V>: Send + Sync + 'static {
 
     /// This instance inserted or updated a value for `key`: the tier and the other instances
     /// must stop serving what they hold for it (or, for a tier that is the source of truth,
-    /// take what this instance now holds, see [`Namespace::peek_with`]).
+    /// take what this instance now holds, see [`Namespace::peek_with`](super::Namespace::peek_with)).
     fn inserted(&self, key: &Key);
+
+    /// Stores `value` under `key` in the tier only if no instance's value is there, deciding
+    /// once for every instance; the others drop what they hold for the key. A tier that
+    /// cannot decide answers [`Claim::Undecided`] (the default).
+    fn claim(&self, key: &Key, value: &V, ttl: Option<Duration>) -> SharedClaim<V> {
+        let _ = (key, value, ttl);
+        Box::pin(std::future::ready(Claim::Undecided))
+    }
+}
+
+/// What [`SharedTier::claim`] returns.
+pub type SharedClaim<V> = Pin<Box<dyn Future<Output = Claim<V>> + Send + 'static>>;
+
+/// Why [`Namespace::claim`](super::Namespace::claim) decided nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClaimError {
+    /// The value could not be stored here.
+    #[error(transparent)]
+    Insert(#[from] InsertError),
+    /// The shared tier could not decide (Redis away or too slow): nothing was stored.
+    #[error("the shared tier could not decide the insert (it is unreachable or too slow)")]
+    Undecided,
+}
+
+/// What the shared tier decided for an insert-if-absent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim<V> {
+    /// The value is stored there: this caller won.
+    Won,
+    /// Another value was there (returned); nothing changed.
+    Lost(V),
+    /// The tier could not decide (unreachable, too slow): nothing is known.
+    Undecided,
 }
 
 /// What [`SharedTier::fetch`] returns.
