@@ -3,6 +3,7 @@
 //! version counter and its log (`KEYS`), which share a hash tag (see `keys.rs`).
 
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use redis::Script;
 
@@ -55,18 +56,25 @@ return version
     )
 });
 
-/// Writes what an instance holds for a key whose source of truth is Redis (`strata serve`)
-/// with a new version, and logs it, so the other instances drop what they hold and read it
-/// back from Redis.
+/// Writes a value with a new version and logs it, so the other instances drop what they hold
+/// and read it back from Redis: what an instance holds for a key whose source of truth is
+/// Redis (`strata serve`'s write-through), or an insert-if-absent Redis decides for every
+/// instance (a claim: stored only if the key holds no live value; a tombstone or nothing
+/// counts as absent).
 ///
 /// `KEYS`: the value's key, the partition's counter, the partition's log.
 /// `ARGV`: the TTL in milliseconds (0: none), the header after the version, the payload, the
-/// log's length, this instance's id, the log entry.
+/// log's length, this instance's id, the log entry, `1` for a claim (else `0`).
 ///
-/// Returns the version written.
+/// Returns the version written (an integer), or, for a claim that found a live value, that
+/// value's envelope (a string).
 pub(crate) static STORE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
+if ARGV[7] == '1' then
+  local current = redis.call('GET', KEYS[1])
+  if current and string.match(current, '^S1 %d+ v') then return current end
+end
 local version = redis.call('INCR', KEYS[2])
 local body = 'S1 ' .. version .. ARGV[2] .. ARGV[3]
 if ARGV[1] ~= '0' then
@@ -79,3 +87,8 @@ return version
 "#,
     )
 });
+
+/// A TTL as the scripts take it: milliseconds, at least one; 0 for none.
+pub(crate) fn ttl_millis(ttl: Option<Duration>) -> u64 {
+    ttl.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64)
+}

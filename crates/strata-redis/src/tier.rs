@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use strata::config::ConfigError;
 use strata::store::{
-    Fetched, Invalidation, Namespace, SharedFetch, SharedTier, SharedWrite, Store, StoreBuilder,
-    StoreError,
+    Claim, Fetched, Invalidation, Namespace, SharedClaim, SharedFetch, SharedTier, SharedWrite,
+    Store, StoreBuilder, StoreError,
 };
 use strata::{HeapSize, Key};
 use thiserror::Error;
@@ -360,6 +360,46 @@ where
             ttl: fill.ttl,
             seen: fill.if_unchanged,
         });
+    }
+
+    fn claim(&self, key: &Key, value: &V, ttl: Option<Duration>) -> SharedClaim<V> {
+        let mut payload = Vec::new();
+        if let Err(e) = self.codec.encode(value, &mut payload) {
+            tracing::warn!(namespace = %self.name, error = %e, "a value could not be encoded for Redis; the claim is undecided");
+            return Box::pin(std::future::ready(Claim::Undecided));
+        }
+        let wire = Arc::clone(&self.wire);
+        let name = Arc::clone(&self.name);
+        let codec = Arc::clone(&self.codec);
+        let key = key.clone();
+        Box::pin(async move {
+            // This instance's own change of the key goes first (a DEL, then a SET NX).
+            let settled = wire.outbox.key_settled(&name, &key);
+            if tokio::time::timeout(wire.config.connect_timeout, settled)
+                .await
+                .is_err()
+            {
+                return Claim::Undecided;
+            }
+            match wire.claim(&name, key.as_bytes(), payload, ttl).await {
+                Ok(None) => {
+                    Counters::bump(&wire.counters.writes_sent);
+                    Claim::Won
+                }
+                Ok(Some(existing)) => match codec.decode(&existing) {
+                    Ok(value) => Claim::Lost(value),
+                    Err(_) => {
+                        Counters::bump(&wire.counters.l2_corrupt);
+                        Claim::Undecided
+                    }
+                },
+                Err(e) => {
+                    Counters::bump(&wire.counters.l2_errors);
+                    tracing::debug!(namespace = %name, error = %e, "a claim could not be decided");
+                    Claim::Undecided
+                }
+            }
+        })
     }
 
     /// With an origin, an insert drops the key in Redis and on every instance instead of

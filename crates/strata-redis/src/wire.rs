@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use redis::AsyncCommands;
+use redis::{AsyncCommands, ScriptInvocation};
 use serde::{Deserialize, Serialize};
 use strata::config::RedisConfig;
 use strata::store::{Invalidation, Seen};
@@ -12,7 +12,9 @@ use strata::store::{Invalidation, Seen};
 use crate::envelope::{self, Stored};
 use crate::keys::Keys;
 use crate::link::Link;
+use crate::link::LinkError;
 use crate::outbox::Outbox;
+use crate::scripts;
 use crate::stats::{Counters, TierStats};
 
 /// One entry of the invalidation log, as JSON in the stream entry's `e` field (with the
@@ -126,6 +128,66 @@ impl Wire {
             .fetch_add(micros, Ordering::Relaxed);
         Counters::bump(&self.counters.l2_lookups);
         lookup
+    }
+
+    /// The [`STORE`](scripts::STORE) script's call writing `payload` (with `ttl`) as the
+    /// value of `key` in `namespace` and logging it; with `only_if_absent`, a claim.
+    pub(crate) fn store_call(
+        &self,
+        namespace: &str,
+        key: &[u8],
+        ttl: Option<Duration>,
+        payload: Vec<u8>,
+        only_if_absent: bool,
+    ) -> ScriptInvocation<'static> {
+        let partition = self.keys.partition(namespace, key);
+        let entry = LogEntry::Invalidate(Invalidation::Key {
+            namespace: Some(namespace.to_owned()),
+            key: key.into(),
+        });
+        let mut call = scripts::STORE.prepare_invoke();
+        call.key(self.keys.data(namespace, key))
+            .key(self.keys.version(partition))
+            .key(self.keys.log(partition))
+            .arg(scripts::ttl_millis(ttl))
+            .arg(envelope::value_header_rest(&[]))
+            .arg(payload)
+            .arg(self.config.log_max_len)
+            .arg(&self.instance)
+            .arg(entry.to_json())
+            .arg(if only_if_absent { "1" } else { "0" });
+        call
+    }
+
+    /// Stores `payload` as the value of `key` in `namespace` only if Redis holds no live
+    /// value for it: `Ok(None)` when it was stored, `Ok(Some(payload))` with the live value's
+    /// payload when one was there.
+    pub(crate) async fn claim(
+        &self,
+        namespace: &str,
+        key: &[u8],
+        payload: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<Option<Vec<u8>>, LinkError> {
+        let call = &self.store_call(namespace, key, ttl, payload, true);
+        let answer: redis::Value = self
+            .link
+            .call_patiently(|mut conn| async move { call.invoke_async(&mut conn).await })
+            .await?;
+        match answer {
+            redis::Value::Int(_) => Ok(None),
+            other => {
+                let bytes = redis::from_redis_value::<Vec<u8>>(other).unwrap_or_default();
+                match envelope::parse(&bytes) {
+                    Ok(Stored::Value { payload, .. }) => Ok(Some(payload.to_vec())),
+                    // The script returns only live values, as their envelopes.
+                    _ => Err(LinkError::Redis(redis::RedisError::from((
+                        redis::ErrorKind::Parse,
+                        "a claim found a value that is not strata's",
+                    )))),
+                }
+            }
+        }
     }
 
     /// What a fill of `key` must find unchanged: `version` (what the key held: 0 for

@@ -153,24 +153,13 @@ impl Planned {
                 let current = held.current(namespace, key);
                 let key = key.as_bytes();
                 match current {
-                    Some(current) => {
-                        let partition = wire.keys.partition(namespace, key);
-                        let entry = LogEntry::Invalidate(Invalidation::Key {
-                            namespace: Some(namespace.to_string()),
-                            key: key.into(),
-                        });
-                        let mut call = scripts::STORE.prepare_invoke();
-                        call.key(wire.keys.data(namespace, key))
-                            .key(wire.keys.version(partition))
-                            .key(wire.keys.log(partition))
-                            .arg(ttl_millis(current.ttl))
-                            .arg(envelope::value_header_rest(&[]))
-                            .arg(current.payload)
-                            .arg(wire.config.log_max_len)
-                            .arg(&wire.instance)
-                            .arg(entry.to_json());
-                        Planned::Store(call)
-                    }
+                    Some(current) => Planned::Store(wire.store_call(
+                        namespace,
+                        key,
+                        current.ttl,
+                        current.payload,
+                        false,
+                    )),
                     // It expired here before it could be sent (or is about to: the engine's
                     // clock is coarse): it goes there too. (Another instance's change of the
                     // key cancels the job: see the tailer.)
@@ -196,7 +185,7 @@ impl Planned {
                     .key(wire.keys.version(partition))
                     .key(wire.keys.scope(partition))
                     .arg(seen.0)
-                    .arg(ttl_millis(*ttl))
+                    .arg(scripts::ttl_millis(*ttl))
                     .arg(envelope::value_header_rest(&[]))
                     .arg(payload.as_slice())
                     .arg(seen.1);
@@ -311,11 +300,6 @@ async fn send_alone(wire: &Wire, store: &Store, job: &Job) -> Result<(), LinkErr
         // Scripted jobs go in `send_scripted`.
         Job::Write { .. } | Job::Store { .. } => Ok(()),
     }
-}
-
-/// A TTL as the scripts take it: milliseconds, at least one; 0 for none.
-fn ttl_millis(ttl: Option<Duration>) -> u64 {
-    ttl.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64)
 }
 
 /// Applies an invalidation of many keys (or of one key in every namespace) to Redis, then

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, origin, Instance, RedisServer, PROPAGATION};
-use strata::store::{Invalidation, Put, Source};
+use strata::store::{ClaimError, Invalidation, Put, Source};
+use strata::Inserted;
 
 /// Instances on `redis`, each following the log before the test goes on.
 async fn fleet(redis: &RedisServer, n: usize) -> Vec<Instance> {
@@ -320,4 +321,67 @@ async fn a_corrupt_value_in_redis_is_a_miss_not_a_failure() {
     }
     assert_eq!(fleet[0].tier.stats().l2_corrupt, 2);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_is_won_by_exactly_one_instance_of_the_fleet() {
+    let redis = RedisServer::start();
+    let instances = fleet(&redis, 3).await;
+    // Many keys, each claimed by all three at once: one winner per key, and the losers get
+    // the winner's value.
+    for round in 0..50 {
+        let key = format!("webhook::{round}");
+        let claims = instances.iter().enumerate().map(|(i, instance)| {
+            let users = instance.users.clone();
+            let key = key.clone();
+            tokio::spawn(async move { users.claim(key, format!("instance {i}"), Put::new()).await })
+        });
+        let mut won = Vec::new();
+        let mut seen = Vec::new();
+        for (i, claim) in claims.collect::<Vec<_>>().into_iter().enumerate() {
+            match claim.await.unwrap().expect("Redis decides") {
+                Inserted::Inserted => won.push(format!("instance {i}")),
+                Inserted::Existing(value) => seen.push(value),
+            }
+        }
+        assert_eq!(won.len(), 1, "{key}: {won:?} {seen:?}");
+        assert!(seen.iter().all(|v| *v == won[0]), "{key}: {won:?} {seen:?}");
+    }
+    // Deleted (here, then in Redis), the key can be claimed again.
+    instances[0].users.remove("webhook::0");
+    let again = instances[1]
+        .users
+        .claim("webhook::0", "again".to_owned(), Put::new())
+        .await;
+    // Instance 1 may still hold the key until the deletion reaches it; once it has, the
+    // claim is won.
+    if matches!(again, Ok(Inserted::Existing(_))) {
+        assert!(
+            eventually(PROPAGATION, || instances[1]
+                .users
+                .get("webhook::0")
+                .is_none())
+            .await
+        );
+        let again = instances[1]
+            .users
+            .claim("webhook::0", "again".to_owned(), Put::new())
+            .await;
+        assert!(matches!(again, Ok(Inserted::Inserted)), "{again:?}");
+    } else {
+        assert!(matches!(again, Ok(Inserted::Inserted)), "{again:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_redis_cannot_decide_is_an_error_not_a_guess() {
+    let mut redis = RedisServer::start();
+    let a = Instance::start(&redis.url(), "", "");
+    redis.kill();
+    let claimed = a
+        .users
+        .claim("webhook::1", "x".to_owned(), Put::new())
+        .await;
+    assert_eq!(claimed, Err(ClaimError::Undecided));
+    assert!(a.users.get("webhook::1").is_none(), "nothing was stored");
 }
