@@ -157,6 +157,10 @@ impl Connection {
                     Keyspace::pull(keys).await;
                     self.session.run_held(&self.input)?;
                 }
+                Step::Claim(claim) => {
+                    let proto = self.session.client.proto;
+                    claim.decide(&mut self.session.out, proto).await;
+                }
             }
             self.report()?;
             if self.session.out.len() >= FLUSH_AT {

@@ -58,6 +58,12 @@ impl Harness {
                     self.runtime.block_on(Keyspace::pull(keys));
                     self.session.run_held(&self.input)
                 }
+                Ok(Step::Claim(claim)) => {
+                    let proto = self.session.client.proto;
+                    self.runtime
+                        .block_on(claim.decide(&mut self.session.out, proto));
+                    Ok(())
+                }
                 Ok(Step::Incomplete) => break None,
                 Err(end) => Err(end),
             };

@@ -4,8 +4,7 @@
 //!
 //! With a `[redis]` section the shared namespaces are written through to Redis, which is
 //! their source of truth for every `strata serve` over it: a command's keys that are not
-//! here are [pulled](Keyspace::pull) from Redis before it runs, and its writes are sent
-//! before its reply ([`Keyspace::settled`]).
+//! here are pulled from Redis before it runs, and its writes are sent before its reply.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -13,7 +12,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use strata::config::{MaxmemoryPolicy, DEFAULT_NAMESPACE};
-use strata::store::{Namespace, Store, StoreError};
+use strata::store::{Namespace, Put, Store, StoreError};
 use strata_redis::{Raw, Tier};
 
 use crate::cmd::{self, Kind, Spec};
@@ -201,6 +200,16 @@ impl Keyspace {
     #[inline]
     pub fn no_evict(&self) -> bool {
         !self.policy().evicts()
+    }
+
+    /// `put` under the eviction policy: with `noeviction`, a write that needs room fails
+    /// (OOM) instead of evicting.
+    pub(crate) fn under_policy(&self, put: Put) -> Put {
+        if self.no_evict() {
+            put.no_evict()
+        } else {
+            put
+        }
     }
 }
 

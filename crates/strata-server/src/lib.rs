@@ -10,6 +10,7 @@
 //! kept to one a second by the admin crate's `LogThrottle`, which both listeners share.
 
 mod allocator;
+mod claim;
 mod client_memory;
 mod cmd;
 mod connection;

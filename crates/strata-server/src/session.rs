@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::claim::Claim;
 use crate::client_memory::{ClientAccount, Evicted};
 use crate::cmd::{self, Ctx};
 use crate::keyspace::Pull;
@@ -73,6 +74,8 @@ pub(crate) enum Step {
     /// ([`Keyspace::pull`](crate::keyspace::Keyspace::pull)); then
     /// [`run_held`](Session::run_held) runs it.
     Pull(Vec<Pull>),
+    /// An insert-if-absent the fleet decides: [`Claim::decide`] answers it.
+    Claim(Claim),
 }
 
 /// A client's state, decoder, replies and account.
@@ -150,7 +153,16 @@ impl Session {
         }
         if self.shared.keyspace.tier().is_some() {
             if let Some(spec) = args.first().and_then(|name| cmd::lookup(name)) {
-                let missing = self.shared.keyspace.missing_shared(spec, &args);
+                let keyspace = &self.shared.keyspace;
+                // Before authentication, the command's own error answers.
+                if let Some(claim) =
+                    Claim::of(keyspace, spec, &args).filter(|_| self.client.authenticated)
+                {
+                    self.client.commands += 1;
+                    self.decoder.recycle(args);
+                    return Ok(Step::Claim(claim));
+                }
+                let missing = keyspace.missing_shared(spec, &args);
                 if !missing.is_empty() {
                     self.waiting = Some(args);
                     return Ok(Step::Pull(missing));

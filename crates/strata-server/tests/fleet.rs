@@ -360,3 +360,49 @@ fn info_and_stats_show_the_redis_link() {
         metrics.contains(lag_of_partition_0)
     }));
 }
+
+#[test]
+fn set_nx_through_different_servers_is_won_once() {
+    if skip_unless_strata("set_nx_through_different_servers_is_won_once") {
+        return;
+    }
+    let fleet = Fleet::start(3);
+    let mut cons: Vec<_> = (0..3).map(|i| fleet.con(i)).collect();
+    // A lock taken through one server is taken for all, at once.
+    let took: Option<String> = run(&mut cons[0], &["SET", "lock", "a", "NX", "EX", "100"]);
+    assert_eq!(took.as_deref(), Some("OK"));
+    let again: Option<String> = run(&mut cons[1], &["SET", "lock", "b", "NX", "EX", "100"]);
+    assert_eq!(again, None);
+    assert_eq!(run::<i64>(&mut cons[2], &["SETNX", "lock", "c"]), 0);
+    let old: Option<String> = run(&mut cons[2], &["SET", "lock", "c", "NX", "GET"]);
+    assert_eq!(old.as_deref(), Some("a"));
+    let ttl: i64 = run(&mut cons[1], &["TTL", "lock"]);
+    assert!((1..=100).contains(&ttl), "{ttl}");
+    // Released through another server, it can be taken again.
+    assert_eq!(run::<i64>(&mut cons[2], &["DEL", "lock"]), 1);
+    assert_eq!(run::<i64>(&mut cons[2], &["SETNX", "lock", "c"]), 1);
+    assert!(all_read(&mut cons, "lock", Some("c")));
+
+    // Many clients racing on many keys through three servers: one winner a key.
+    let winners = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+    let threads: Vec<_> = (0..6)
+        .map(|client| {
+            let mut con = fleet.con(client % 3);
+            let winners = Arc::clone(&winners);
+            thread::spawn(move || {
+                for key in 0..100 {
+                    let key = format!("once:{key}");
+                    if run::<i64>(&mut con, &["SETNX", &key, "x"]) == 1 {
+                        *winners.lock().unwrap().entry(key).or_default() += 1;
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let winners = winners.lock().unwrap();
+    assert_eq!(winners.len(), 100, "every key was won");
+    assert!(winners.values().all(|&n| n == 1), "{winners:?}");
+}

@@ -11,7 +11,7 @@ mod extensions;
 mod keys;
 mod parse;
 mod server;
-mod strings;
+pub(crate) mod strings;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -109,11 +109,7 @@ impl Ctx<'_> {
     /// `put` under the server's eviction policy: with `noeviction`, a write that needs room
     /// fails (OOM) instead of evicting.
     pub(crate) fn under_policy(&self, put: Put) -> Put {
-        if self.shared.keyspace.no_evict() {
-            put.no_evict()
-        } else {
-            put
-        }
+        self.shared.keyspace.under_policy(put)
     }
 }
 

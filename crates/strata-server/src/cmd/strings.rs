@@ -57,48 +57,78 @@ fn own(arg: &[u8]) -> Value {
     Box::from(arg)
 }
 
+/// Which state of the key a `SET` needs (`NX`, `XX`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Condition {
+pub(crate) enum Condition {
     Always,
     IfAbsent,
     IfPresent,
 }
 
-pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    // Options may repeat; the last of each kind wins, and only conflicting kinds are a
-    // syntax error (as in Redis).
-    let mut condition = Condition::Always;
-    let mut want_old = false;
-    let mut ttl: Option<TtlOption> = None;
-    let mut options = Parse::new(args, 3); // after SET key value
-    while let Some(option) = options.next_arg() {
-        if is(option, "NX") && condition != Condition::IfPresent {
-            condition = Condition::IfAbsent;
-        } else if is(option, "XX") && condition != Condition::IfAbsent {
-            condition = Condition::IfPresent;
-        } else if is(option, "GET") {
-            want_old = true;
-        } else if is(option, "KEEPTTL") && matches!(ttl, None | Some(TtlOption::Keep)) {
-            ttl = Some(TtlOption::Keep);
-        } else if let Some(time) = TimeArg::option(option) {
-            if matches!(ttl, Some(TtlOption::Keep)) || ttl.is_some_and(|t| t.arg() != Some(time)) {
+/// `SET key value [options]`'s options, read as Redis reads them.
+pub(crate) struct SetOptions {
+    pub(crate) condition: Condition,
+    /// `GET`: answer with the old value.
+    pub(crate) want_old: bool,
+    /// The TTL to store with (`KEEPTTL` included), before the eviction policy.
+    pub(crate) put: Put,
+    /// A deadline already past: the key is removed (if the condition holds), as in Redis.
+    pub(crate) past: bool,
+}
+
+impl SetOptions {
+    /// Reads the options after `SET key value`. Options may repeat; the last of each kind
+    /// wins, and only conflicting kinds are a syntax error (as in Redis).
+    pub(crate) fn parse(args: &[Bytes]) -> Result<Self, Error> {
+        let mut condition = Condition::Always;
+        let mut want_old = false;
+        let mut ttl: Option<TtlOption> = None;
+        let mut options = Parse::new(args, 3); // after SET key value
+        while let Some(option) = options.next_arg() {
+            if is(option, "NX") && condition != Condition::IfPresent {
+                condition = Condition::IfAbsent;
+            } else if is(option, "XX") && condition != Condition::IfAbsent {
+                condition = Condition::IfPresent;
+            } else if is(option, "GET") {
+                want_old = true;
+            } else if is(option, "KEEPTTL") && matches!(ttl, None | Some(TtlOption::Keep)) {
+                ttl = Some(TtlOption::Keep);
+            } else if let Some(time) = TimeArg::option(option) {
+                if matches!(ttl, Some(TtlOption::Keep))
+                    || ttl.is_some_and(|t| t.arg() != Some(time))
+                {
+                    return Err(SYNTAX);
+                }
+                ttl = Some(TtlOption::Time(
+                    time,
+                    time.read(options.next_bytes()?, "set")?,
+                ));
+            } else {
                 return Err(SYNTAX);
             }
-            ttl = Some(TtlOption::Time(
-                time,
-                time.read(options.next_bytes()?, "set")?,
-            ));
-        } else {
-            return Err(SYNTAX);
         }
+        let (put, past) = match ttl {
+            None => (Put::new(), false),
+            Some(TtlOption::Keep) => (Put::new().keep_ttl(), false),
+            Some(TtlOption::Time(_, Expiry::In(d))) => (Put::new().ttl(d), false),
+            Some(TtlOption::Time(_, Expiry::Past)) => (Put::new(), true),
+        };
+        Ok(Self {
+            condition,
+            want_old,
+            put,
+            past,
+        })
     }
-    let (put, past) = match ttl {
-        None => (Put::new(), false),
-        Some(TtlOption::Keep) => (Put::new().keep_ttl(), false),
-        Some(TtlOption::Time(_, Expiry::In(d))) => (Put::new().ttl(d), false),
-        // A deadline already past removes the key (if the condition holds), as in Redis.
-        Some(TtlOption::Time(_, Expiry::Past)) => (Put::new(), true),
-    };
+}
+
+pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let SetOptions {
+        condition,
+        want_old,
+        put,
+        past,
+    } = SetOptions::parse(args)?;
     let put = ctx.under_policy(put);
     let ns = ctx.shared.keyspace.route(&args[1]);
     if condition == Condition::Always && !want_old && !past {
