@@ -385,3 +385,39 @@ async fn a_claim_redis_cannot_decide_is_an_error_not_a_guess() {
     assert_eq!(claimed, Err(ClaimError::Undecided));
     assert!(a.users.get("webhook::1").is_none(), "nothing was stored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_load_reads_what_another_instance_loaded_from_redis() {
+    let redis = RedisServer::start();
+    let fleet = fleet(&redis, 2).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    for key in ["user::1", "user::2"] {
+        fleet[0]
+            .users
+            .get_or_load(key, origin(&calls, "from A's origin"))
+            .await
+            .unwrap();
+    }
+    assert!(eventually(PROPAGATION, || fleet[0].tier.stats().writes_sent >= 2).await);
+    let found = fleet[1]
+        .users
+        .get_many_or_load(
+            ["user::1", "user::2", "user::3"],
+            |missing: Vec<strata::Key>| async move {
+                assert_eq!(
+                    missing,
+                    [strata::Key::from("user::3")],
+                    "only the key Redis lacks"
+                );
+                Ok::<_, std::io::Error>(vec![(missing[0].clone(), "from B's origin".to_owned())])
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(found[&strata::Key::from("user::1")].source, Source::Shared);
+    assert_eq!(
+        found[&strata::Key::from("user::2")].value,
+        "from A's origin"
+    );
+    assert_eq!(found[&strata::Key::from("user::3")].source, Source::Origin);
+}

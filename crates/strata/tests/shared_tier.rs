@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use strata::store::{
     Claim, ClaimError, Fetched, Put, Seen, SharedClaim, SharedFetch, SharedTier, SharedWrite,
-    Store, Update,
+    Source, Store, Update,
 };
 use strata::{Inserted, Key};
 
@@ -175,5 +175,52 @@ async fn a_claim_is_decided_by_the_tier_and_kept_here_when_won() {
     assert_eq!(
         other.claim("k", "v".to_owned(), Put::new()).await,
         Ok(Inserted::Inserted)
+    );
+}
+
+#[tokio::test]
+async fn a_batch_load_asks_the_tier_first_and_the_origin_for_the_rest_in_one_call() {
+    let store = Store::new();
+    let ns = store.namespace::<String>("default").unwrap();
+    let tier = MapTier::default();
+    assert!(ns.share(Arc::new(tier.clone())));
+    tier.values
+        .lock()
+        .unwrap()
+        .insert(Key::from("in the tier"), "shared".into());
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let origin = {
+        let asked = Arc::clone(&asked);
+        move |missing: Vec<Key>| async move {
+            asked.lock().unwrap().extend(missing.iter().cloned());
+            let found = missing
+                .into_iter()
+                .filter(|k| k.as_bytes() == b"in the origin")
+                .map(|k| (k, "loaded".to_owned()));
+            Ok::<_, std::io::Error>(found.collect::<Vec<_>>())
+        }
+    };
+    let found = ns
+        .get_many_or_load(["in the tier", "in the origin", "nowhere"], origin)
+        .await
+        .unwrap();
+    assert_eq!(found[&Key::from("in the tier")].source, Source::Shared);
+    assert_eq!(found[&Key::from("in the origin")].source, Source::Origin);
+    assert!(!found.contains_key(&Key::from("nowhere")));
+    let mut asked = asked.lock().unwrap().clone();
+    asked.sort();
+    assert_eq!(asked, [Key::from("in the origin"), Key::from("nowhere")]);
+    assert_eq!(
+        tier.values
+            .lock()
+            .unwrap()
+            .get(&Key::from("in the origin"))
+            .map(String::as_str),
+        Some("loaded"),
+        "the origin's answer was handed to the tier"
+    );
+    assert_eq!(
+        ns.peek_with("in the tier", String::clone).as_deref(),
+        Some("shared")
     );
 }

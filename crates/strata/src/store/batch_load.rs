@@ -1,16 +1,19 @@
 //! Batch loading: [`Namespace::get_many_or_load`], many keys with one origin call for all
 //! that missed, single flight still holding per key (a key another caller is loading is
-//! waited for, not asked again). The single-key machinery it shares is in `load.rs`.
+//! waited for, not asked again), through the shared tier when the namespace has one. The
+//! single-key machinery it shares is in `load.rs`.
 
 use std::collections::{HashMap, HashSet};
 use std::error::Error;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::flight::FlightEnd;
 use super::load::{runtime, LoadError, Loaded, Optional, OriginError, Source};
 use super::namespace::Namespace;
+use super::shared::{Fetched, Seen, SharedTier, SharedWrite};
 use crate::key::Key;
 use crate::HeapSize;
 
@@ -109,19 +112,17 @@ where
             }
         }
         if let (false, Ok(runtime)) = (led.is_empty(), &runtime) {
-            let keys = led.iter().map(|(key, _)| key.clone()).collect();
-            self.spawn_load(runtime, led, loader(keys), |loaded, flights| match loaded {
-                Ok(pairs) => {
-                    let mut pairs: HashMap<Key, V> = pairs.into_iter().collect();
-                    let found = |(key, _): &(Key, _)| FlightEnd::Value(pairs.remove(key));
-                    flights.iter().map(found).collect()
+            let keys: Vec<Key> = led.iter().map(|(key, _)| key.clone()).collect();
+            match self.inner.shared.get() {
+                None => self.spawn_load(runtime, led, loader(keys), |loaded, flights| {
+                    origin_ends(loaded, flights.iter().map(|(key, _)| key))
+                }),
+                Some(tier) => {
+                    let load =
+                        batch_through_tier(Arc::clone(tier), keys, loader, self.inner.limits.ttl);
+                    self.spawn_load(runtime, led, load, |ends, _| ends);
                 }
-                Err(e) => {
-                    let e: OriginError = Arc::from(e.into());
-                    let failed = |_: &(Key, _)| FlightEnd::Failed(Arc::clone(&e));
-                    flights.iter().map(failed).collect()
-                }
-            });
+            }
         }
         let soft = self.inner.limits.soft_timeout;
         let ns = self.clone();
@@ -145,4 +146,84 @@ where
             Ok(found)
         }
     }
+}
+
+/// How each of `keys` ended, from the origin's answer for all of them.
+fn origin_ends<'k, V, R, E>(
+    loaded: Result<R, E>,
+    keys: impl Iterator<Item = &'k Key>,
+) -> Vec<FlightEnd<V>>
+where
+    R: IntoIterator<Item = (Key, V)>,
+    E: Into<Box<dyn Error + Send + Sync + 'static>>,
+{
+    match loaded {
+        Ok(pairs) => {
+            let mut pairs: HashMap<Key, V> = pairs.into_iter().collect();
+            keys.map(|key| FlightEnd::Value(pairs.remove(key)))
+                .collect()
+        }
+        Err(e) => {
+            let e: OriginError = Arc::from(e.into());
+            keys.map(|_| FlightEnd::Failed(Arc::clone(&e))).collect()
+        }
+    }
+}
+
+/// A batch load through the shared tier: every key looked up there at once; one origin call
+/// for the keys it lacks, whose values are handed back to the tier (each with what the tier
+/// said of it, unless it could not answer). How each key ended, in the order of `keys`.
+async fn batch_through_tier<V, F, Fut, R, E>(
+    tier: Arc<dyn SharedTier<V>>,
+    keys: Vec<Key>,
+    loader: F,
+    ttl: Option<Duration>,
+) -> Vec<FlightEnd<V>>
+where
+    V: Send + 'static,
+    F: FnOnce(Vec<Key>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<R, E>> + Send + 'static,
+    R: IntoIterator<Item = (Key, V)> + Send + 'static,
+    E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
+{
+    // The lookups run as tasks, so a batch waits one round trip, not one per key.
+    let lookups: Vec<_> = keys
+        .iter()
+        .map(|key| tokio::spawn(tier.fetch(key)))
+        .collect();
+    let mut ends: Vec<Option<FlightEnd<V>>> = Vec::with_capacity(keys.len());
+    let mut missed: Vec<(usize, Option<Seen>)> = Vec::new();
+    for (i, lookup) in lookups.into_iter().enumerate() {
+        match lookup.await.unwrap_or(Fetched::Unavailable) {
+            Fetched::Found { value, ttl, tags } => {
+                ends.push(Some(FlightEnd::Shared(value, ttl, tags)))
+            }
+            Fetched::Missing { seen } => {
+                ends.push(None);
+                missed.push((i, Some(seen)));
+            }
+            Fetched::Unavailable => {
+                ends.push(None);
+                missed.push((i, None));
+            }
+        }
+    }
+    if !missed.is_empty() {
+        let asked: Vec<Key> = missed.iter().map(|(i, _)| keys[*i].clone()).collect();
+        let origin = origin_ends(loader(asked).await, missed.iter().map(|(i, _)| &keys[*i]));
+        for ((i, seen), end) in missed.into_iter().zip(origin) {
+            if let (FlightEnd::Value(Some(value)), Some(seen)) = (&end, seen) {
+                tier.fill(SharedWrite {
+                    key: &keys[i],
+                    value,
+                    ttl,
+                    if_unchanged: seen,
+                });
+            }
+            ends[i] = Some(end);
+        }
+    }
+    ends.into_iter()
+        .map(|end| end.unwrap_or(FlightEnd::Cancelled))
+        .collect()
 }

@@ -16,7 +16,9 @@
 //! - Plain reads ([`get`](Namespace::get)) stay on this instance: they are synchronous, and
 //!   a network call has no place in them.
 //!
-//! The blocking, batch and `#[cached]` loads do not consult the tier yet.
+//! [`get_many_or_load`](Namespace::get_many_or_load) asks the tier for every key it misses
+//! at once, then the origin once for the rest. The blocking and `#[cached]` loads do not
+//! consult the tier yet.
 
 use std::future::Future;
 use std::pin::Pin;
