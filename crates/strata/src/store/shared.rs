@@ -17,8 +17,9 @@
 //!   a network call has no place in them.
 //!
 //! [`get_many_or_load`](Namespace::get_many_or_load) asks the tier for every key it misses
-//! at once, then the origin once for the rest. The blocking and `#[cached]` loads do not
-//! consult the tier yet.
+//! at once, then the origin once for the rest. The blocking load does not consult the tier
+//! (its lookup is async), nor does `#[cached]`, whose namespaces hold type-erased values no
+//! codec can write to Redis.
 
 use std::future::Future;
 use std::pin::Pin;
