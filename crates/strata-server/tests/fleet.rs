@@ -52,6 +52,20 @@ fn run<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> 
         .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")))
 }
 
+/// What Redis holds for `key` of the default namespace, read there directly (the value's
+/// envelope is `S1 <version> v 0`, a newline, then the bytes; a tombstone is a miss).
+fn in_redis(redis: &mut redis::Connection, key: &str) -> Option<String> {
+    let names: Vec<String> = run(redis, &["KEYS", &format!("strata:{{*}}:d:default:{key}")]);
+    let envelope: Vec<u8> = redis::cmd("GET")
+        .arg(names.first()?)
+        .query::<Option<Vec<u8>>>(redis)
+        .ok()??;
+    let end = envelope.iter().position(|&b| b == b'\n')?;
+    let (header, payload) = (&envelope[..end], &envelope[end + 1..]);
+    let live = header.starts_with(b"S1 ") && header.windows(3).any(|w| w == b" v ");
+    live.then(|| String::from_utf8_lossy(payload).into_owned())
+}
+
 /// Whether every connection in `cons` reads `want` for `key` within the propagation bound.
 fn all_read(cons: &mut [redis::Connection], key: &str, want: Option<&str>) -> bool {
     cons.iter_mut().all(|con| {
@@ -405,4 +419,74 @@ fn set_nx_through_different_servers_is_won_once() {
     let winners = winners.lock().unwrap();
     assert_eq!(winners.len(), 100, "every key was won");
     assert!(winners.values().all(|&n| n == 1), "{winners:?}");
+}
+
+/// Redis killed (SIGKILL) under load and restarted empty, as a Redis without persistence
+/// comes back: no read fails meanwhile, and once the servers have noticed, they hold nothing
+/// from before (Redis has nothing) and share what is written after.
+#[test]
+fn redis_killed_under_load_and_restarted_empty_leaves_the_servers_agreeing() {
+    if skip_unless_strata("redis_killed_under_load_and_restarted_empty") {
+        return;
+    }
+    let mut fleet = Fleet::start(2);
+    let stop = Arc::new(AtomicBool::new(false));
+    // Writes stop at the restart, so what the servers held from before must go.
+    let writing = Arc::new(AtomicBool::new(true));
+    let failed_reads = Arc::new(AtomicU64::new(0));
+    let mut load = Vec::new();
+    for server in 0..2 {
+        let mut con = fleet.con(server);
+        let (stop, writing, failed_reads) = (
+            Arc::clone(&stop),
+            Arc::clone(&writing),
+            Arc::clone(&failed_reads),
+        );
+        load.push(thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                if n % 2 == 0 && writing.load(Ordering::Relaxed) {
+                    let key = format!("k{}", (n / 2) % 20);
+                    let _: () = run(&mut con, &["SET", &key, &n.to_string()]);
+                } else if redis::cmd("GET")
+                    .arg(format!("k{}", n % 20))
+                    .query::<Option<String>>(&mut con)
+                    .is_err()
+                {
+                    failed_reads.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    thread::sleep(Duration::from_millis(500));
+    writing.store(false, Ordering::Relaxed);
+    fleet.redis.restart_redis_empty();
+    thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    for t in load {
+        t.join().unwrap();
+    }
+    assert_eq!(failed_reads.load(Ordering::Relaxed), 0, "no read failed");
+
+    // Once the servers have noticed, both read what Redis holds for every key, and share
+    // what comes next.
+    let mut cons: Vec<_> = (0..2).map(|i| fleet.con(i)).collect();
+    let mut redis = fleet.redis.con(false);
+    for key in (0..20).map(|k| format!("k{k}")) {
+        assert!(
+            eventually(PROPAGATION, || {
+                let truth = in_redis(&mut redis, &key);
+                cons.iter_mut().all(|c| get(c, &key) == truth)
+            }),
+            "{key}: a server disagrees with Redis ({:?})",
+            in_redis(&mut redis, &key)
+        );
+    }
+    run::<()>(&mut cons[0], &["SET", "after", "the restart"]);
+    assert_eq!(get(&mut cons[1], "after").as_deref(), Some("the restart"));
+    assert_eq!(
+        in_redis(&mut redis, "after").as_deref(),
+        Some("the restart")
+    );
 }

@@ -143,45 +143,80 @@ impl Server {
     fn spawn(make: impl Fn(u16, u16) -> (Command, Vec<PathBuf>, bool)) -> Server {
         let mut last_log = String::new();
         for _attempt in 0..3 {
-            let (port, http) = (free_port(), free_port());
-            let (mut cmd, mut files, has_http) = make(port, http);
-            let log = temp_path("log");
-            let log_file = std::fs::File::create(&log).expect("creating the server log");
-            cmd.stdin(Stdio::null())
-                .stdout(log_file.try_clone().expect("cloning the log handle"))
-                .stderr(log_file);
-            files.push(log.clone());
-            let child = cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let http_addr = has_http.then(|| SocketAddr::from(([127, 0, 0, 1], http)));
-            let mut server = Server {
-                child,
-                addr,
-                http_addr,
-                log: log.clone(),
-                files,
-            };
-            let deadline = Instant::now() + STARTUP;
-            loop {
-                if let Ok(Some(status)) = server.child.try_wait() {
-                    last_log = std::fs::read_to_string(&log).unwrap_or_default();
-                    eprintln!("server exited at start ({status}), retrying:\n{last_log}");
-                    break;
+            match Self::spawn_at(free_port(), free_port(), &make) {
+                Ok(server) => return server,
+                Err(log) => {
+                    eprintln!("server exited at start, retrying:\n{log}");
+                    last_log = log;
                 }
-                if answers_ping(addr) {
-                    return server;
-                }
-                if Instant::now() > deadline {
-                    let log = std::fs::read_to_string(&log).unwrap_or_default();
-                    panic!("server on {addr} did not answer PING within {STARTUP:?}:\n{log}");
-                }
-                std::thread::sleep(Duration::from_millis(20));
             }
-            drop(server);
         }
         panic!("server would not start:\n{last_log}");
+    }
+
+    /// Starts the command `make` builds for `port` and `http`, and waits for PING; `Err` with
+    /// its log if it exits first.
+    fn spawn_at(
+        port: u16,
+        http: u16,
+        make: impl Fn(u16, u16) -> (Command, Vec<PathBuf>, bool),
+    ) -> Result<Server, String> {
+        let (mut cmd, mut files, has_http) = make(port, http);
+        let log = temp_path("log");
+        let log_file = std::fs::File::create(&log).expect("creating the server log");
+        cmd.stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("cloning the log handle"))
+            .stderr(log_file);
+        files.push(log.clone());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let http_addr = has_http.then(|| SocketAddr::from(([127, 0, 0, 1], http)));
+        let mut server = Server {
+            child,
+            addr,
+            http_addr,
+            log: log.clone(),
+            files,
+        };
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(format!("({status}) {log}"));
+            }
+            if answers_ping(addr) {
+                return Ok(server);
+            }
+            if Instant::now() > deadline {
+                let log = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("server on {addr} did not answer PING within {STARTUP:?}:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills this `redis-server` at once (SIGKILL: no goodbye to its clients) and starts
+    /// another, empty, on the same port (as a Redis without persistence comes back).
+    pub fn restart_redis_empty(&mut self) {
+        self.signal("-KILL");
+        let _ = self.child.wait();
+        let port = self.addr.port();
+        let restarted = Self::spawn_at(port, 0, |port, _| {
+            let mut cmd = Command::new("redis-server");
+            cmd.args(["--port", &port.to_string()]).args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--bind",
+                "127.0.0.1",
+            ]);
+            (cmd, Vec::new(), false)
+        })
+        .unwrap_or_else(|log| panic!("redis-server would not start again on {port}: {log}"));
+        *self = restarted;
     }
 
     /// The server process's peak resident memory in bytes (`VmHWM`, Linux only).
