@@ -446,7 +446,7 @@ fn redis_killed_under_load_and_restarted_empty_leaves_the_servers_agreeing() {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                if n % 2 == 0 && writing.load(Ordering::Relaxed) {
+                if n.is_multiple_of(2) && writing.load(Ordering::Relaxed) {
                     let key = format!("k{}", (n / 2) % 20);
                     let _: () = run(&mut con, &["SET", &key, &n.to_string()]);
                 } else if redis::cmd("GET")
