@@ -50,6 +50,7 @@
 //! docs/design.md ("The shared tier") has the protocol, each failure and what happens, and
 //! the guarantees beside FusionCache's, Redisson's and Redis client-side caching's.
 
+mod applied;
 mod codec;
 mod envelope;
 mod held;

@@ -21,6 +21,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError, Value};
 use strata::store::{Invalidation, Store};
 
+use crate::applied::EntryId;
 use crate::stats::Counters;
 use crate::wire::{LogEntry, Wire};
 use crate::writer::shared_scope;
@@ -149,8 +150,11 @@ async fn resync(
             }
         }
         let mut start = Vec::with_capacity(wire.keys.partitions() as usize);
-        for log in wire.keys.logs() {
-            let (added, _, last) = info(conn, &log).await?;
+        for (p, log) in wire.keys.logs().iter().enumerate() {
+            let (added, _, last) = info(conn, log).await?;
+            // Everything before it is what the first marking as unverified covers.
+            wire.applied
+                .set(p, EntryId::parse(&last).unwrap_or_default());
             start.push(Cursor {
                 id: last,
                 position: added,
@@ -289,6 +293,9 @@ async fn read(
             cursor.id = entry.id.clone();
             cursor.position += 1;
             apply(wire, store, entry, replaying);
+        }
+        if let Some(id) = EntryId::parse(&cursors[p].id) {
+            wire.applied.set(p, id);
         }
     }
     Ok(full)

@@ -203,14 +203,24 @@ impl Tier {
 
     /// Waits until the writes and invalidations this instance queued before the call have
     /// reached Redis, for at most `limit`; returns whether they did. While the link is down
-    /// they stay queued (and are sent when it is back): returns false at once.
+    /// they stay queued (and are sent when it is back): returns false as soon as it is.
     pub async fn settled(&self, limit: Duration) -> bool {
-        if !self.wire.link.is_up() {
-            return self.wire.outbox.len() == 0;
+        /// How often a wait looks at the link.
+        const LOOK: Duration = Duration::from_millis(50);
+        let deadline = tokio::time::Instant::now() + limit;
+        let settled = self.wire.outbox.settled();
+        tokio::pin!(settled);
+        loop {
+            if !self.wire.link.is_up() {
+                return self.wire.outbox.len() == 0;
+            }
+            let look = deadline.min(tokio::time::Instant::now() + LOOK);
+            match tokio::time::timeout_at(look, &mut settled).await {
+                Ok(()) => return true,
+                Err(_) if look >= deadline => return false,
+                Err(_) => {}
+            }
         }
-        tokio::time::timeout(limit, self.wire.outbox.settled())
-            .await
-            .is_ok()
     }
 
     /// The tier's figures.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use strata::config::RedisConfig;
 use strata::store::{Invalidation, Seen};
 
+use crate::applied::{Applied, EntryId};
 use crate::envelope::{self, Stored};
 use crate::keys::Keys;
 use crate::link::Link;
@@ -61,6 +62,8 @@ pub(crate) struct Wire {
     pub(crate) instance: String,
     /// Whether the tailer is following the log (connected and caught up with where it was).
     pub(crate) following: AtomicBool,
+    /// How far the tailer has applied each partition.
+    pub(crate) applied: Applied,
 }
 
 impl Wire {
@@ -73,6 +76,7 @@ impl Wire {
             counters: Counters::default(),
             instance: instance_id(),
             following: AtomicBool::new(false),
+            applied: Applied::new(partitions),
             config,
         })
     }
@@ -94,22 +98,47 @@ impl Wire {
     pub(crate) async fn fetch(&self, namespace: &str, key: &[u8], patient: bool) -> Lookup {
         let started = Instant::now();
         let name = &self.keys.data(namespace, key);
+        let partition = self.keys.partition(namespace, key);
+        let log = &self.keys.log(partition);
         let read = |mut conn: redis::aio::ConnectionManager| async move {
-            redis::pipe()
-                .get(name)
-                .pttl(name)
-                .query_async::<(Option<Vec<u8>>, i64)>(&mut conn)
-                .await
+            let mut pipe = redis::pipe();
+            pipe.get(name).pttl(name);
+            if patient {
+                // The log's newest entry: see `applied.rs`.
+                pipe.cmd("XREVRANGE")
+                    .arg(log)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1);
+            }
+            pipe.query_async::<Vec<redis::Value>>(&mut conn).await
         };
         let read = if patient {
             self.link.call_patiently(read).await
         } else {
             self.link.call(read).await
         };
+        let read = read.ok().and_then(|mut answers| {
+            let newest = answers.get(2).and_then(newest_entry);
+            answers.truncate(2);
+            let (bytes, pttl) =
+                redis::from_redis_value::<(Option<Vec<u8>>, i64)>(redis::Value::Array(answers))
+                    .ok()?;
+            Some((bytes, pttl, newest))
+        });
         let judged = match read {
-            Err(_) => None,
-            Ok((None, _)) => Some(Err(0)),
-            Ok((Some(bytes), pttl)) => Some(self.judge(&bytes, pttl).await),
+            None => None,
+            Some((None, _, _)) => Some(Err(0)),
+            Some((Some(bytes), pttl, newest)) => {
+                let judged = self.judge(&bytes, pttl).await;
+                if let (Ok(_), Some(newest)) = (&judged, newest) {
+                    // Served as what this instance holds: nothing older may drop it.
+                    let reached = self.applied.reached(partition as usize, newest);
+                    let _ = tokio::time::timeout(self.config.connect_timeout, reached).await;
+                }
+                Some(judged)
+            }
         };
         let lookup = match judged {
             None => Lookup::Unavailable,
@@ -266,6 +295,12 @@ impl Wire {
             }
         }
     }
+}
+
+/// The id of the entry an `XREVRANGE ... COUNT 1` answered with (none for an empty log).
+fn newest_entry(answer: &redis::Value) -> Option<EntryId> {
+    let range = redis::from_redis_value_ref::<redis::streams::StreamRangeReply>(answer).ok()?;
+    EntryId::parse(&range.ids.first()?.id)
 }
 
 /// An id for this tier, unique across the fleet with overwhelming odds: the process id, the

@@ -27,10 +27,11 @@ pub type Value = Box<[u8]>;
 /// see [`strata::Cache::scan`]) in the low ones.
 const NS_SHIFT: u32 = 48;
 
-/// How long a reply waits for its command's writes to reach Redis. They take a round trip
-/// while the link is up; past this they stay queued (and are sent when they can), and the
-/// reply goes.
-const WRITE_ACK: Duration = Duration::from_secs(1);
+/// The longest a reply waits for its command's writes to reach Redis while the link is up
+/// (a round trip, normally; more under load, and the guarantee that a write is in Redis
+/// before its reply is worth the wait). Past it, or as soon as the link is down, the writes
+/// stay queued (and are sent when they can), and the reply goes.
+const WRITE_ACK: Duration = Duration::from_secs(10);
 
 /// A key to bring in from Redis before a command runs.
 pub(crate) type Pull = (Namespace<Value>, Bytes);

@@ -322,8 +322,18 @@ fn a_version_oracle_finds_no_stale_read_beyond_the_bound_across_three_servers() 
             (k, changes.last().and_then(|c| c.value.clone()))
         })
         .collect();
+    let mut redis = fleet.redis.con(false);
     for (key, want) in &last {
-        assert!(all_read(&mut cons, &format!("k{key}"), want.as_deref()));
+        let key = format!("k{key}");
+        let agree = cons
+            .iter_mut()
+            .all(|con| eventually(PROPAGATION, || get(con, &key).as_deref() == want.as_deref()));
+        let answers: Vec<_> = cons.iter_mut().map(|con| get(con, &key)).collect();
+        assert!(
+            agree,
+            "{key}: servers read {answers:?}, Redis holds {:?}, the last change left {want:?}",
+            in_redis(&mut redis, &key)
+        );
     }
 }
 
