@@ -21,6 +21,7 @@
 //! hard_timeout = "2s"       # a load is abandoned after this
 //! refresh_ahead = 0.8       # a get_or_load hit after 80% of the TTL reloads in the background
 //! negative_ttl = "30s"      # remember the origin's "not found" this long
+//! compress_above = "1KiB"   # values longer than this are compressed in Redis (zstd)
 //! ```
 //!
 //! Event rules say what an event invalidates; `{param}` placeholders take the event's
@@ -200,6 +201,9 @@ pub struct NamespaceConfig {
     /// Whether the namespace uses the shared tier when `[redis]` is configured: `None` and
     /// `Some(true)` do, `Some(false)` keeps it to this instance.
     pub shared: Option<bool>,
+    /// Values whose encoding is longer than this many bytes are compressed (zstd) in the
+    /// shared tier; `None`: none are.
+    pub compress_above: Option<u64>,
 }
 
 /// Why a configuration was refused.

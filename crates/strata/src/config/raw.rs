@@ -134,6 +134,7 @@ struct RawNamespace {
     refresh_ahead: Option<Raw>,
     negative_ttl: Option<Raw>,
     shared: Option<Raw>,
+    compress_above: Option<Raw>,
 }
 
 impl RawNamespace {
@@ -232,6 +233,13 @@ impl RawNamespace {
                 duration,
             )?,
             shared: or(&self.shared, base.shared, path, "shared", flag)?,
+            compress_above: or(
+                &self.compress_above,
+                base.compress_above,
+                path,
+                "compress_above",
+                size,
+            )?,
         })
     }
 }
