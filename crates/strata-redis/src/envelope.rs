@@ -5,6 +5,8 @@
 //! <tag length> <tag> <generation>\n   one line per tag, with the generation it was written under,
 //! <payload>                         then the value as its codec wrote it
 //!
+//! S1 <version> z <tags>\n...        the same, the payload compressed (one zstd frame)
+//!
 //! S1 <version> t\n                  a deletion's tombstone
 //! ```
 //!
@@ -25,6 +27,8 @@ pub(crate) enum Stored<'a> {
         version: u64,
         /// Each tag with the generation it was written under.
         tags: Vec<(String, u64)>,
+        /// Whether `payload` is compressed (a zstd frame).
+        compressed: bool,
         payload: &'a [u8],
     },
     /// A deletion, remembered for a while.
@@ -39,9 +43,10 @@ pub(crate) struct Corrupt(&'static str);
 const MAGIC: &[u8] = b"S1 ";
 
 /// What follows the version in a value's header (the script writes `S1 <version>` before
-/// it): the kind and the tags with their generations.
-pub(crate) fn value_header_rest(tags: &[(String, u64)]) -> Vec<u8> {
-    let mut rest = format!(" v {}\n", tags.len());
+/// it): the kind (a value, compressed or not) and the tags with their generations.
+pub(crate) fn value_header_rest(tags: &[(String, u64)], compressed: bool) -> Vec<u8> {
+    let kind = if compressed { 'z' } else { 'v' };
+    let mut rest = format!(" {kind} {}\n", tags.len());
     for (tag, generation) in tags {
         let _ = writeln!(rest, "{} {tag} {generation}", tag.len());
     }
@@ -55,7 +60,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Stored<'_>, Corrupt> {
     let (&kind, rest) = rest.split_first().ok_or(Corrupt("no kind"))?;
     match kind {
         b't' if rest == b"\n" => Ok(Stored::Tombstone { version }),
-        b'v' => {
+        b'v' | b'z' => {
             let rest = rest.strip_prefix(b" ").ok_or(Corrupt("no tag count"))?;
             let (count, mut rest) = number(rest, b'\n')?;
             let mut tags = Vec::with_capacity(count.min(64) as usize);
@@ -74,6 +79,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Stored<'_>, Corrupt> {
             Ok(Stored::Value {
                 version,
                 tags,
+                compressed: kind == b'z',
                 payload: rest,
             })
         }
@@ -105,7 +111,7 @@ mod tests {
 
     fn written(version: u64, tags: &[(String, u64)], payload: &[u8]) -> Vec<u8> {
         let mut bytes = format!("S1 {version}").into_bytes();
-        bytes.extend(value_header_rest(tags));
+        bytes.extend(value_header_rest(tags, false));
         bytes.extend_from_slice(payload);
         bytes
     }
@@ -119,6 +125,7 @@ mod tests {
             Ok(Stored::Value {
                 version: 17,
                 tags,
+                compressed: false,
                 payload: b"{\"x\":1}\n"
             })
         );
@@ -128,9 +135,22 @@ mod tests {
             Ok(Stored::Value {
                 version: 1,
                 tags: vec![],
+                compressed: false,
                 payload: b""
             })
         );
+        let mut packed = b"S1 3".to_vec();
+        packed.extend(value_header_rest(&[], true));
+        packed.extend_from_slice(b"frame");
+        assert!(matches!(
+            parse(&packed),
+            Ok(Stored::Value {
+                version: 3,
+                compressed: true,
+                payload: b"frame",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -57,6 +57,7 @@ mod held;
 mod keys;
 mod link;
 mod outbox;
+mod packing;
 mod scripts;
 mod stats;
 mod tailer;

@@ -73,7 +73,7 @@ pub(crate) static STORE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 if ARGV[7] == '1' then
   local current = redis.call('GET', KEYS[1])
-  if current and string.match(current, '^S1 %d+ v') then return current end
+  if current and string.match(current, '^S1 %d+ [vz]') then return current end
 end
 local version = redis.call('INCR', KEYS[2])
 local body = 'S1 ' .. version .. ARGV[2] .. ARGV[3]

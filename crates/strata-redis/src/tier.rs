@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::codec::Codec;
 use crate::held::Held;
 use crate::outbox::Job;
+use crate::packing::Packing;
 use crate::stats::{Counters, TierStats};
 use crate::wire::{Lookup, Wire};
 use crate::{tailer, writer};
@@ -95,7 +96,8 @@ impl Tier {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| TierError::NoRuntime)?;
         let config = builder.config().clone();
         let redis = config.redis.clone().ok_or(TierError::NotConfigured)?;
-        let wire = Arc::new(Wire::new(redis).map_err(TierError::Url)?);
+        let packing = Packing::from_config(&config);
+        let wire = Arc::new(Wire::new(redis, packing).map_err(TierError::Url)?);
         let shared: Vec<String> = config
             .namespace_names()
             .into_iter()

@@ -15,6 +15,7 @@ use crate::keys::Keys;
 use crate::link::Link;
 use crate::link::LinkError;
 use crate::outbox::Outbox;
+use crate::packing::Packing;
 use crate::scripts;
 use crate::stats::{Counters, TierStats};
 
@@ -64,10 +65,12 @@ pub(crate) struct Wire {
     pub(crate) following: AtomicBool,
     /// How far the tailer has applied each partition.
     pub(crate) applied: Applied,
+    /// Which namespaces compress their values in Redis.
+    pub(crate) packing: Packing,
 }
 
 impl Wire {
-    pub(crate) fn new(config: RedisConfig) -> Result<Self, redis::RedisError> {
+    pub(crate) fn new(config: RedisConfig, packing: Packing) -> Result<Self, redis::RedisError> {
         let partitions = u32::try_from(config.partitions).unwrap_or(u32::MAX);
         Ok(Self {
             keys: Keys::new(&config.prefix, partitions),
@@ -77,6 +80,7 @@ impl Wire {
             instance: instance_id(),
             following: AtomicBool::new(false),
             applied: Applied::new(partitions),
+            packing,
             config,
         })
     }
@@ -174,13 +178,14 @@ impl Wire {
             namespace: Some(namespace.to_owned()),
             key: key.into(),
         });
+        let (compressed, body) = self.packing.pack(namespace, payload);
         let mut call = scripts::STORE.prepare_invoke();
         call.key(self.keys.data(namespace, key))
             .key(self.keys.version(partition))
             .key(self.keys.log(partition))
             .arg(scripts::ttl_millis(ttl))
-            .arg(envelope::value_header_rest(&[]))
-            .arg(payload)
+            .arg(envelope::value_header_rest(&[], compressed))
+            .arg(body)
             .arg(self.config.log_max_len)
             .arg(&self.instance)
             .arg(entry.to_json())
@@ -208,12 +213,18 @@ impl Wire {
             other => {
                 let bytes = redis::from_redis_value::<Vec<u8>>(other).unwrap_or_default();
                 match envelope::parse(&bytes) {
-                    Ok(Stored::Value { payload, .. }) => Ok(Some(payload.to_vec())),
+                    Ok(Stored::Value {
+                        compressed,
+                        payload,
+                        ..
+                    }) => match self.packing.unpack(compressed, payload) {
+                        Ok(payload) => Ok(Some(payload)),
+                        Err(why) => Err(not_strata(why)),
+                    },
                     // The script returns only live values, as their envelopes.
-                    _ => Err(LinkError::Redis(redis::RedisError::from((
-                        redis::ErrorKind::Parse,
-                        "a claim found a value that is not strata's",
-                    )))),
+                    _ => Err(not_strata(
+                        "a claim found a value that is not strata's".into(),
+                    )),
                 }
             }
         }
@@ -243,12 +254,13 @@ impl Wire {
     /// What a value's bytes (with the key's PTTL) are worth to a reader: a live value, or
     /// the version a fill must find (`Err`).
     async fn judge(&self, bytes: &[u8], pttl: i64) -> Result<Lookup, u64> {
-        let (version, tags, payload) = match envelope::parse(bytes) {
+        let (version, tags, compressed, payload) = match envelope::parse(bytes) {
             Ok(Stored::Value {
                 version,
                 tags,
+                compressed,
                 payload,
-            }) => (version, tags, payload),
+            }) => (version, tags, compressed, payload),
             Ok(Stored::Tombstone { version }) => return Err(version),
             Err(corrupt) => {
                 Counters::bump(&self.counters.l2_corrupt);
@@ -265,8 +277,16 @@ impl Wire {
         if !tags.is_empty() && !self.tags_current(&tags).await {
             return Err(version);
         }
+        let payload = match self.packing.unpack(compressed, payload) {
+            Ok(payload) => payload,
+            Err(why) => {
+                Counters::bump(&self.counters.l2_corrupt);
+                tracing::debug!(%why, "a compressed value in Redis does not decompress; treated as a miss");
+                return Err(version);
+            }
+        };
         Ok(Lookup::Found {
-            payload: payload.to_vec(),
+            payload,
             ttl,
             tags: tags.into_iter().map(|(tag, _)| tag).collect(),
             version,
@@ -295,6 +315,15 @@ impl Wire {
             }
         }
     }
+}
+
+/// A value under strata's keys that strata cannot read, as a link error.
+fn not_strata(why: String) -> LinkError {
+    LinkError::Redis(redis::RedisError::from((
+        redis::ErrorKind::Parse,
+        "not a strata value",
+        why,
+    )))
 }
 
 /// The id of the entry an `XREVRANGE ... COUNT 1` answered with (none for an empty log).

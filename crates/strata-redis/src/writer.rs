@@ -180,14 +180,15 @@ impl Planned {
             } => {
                 // Fills carry no tags (a loader gives none).
                 let partition = wire.keys.partition(namespace, key.as_bytes());
+                let (compressed, body) = wire.packing.pack(namespace, payload.clone());
                 let mut call = scripts::FILL.prepare_invoke();
                 call.key(wire.keys.data(namespace, key.as_bytes()))
                     .key(wire.keys.version(partition))
                     .key(wire.keys.scope(partition))
                     .arg(seen.0)
                     .arg(scripts::ttl_millis(*ttl))
-                    .arg(envelope::value_header_rest(&[]))
-                    .arg(payload.as_slice())
+                    .arg(envelope::value_header_rest(&[], compressed))
+                    .arg(body)
                     .arg(seen.1);
                 Planned::Fill(call)
             }

@@ -421,3 +421,36 @@ async fn a_batch_load_reads_what_another_instance_loaded_from_redis() {
     );
     assert_eq!(found[&strata::Key::from("user::3")].source, Source::Origin);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_past_compress_above_are_compressed_in_redis_and_read_back_whole() {
+    let redis = RedisServer::start();
+    let a = Instance::start(&redis.url(), "", "compress_above = 100");
+    let b = Instance::start(&redis.url(), "", "compress_above = 100");
+    for i in [&a, &b] {
+        assert!(eventually(PROPAGATION, || i.tier.stats().log_following).await);
+    }
+    let history = r#"{"id":"pay_1","status":"succeeded","currency":"EUR"},"#.repeat(100);
+    let calls = Arc::new(AtomicUsize::new(0));
+    a.users
+        .get_or_load("user::history", origin(&calls, &history))
+        .await
+        .unwrap();
+    assert!(eventually(PROPAGATION, || a.tier.stats().writes_sent >= 1).await);
+    let mut conn = redis.conn();
+    let names: Vec<Vec<u8>> = redis::cmd("KEYS")
+        .arg("strata:{*}:d:user:user::history")
+        .query(&mut conn)
+        .unwrap();
+    let stored: Vec<u8> = redis::cmd("GET").arg(&names[0]).query(&mut conn).unwrap();
+    assert!(stored.windows(3).any(|w| w == b" z "), "marked compressed");
+    assert!(stored.len() < history.len() / 4, "{} bytes", stored.len());
+    let loaded = b
+        .users
+        .get_or_load("user::history", origin(&calls, "not this"))
+        .await
+        .unwrap();
+    assert_eq!(loaded.source, Source::Shared);
+    assert_eq!(loaded.value, history);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
