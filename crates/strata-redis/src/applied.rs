@@ -6,6 +6,8 @@
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::rung;
+
 /// A stream entry's id, `<milliseconds>-<sequence>`, ordered as Redis orders them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct EntryId(u64, u64);
@@ -42,16 +44,10 @@ impl Applied {
 
     /// Waits until the tailer has applied `partition` up to `id`.
     pub(crate) async fn reached(&self, partition: usize, id: EntryId) {
-        loop {
-            let moved = self.moved.notified();
-            tokio::pin!(moved);
-            // Registered before the check, so a move in between is not missed.
-            moved.as_mut().enable();
-            if self.ids.lock().get(partition).is_none_or(|at| *at >= id) {
-                return;
-            }
-            moved.await;
-        }
+        rung::until(&self.moved, || {
+            self.ids.lock().get(partition).is_none_or(|at| *at >= id)
+        })
+        .await;
     }
 }
 

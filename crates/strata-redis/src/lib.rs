@@ -58,6 +58,7 @@ mod keys;
 mod link;
 mod outbox;
 mod packing;
+mod rung;
 mod scripts;
 mod stats;
 mod tailer;

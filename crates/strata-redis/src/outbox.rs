@@ -16,6 +16,8 @@ use strata::store::{Invalidation, Seen};
 use strata::Key;
 use tokio::sync::Notify;
 
+use crate::rung;
+
 /// One thing to send.
 #[derive(Debug, Clone)]
 pub(crate) enum Job {
@@ -201,23 +203,12 @@ impl Outbox {
     /// is not waited for).
     pub(crate) fn settled(&self) -> impl Future<Output = ()> + '_ {
         let before = self.pending.lock().next;
-        async move {
-            loop {
-                let sent = self.sent.notified();
-                tokio::pin!(sent);
-                // Registered before the check, so a job done in between is not missed.
-                sent.as_mut().enable();
-                {
-                    let pending = self.pending.lock();
-                    let waiting = pending.jobs.range(..before).next().is_some();
-                    let sending = pending.sending.iter().any(|(seq, _)| *seq < before);
-                    if !waiting && !sending {
-                        return;
-                    }
-                }
-                sent.await;
-            }
-        }
+        rung::until(&self.sent, move || {
+            let pending = self.pending.lock();
+            let waiting = pending.jobs.range(..before).next().is_some();
+            let sending = pending.sending.iter().any(|(seq, _)| *seq < before);
+            !waiting && !sending
+        })
     }
 
     /// Whether an invalidation or a write-through of `key` in `namespace` made here has not
@@ -276,16 +267,7 @@ impl Outbox {
     /// Waits until no invalidation or write-through of `key` in `namespace` made here is
     /// waiting or being sent (see [`invalidation_pending`](Self::invalidation_pending)).
     pub(crate) async fn key_settled(&self, namespace: &str, key: &Key) {
-        loop {
-            let sent = self.sent.notified();
-            tokio::pin!(sent);
-            // Registered before the check, so a job done in between is not missed.
-            sent.as_mut().enable();
-            if !self.invalidation_pending(namespace, key) {
-                return;
-            }
-            sent.await;
-        }
+        rung::until(&self.sent, || !self.invalidation_pending(namespace, key)).await;
     }
 
     /// Whether the queue overflowed since the last call (which clears it).

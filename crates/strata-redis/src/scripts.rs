@@ -7,6 +7,22 @@ use std::time::Duration;
 
 use redis::Script;
 
+/// The Lua function the writing scripts share: takes the partition's next version and writes
+/// the value's envelope under it (`KEYS[1]`, counter `KEYS[2]`), with a TTL in milliseconds
+/// (`'0'`: none). Returns the version.
+const WRITE_VALUE: &str = r#"
+local function write_value(ttl, header, payload)
+  local version = redis.call('INCR', KEYS[2])
+  local body = 'S1 ' .. version .. header .. payload
+  if ttl ~= '0' then
+    redis.call('SET', KEYS[1], body, 'PX', ttl)
+  else
+    redis.call('SET', KEYS[1], body)
+  end
+  return version
+end
+"#;
+
 /// Writes a load's fill: the origin's answer, if the key is still at the version the load
 /// saw in Redis (a value, a tombstone or a corrupt entry count as the version their header
 /// says, nothing as 0) and no prefix, pattern, clear or event invalidation moved the
@@ -18,23 +34,16 @@ use redis::Script;
 ///
 /// Returns the version written, or 0 when the key had changed.
 pub(crate) static FILL: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
+    Script::new(&format!(
+        r#"{WRITE_VALUE}
 local current = redis.call('GET', KEYS[1])
 local version = 0
 if current then version = tonumber(string.match(current, '^S1 (%d+) ')) or 0 end
 if version ~= tonumber(ARGV[1]) then return 0 end
 if tonumber(redis.call('GET', KEYS[3]) or '0') ~= tonumber(ARGV[5]) then return 0 end
-version = redis.call('INCR', KEYS[2])
-local body = 'S1 ' .. version .. ARGV[3] .. ARGV[4]
-if ARGV[2] ~= '0' then
-  redis.call('SET', KEYS[1], body, 'PX', ARGV[2])
-else
-  redis.call('SET', KEYS[1], body)
-end
-return version
-"#,
-    )
+return write_value(ARGV[2], ARGV[3], ARGV[4])
+"#
+    ))
 });
 
 /// Deletes a value, leaving a tombstone with a new version for a while, so that a load that
@@ -69,23 +78,17 @@ return version
 /// Returns the version written (an integer), or, for a claim that found a live value, that
 /// value's envelope (a string).
 pub(crate) static STORE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
+    Script::new(&format!(
+        r#"{WRITE_VALUE}
 if ARGV[7] == '1' then
   local current = redis.call('GET', KEYS[1])
   if current and string.match(current, '^S1 %d+ [vz]') then return current end
 end
-local version = redis.call('INCR', KEYS[2])
-local body = 'S1 ' .. version .. ARGV[2] .. ARGV[3]
-if ARGV[1] ~= '0' then
-  redis.call('SET', KEYS[1], body, 'PX', ARGV[1])
-else
-  redis.call('SET', KEYS[1], body)
-end
+local version = write_value(ARGV[1], ARGV[2], ARGV[3])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*', 'o', ARGV[5], 'e', ARGV[6])
 return version
-"#,
-    )
+"#
+    ))
 });
 
 /// A TTL as the scripts take it: milliseconds, at least one; 0 for none.

@@ -136,7 +136,7 @@ impl Tier {
         V: Clone + HeapSize + Send + Sync + 'static,
         C: Codec<V>,
     {
-        self.open(name, codec, Writes::Invalidate)
+        self.open(name, codec, false)
     }
 
     /// Opens namespace `name` like [`namespace`](Self::namespace), with Redis as the source
@@ -153,15 +153,11 @@ impl Tier {
         V: Clone + HeapSize + Send + Sync + 'static,
         C: Codec<V>,
     {
-        self.open(name, codec, Writes::Through(()))
+        self.open(name, codec, true)
     }
 
-    fn open<V, C>(
-        &self,
-        name: &str,
-        codec: C,
-        writes: Writes<()>,
-    ) -> Result<Namespace<V>, StoreError>
+    /// Opens `name`, on the tier when shared, written through to Redis when `through`.
+    fn open<V, C>(&self, name: &str, codec: C, through: bool) -> Result<Namespace<V>, StoreError>
     where
         V: Clone + HeapSize + Send + Sync + 'static,
         C: Codec<V>,
@@ -169,12 +165,11 @@ impl Tier {
         let namespace = self.store.namespace::<V>(name)?;
         if self.store.config().is_shared(name) && !namespace.is_shared() {
             let codec = Arc::new(codec);
-            let writes = match writes {
-                Writes::Invalidate => Writes::Invalidate,
-                Writes::Through(()) => {
-                    self.held.register(namespace.clone(), Arc::clone(&codec));
-                    Writes::Through(Arc::clone(&self.held))
-                }
+            let writes = if through {
+                self.held.register(namespace.clone(), Arc::clone(&codec));
+                Writes::Through(Arc::clone(&self.held))
+            } else {
+                Writes::Invalidate
             };
             namespace.share(Arc::new(SharedNamespace {
                 wire: Arc::clone(&self.wire),
@@ -283,12 +278,12 @@ fn publish(wire: &Wire, shared: &[String], invalidation: &Invalidation) {
 }
 
 /// What an insert or update of a shared key does in Redis.
-enum Writes<H = Arc<Held>> {
+enum Writes {
     /// Drops the key there and on every instance (an origin is the source of truth).
     Invalidate,
     /// Writes the new value through (Redis is the source of truth), read from what this
     /// instance holds.
-    Through(H),
+    Through(Arc<Held>),
 }
 
 /// A namespace's view of the tier: the [`SharedTier`] the core calls.
@@ -319,12 +314,7 @@ where
                 // invalidation, once sent, moves the key's version anyway). Write-through,
                 // Redis is the only source: read it once the change is there (a write's
                 // round trip, unless Redis is away).
-                let settled = wire.outbox.key_settled(&name, &key);
-                if !through
-                    || tokio::time::timeout(wire.config.connect_timeout, settled)
-                        .await
-                        .is_err()
-                {
+                if !through || !wire.own_change_sent(&name, &key).await {
                     return Fetched::Unavailable;
                 }
             }
@@ -386,11 +376,7 @@ where
         let key = key.clone();
         Box::pin(async move {
             // This instance's own change of the key goes first (a DEL, then a SET NX).
-            let settled = wire.outbox.key_settled(&name, &key);
-            if tokio::time::timeout(wire.config.connect_timeout, settled)
-                .await
-                .is_err()
-            {
+            if !wire.own_change_sent(&name, &key).await {
                 return Claim::Undecided;
             }
             match wire.claim(&name, key.as_bytes(), payload, ttl).await {

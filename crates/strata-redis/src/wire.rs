@@ -8,6 +8,7 @@ use redis::{AsyncCommands, ScriptInvocation};
 use serde::{Deserialize, Serialize};
 use strata::config::RedisConfig;
 use strata::store::{Invalidation, Seen};
+use strata::Key;
 
 use crate::applied::{Applied, EntryId};
 use crate::envelope::{self, Stored};
@@ -228,6 +229,15 @@ impl Wire {
                 }
             }
         }
+    }
+
+    /// Waits (up to `redis.connect_timeout`) until this instance's own queued change of
+    /// `key` in `namespace`, if any, has reached Redis; false if it has not.
+    pub(crate) async fn own_change_sent(&self, namespace: &str, key: &Key) -> bool {
+        let sent = self.outbox.key_settled(namespace, key);
+        tokio::time::timeout(self.config.connect_timeout, sent)
+            .await
+            .is_ok()
     }
 
     /// What a fill of `key` must find unchanged: `version` (what the key held: 0 for

@@ -15,6 +15,7 @@ use strata::config::{MaxmemoryPolicy, DEFAULT_NAMESPACE};
 use strata::store::{Namespace, Put, Store, StoreError};
 use strata_redis::{Raw, Tier};
 
+use crate::cmd::strings::SetOptions;
 use crate::cmd::{self, Kind, Spec};
 
 /// Values as the server stores them: bytes, binary-safe, in an allocation of their exact
@@ -219,11 +220,7 @@ impl Keyspace {
 fn overwrites(spec: &Spec, args: &[Bytes]) -> bool {
     match spec.name {
         "mset" | "setex" | "psetex" => true,
-        "set" => !args.iter().skip(3).any(|arg| {
-            ["NX", "XX", "GET", "KEEPTTL"]
-                .iter()
-                .any(|option| cmd::is(arg, option))
-        }),
+        "set" => SetOptions::parse(args).is_ok_and(|set| set.reads_nothing()),
         _ => false,
     }
 }

@@ -162,6 +162,8 @@ impl Session {
                     self.decoder.recycle(args);
                     return Ok(Step::Claim(claim));
                 }
+                // It runs before the replies are next written (now, or once pulled).
+                self.wrote_shared |= spec.kind == cmd::Kind::Write;
                 let missing = keyspace.missing_shared(spec, &args);
                 if !missing.is_empty() {
                     self.waiting = Some(args);
@@ -187,10 +189,6 @@ impl Session {
 
     /// Runs the command `args` (with `input` the rest of the read buffer).
     fn run(&mut self, input: &BytesMut, args: Vec<Bytes>) -> Result<(), End> {
-        if self.shared.keyspace.tier().is_some() {
-            let spec = args.first().and_then(|name| cmd::lookup(name));
-            self.wrote_shared |= spec.is_some_and(|spec| spec.kind == cmd::Kind::Write);
-        }
         let held = self.held(input);
         cmd::execute(
             &mut Ctx {

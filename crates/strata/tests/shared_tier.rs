@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strata::store::{
-    Claim, ClaimError, Fetched, Put, Seen, SharedClaim, SharedFetch, SharedTier, SharedWrite,
-    Source, Store, Update,
+    Claim, ClaimError, Fetched, Namespace, Put, Seen, SharedClaim, SharedFetch, SharedTier,
+    SharedWrite, Source, Store, Update,
 };
 use strata::{Inserted, Key};
 
@@ -59,6 +59,20 @@ impl SharedTier<String> for MapTier {
     }
 }
 
+/// The default namespace of a new store on a [`MapTier`] holding `values`.
+fn on_tier(values: &[(&str, &str)]) -> (Namespace<String>, MapTier) {
+    let ns = Store::new().namespace::<String>("default").unwrap();
+    let tier = MapTier::default();
+    for (key, value) in values {
+        tier.values
+            .lock()
+            .unwrap()
+            .insert(Key::from(*key), (*value).to_owned());
+    }
+    assert!(ns.share(Arc::new(tier.clone())));
+    (ns, tier)
+}
+
 /// A tier that cannot decide a claim (the trait's default).
 struct Undeciding;
 
@@ -72,14 +86,7 @@ impl SharedTier<String> for Undeciding {
 
 #[tokio::test]
 async fn pull_brings_a_key_in_from_the_tier_counting_no_hit_or_miss() {
-    let store = Store::new();
-    let ns = store.namespace::<String>("default").unwrap();
-    let tier = MapTier::default();
-    tier.values
-        .lock()
-        .unwrap()
-        .insert(Key::from("there"), "from the tier".into());
-    assert!(ns.share(Arc::new(tier.clone())));
+    let (ns, _tier) = on_tier(&[("there", "from the tier")]);
 
     ns.pull("there").await;
     ns.pull("nowhere").await;
@@ -106,10 +113,7 @@ async fn pull_brings_a_key_in_from_the_tier_counting_no_hit_or_miss() {
 
 #[tokio::test]
 async fn inserts_and_updates_that_change_a_key_are_told_to_the_tier() {
-    let store = Store::new();
-    let ns = store.namespace::<String>("default").unwrap();
-    let tier = MapTier::default();
-    assert!(ns.share(Arc::new(tier.clone())));
+    let (ns, tier) = on_tier(&[]);
     let told = || tier.changed.lock().unwrap().len();
 
     ns.insert("k", "v1".into()).unwrap();
@@ -134,14 +138,7 @@ async fn inserts_and_updates_that_change_a_key_are_told_to_the_tier() {
 
 #[tokio::test]
 async fn a_claim_is_decided_by_the_tier_and_kept_here_when_won() {
-    let store = Store::new();
-    let ns = store.namespace::<String>("default").unwrap();
-    let tier = MapTier::default();
-    assert!(ns.share(Arc::new(tier.clone())));
-    tier.values
-        .lock()
-        .unwrap()
-        .insert(Key::from("taken"), "another instance's".into());
+    let (ns, tier) = on_tier(&[("taken", "another instance's")]);
 
     let won = ns.claim("free", "mine".to_owned(), Put::new()).await;
     assert_eq!(won, Ok(Inserted::Inserted));
@@ -163,9 +160,7 @@ async fn a_claim_is_decided_by_the_tier_and_kept_here_when_won() {
     assert_eq!(held, Ok(Inserted::Existing("mine".to_owned())));
 
     // A tier that cannot decide: an error, nothing stored.
-    let other = store
-        .namespace::<String>("other")
-        .unwrap_or_else(|_| Store::new().namespace::<String>("default").unwrap());
+    let other = Store::new().namespace::<String>("default").unwrap();
     let undecided = Store::new().namespace::<String>("default").unwrap();
     assert!(undecided.share(Arc::new(Undeciding)));
     let claimed = undecided.claim("k", "v".to_owned(), Put::new()).await;
@@ -180,14 +175,7 @@ async fn a_claim_is_decided_by_the_tier_and_kept_here_when_won() {
 
 #[tokio::test]
 async fn a_batch_load_asks_the_tier_first_and_the_origin_for_the_rest_in_one_call() {
-    let store = Store::new();
-    let ns = store.namespace::<String>("default").unwrap();
-    let tier = MapTier::default();
-    assert!(ns.share(Arc::new(tier.clone())));
-    tier.values
-        .lock()
-        .unwrap()
-        .insert(Key::from("in the tier"), "shared".into());
+    let (ns, tier) = on_tier(&[("in the tier", "shared")]);
     let asked = Arc::new(Mutex::new(Vec::new()));
     let origin = {
         let asked = Arc::clone(&asked);

@@ -74,6 +74,8 @@ pub(crate) struct SetOptions {
     pub(crate) put: Put,
     /// A deadline already past: the key is removed (if the condition holds), as in Redis.
     pub(crate) past: bool,
+    /// `KEEPTTL`: the new value keeps the old one's TTL.
+    keeps_ttl: bool,
 }
 
 impl SetOptions {
@@ -118,7 +120,16 @@ impl SetOptions {
             want_old,
             put,
             past,
+            keeps_ttl: matches!(ttl, Some(TtlOption::Keep)),
         })
+    }
+}
+
+impl SetOptions {
+    /// Whether the `SET` replaces the value without reading the old one (no `NX`, `XX`,
+    /// `GET`, `KEEPTTL`).
+    pub(crate) fn reads_nothing(&self) -> bool {
+        self.condition == Condition::Always && !self.want_old && !self.keeps_ttl
     }
 }
 
@@ -128,6 +139,7 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         want_old,
         put,
         past,
+        ..
     } = SetOptions::parse(args)?;
     let put = ctx.under_policy(put);
     let ns = ctx.shared.keyspace.route(&args[1]);
