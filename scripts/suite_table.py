@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Joins reference hit ratios (reference_hit_ratios.py --tsv) with strata-bench replay lines
 into one markdown table: per trace and capacity, each implementation, the best of the five
-reference policies, strata's gap to it (target: >= -0.01) and to Belady's optimum.
+reference policies, strata's gap to it (target: >= -0.01) and to Belady's optimum; then, per
+implementation, the rows it meets and its mean gap to Belady.
 
 Usage: suite_table.py REFERENCE_TSV REPLAY_TXT
   REPLAY_TXT holds lines `# trace FILE` followed by `impl=NAME capacity=N hit_ratio=X` lines.
@@ -42,6 +43,8 @@ def main() -> int:
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     met = total = 0
+    belady_gaps = defaultdict(list)  # impl -> its gap to Belady on each row
+    impl_met = defaultdict(int)  # impl -> rows within 0.01 of the best reference policy
     for key in sorted(ours, key=lambda k: (list(dict.fromkeys(t for t, _ in ours)).index(k[0]), k[1])):
         r = ref.get(key, {})
         best = max((r[p] for p in POLICIES if p in r), default=float("nan"))
@@ -49,6 +52,10 @@ def main() -> int:
         gap = s - best
         total += 1
         met += gap >= -0.01
+        for i in impls:
+            if i in ours[key] and "belady" in r:
+                belady_gaps[i].append(r["belady"] - ours[key][i])
+            impl_met[i] += ours[key].get(i, float("nan")) - best >= -0.01
         row = [key[0], str(key[1])]
         row += [f"{ours[key].get(i, float('nan')):.4f}" for i in impls]
         row += [f"{r[p]:.4f}" if p in r else "" for p in POLICIES]
@@ -56,6 +63,12 @@ def main() -> int:
                 f"{s - r.get('belady', float('nan')):+.4f}"]
         print("| " + " | ".join(row) + " |")
     print(f"\nrows within 0.01 of the best reference policy: {met} of {total}")
+    print("\n| implementation | rows within 0.01 of the best | mean gap to Belady |")
+    print("|---|---|---|")
+    for i in impls:
+        gaps = belady_gaps[i]
+        mean = sum(gaps) / len(gaps) if gaps else float("nan")
+        print(f"| {i} | {impl_met[i]} of {total} | {mean:.4f} |")
     return 0
 
 

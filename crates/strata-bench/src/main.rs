@@ -58,6 +58,11 @@ enum Command {
     Memory(MemoryArgs),
     /// Generate the synthetic oracleGeneral trace suite and DIR/suite.tsv.
     Gen(GenArgs),
+    /// Convert a trace (text or oracleGeneral, optionally .xz) to oracleGeneral with unit
+    /// sizes and next-access times, the form libCacheSim's reference policies read.
+    ///
+    /// Output: `requests=N distinct=D` on stdout.
+    Convert(ConvertArgs),
     /// What the store layer costs: hits on tagged entries, invalidation over 1M entries,
     /// and one engine per namespace against one shared engine.
     ///
@@ -134,6 +139,17 @@ struct MemoryArgs {
     entries: u64,
     #[command(flatten)]
     impls: ImplArg,
+}
+
+#[derive(Debug, Args)]
+struct ConvertArgs {
+    /// Trace to read.
+    input: PathBuf,
+    /// oracleGeneral file to write.
+    output: PathBuf,
+    /// Input format [default: from extension, as for replay].
+    #[arg(long, value_enum)]
+    format: Option<TraceFormat>,
 }
 
 #[derive(Debug, Args)]
@@ -394,6 +410,23 @@ fn cmd_memory(a: MemoryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn cmd_convert(a: ConvertArgs) -> anyhow::Result<()> {
+    let format = match a.format {
+        Some(f) => f,
+        None => TraceFormat::guess(&a.input)?,
+    };
+    let keys = trace::read_keys(&a.input, format)?;
+    ensure!(
+        !keys.is_empty(),
+        "trace {} contains no requests",
+        a.input.display()
+    );
+    trace::write_file(&a.output, &keys, TraceFormat::Oracle)?;
+    let distinct = keys.iter().collect::<std::collections::HashSet<_>>().len();
+    println!("requests={} distinct={distinct}", keys.len());
+    Ok(())
+}
+
 fn cmd_gen(a: GenArgs) -> anyhow::Result<()> {
     let specs = gen::generate(
         &a.out,
@@ -516,6 +549,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Throughput(a) => cmd_throughput(a),
         Command::Memory(a) => cmd_memory(a),
         Command::Gen(a) => cmd_gen(a),
+        Command::Convert(a) => cmd_convert(a),
         Command::Store(a) => cmd_store(a),
         Command::RespLoad(a) => cmd_resp_load(a),
     }

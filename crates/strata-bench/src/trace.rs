@@ -28,13 +28,15 @@ pub enum TraceFormat {
 }
 
 impl TraceFormat {
-    /// Guesses the format from the file name: `.oracleGeneral` / `.bin` → oracle, else text.
+    /// Guesses the format from the file name (after a `.xz` suffix): `.oracleGeneral` /
+    /// `.bin` → oracle, else text.
     pub fn guess(path: &Path) -> anyhow::Result<Self> {
-        let name = path
+        let lower = path
             .file_name()
             .map(|n| n.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
-        for ext in [".zst", ".gz", ".xz", ".bz2", ".lz4"] {
+        let name = lower.strip_suffix(".xz").unwrap_or(&lower);
+        for ext in [".zst", ".gz", ".bz2", ".lz4"] {
             if name.ends_with(ext) {
                 bail!(
                     "{}: compressed traces are not supported; decompress it first",
@@ -191,11 +193,24 @@ pub fn open_keys(
     if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
         bail!("{} is a directory, not a trace file", path.display());
     }
-    let reader = BufReader::with_capacity(1 << 20, file);
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let reader: Box<dyn BufRead> = if is_xz(path) {
+        let mut plain = Vec::new();
+        lzma_rs::xz_decompress(&mut reader, &mut plain)
+            .with_context(|| format!("{}: not a valid xz stream", path.display()))?;
+        Box::new(io::Cursor::new(plain))
+    } else {
+        Box::new(reader)
+    };
     Ok(match format {
         TraceFormat::Text => Box::new(TextReader::new(reader)),
         TraceFormat::Oracle => Box::new(OracleReader::new(reader).map(|r| r.map(|rec| rec.id))),
     })
+}
+
+fn is_xz(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("xz"))
 }
 
 /// Reads all keys of a trace into memory.
@@ -361,6 +376,17 @@ mod tests {
             assert_eq!(read_keys(&p, fmt).unwrap(), KEYS);
         }
         assert!(TraceFormat::guess(Path::new("x.oracleGeneral.zst")).is_err());
+        // An xz-compressed text trace, as the shared real traces come.
+        let mut text = Vec::new();
+        write_text(&mut text, &KEYS).unwrap();
+        let mut packed = Vec::new();
+        lzma_rs::xz_compress(&mut &text[..], &mut packed).unwrap();
+        let p = dir.join("t.txt.xz");
+        std::fs::write(&p, &packed).unwrap();
+        assert_eq!(TraceFormat::guess(&p).unwrap(), TraceFormat::Text);
+        assert_eq!(read_keys(&p, TraceFormat::Text).unwrap(), KEYS);
+        std::fs::write(&p, b"not xz").unwrap();
+        assert!(read_keys(&p, TraceFormat::Text).is_err());
         assert!(read_keys(&dir.join("missing"), TraceFormat::Text).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
