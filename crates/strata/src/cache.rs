@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::builder::CacheBuilder;
 use crate::clock::{duration_to_nanos, Clock};
 use crate::engine::{
-    IfPresent, Insertion, NewEntry, Readings, Removed, Shard, ShardCell, ShardSettings,
+    Climber, IfPresent, Insertion, NewEntry, Readings, Removed, Shard, ShardCell, ShardSettings,
     MAX_SHARD_LEN, NEVER,
 };
 use crate::error::InsertError;
@@ -109,6 +109,8 @@ pub(crate) struct CacheSettings<K, V, S> {
 
 struct Inner<K, V, S> {
     shards: Box<[ShardCell<K, V>]>,
+    /// Sizes every shard's window from the cache-wide hit ratio.
+    climber: Climber,
     mask: usize,
     hasher: S,
     clock: Clock,
@@ -205,6 +207,7 @@ where
         let n = settings.shards;
         let split = |total: u64, i: usize| shard_share(total, n, i);
         let len_cap = MAX_SHARD_LEN as u64;
+        let climber = Climber::new();
         let shards: Box<[ShardCell<K, V>]> = (0..n)
             .map(|i| {
                 let max_len = settings
@@ -218,6 +221,7 @@ where
                     // Small: an empty cache (a namespace not used yet) should hold little
                     // beyond its bounds; the slab doubles as it fills.
                     preallocate: (max_len as usize).min(64),
+                    window: climber.window(),
                 };
                 ShardCell {
                     hits: AtomicU64::new(0),
@@ -232,6 +236,7 @@ where
         Self {
             inner: Arc::new(Inner {
                 shards,
+                climber,
                 mask: n - 1,
                 hasher: settings.hasher,
                 clock: settings.clock,
@@ -527,8 +532,11 @@ where
         let hasher = |k: &K| inner.hasher.hash_one(k);
         let ttl = write.ttl.map_or(inner.default_ttl, duration_to_nanos);
         let (deadline, hard) = inner.deadlines(write.now, ttl);
+        let hits = cell.hits.load(Ordering::Relaxed);
         shard.observe_lookups(
-            cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed),
+            hits,
+            hits + cell.misses.load(Ordering::Relaxed),
+            &inner.climber,
         );
         let new = NewEntry {
             hash: write.hash,

@@ -32,6 +32,9 @@ impl<T> RwLock<T> {
     pub(crate) fn write(&self) -> parking_lot::RwLockWriteGuard<'_, T> {
         self.inner.write()
     }
+    pub(crate) fn try_write(&self) -> Option<parking_lot::RwLockWriteGuard<'_, T>> {
+        self.inner.try_write()
+    }
 }
 
 #[cfg(feature = "shuttle")]
@@ -50,5 +53,12 @@ impl<T> RwLock<T> {
         self.inner
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    pub(crate) fn try_write(&self) -> Option<shuttle::sync::RwLockWriteGuard<'_, T>> {
+        match self.inner.try_write() {
+            Ok(guard) => Some(guard),
+            Err(shuttle::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(shuttle::sync::TryLockError::WouldBlock) => None,
+        }
     }
 }

@@ -4,9 +4,11 @@
 //! - `queue.rs`: the two FIFO queues threaded through a shard's slab (the mechanics).
 //! - `policy.rs`: which entry leaves (S3-FIFO queues with TinyLFU admission).
 //! - `sketch.rs`: the frequency sketch the policy consults.
+//! - `climber.rs`: the window's size, adapted cache-wide by hill climbing on the hit ratio.
 //! - `column.rs`: per-entry side columns only some caches keep (weights, hard deadlines).
 //! - `shard.rs`: one shard's storage: slab, table, placing, removing, sweeping.
 
+mod climber;
 mod column;
 mod entry;
 mod policy;
@@ -14,6 +16,7 @@ mod queue;
 mod shard;
 mod sketch;
 
+pub(crate) use climber::Climber;
 pub(crate) use entry::{Entry, NEVER};
 pub(crate) use shard::{
     IfPresent, Insertion, NewEntry, Readings, Removed, Shard, ShardSettings, MAX_SHARD_LEN,

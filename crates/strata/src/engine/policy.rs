@@ -1,6 +1,7 @@
 //! The eviction policy: which entry leaves when a shard needs room.
 //!
-//! New entries enter the **small** queue (1% of the shard). An entry read while in the small
+//! New entries enter the **small** queue (the window: 1% of the shard to start with, then as
+//! the cache's climber decides, `climber.rs`). An entry read while in the small
 //! queue moves to the **main** queue when it reaches the small queue's head (S3-FIFO, Yang et
 //! al. 2023). An entry never read there is a *candidate*: it enters main only if the sketch
 //! says it is asked for more often than main's next victim (TinyLFU admission); otherwise it
@@ -12,16 +13,20 @@
 //! the [`Victim`]), so every slab index stays valid while it runs. The queue mechanics it uses
 //! are in `queue.rs`.
 
+use super::climber::share_of;
 use super::column::Column;
 use super::entry::{Entry, MAX_FREQ};
 use super::queue::Queues;
 use super::sketch::Sketch;
 use crate::listener::RemovalCause;
 
-/// The small queue's share of a shard: 1% of its entries (and of its weight), as in
-/// W-TinyLFU. Measured against 10% (S3-FIFO's share) in docs/design.md: larger windows help
-/// only when popularity shifts quickly, and cost hits on every skewed and looping trace.
-const SMALL_SHARE_PERCENT: u64 = 1;
+/// A shard that evicts keeps a sketch for at least this many keys (8 KiB), however few
+/// entries it holds. The sketch must remember keys the cache has no room for, and a small
+/// cache sees many keys for each entry it holds: with a sketch sized to its 64 or 128 entries,
+/// the LIRS `loop` trace at 128 entries scored 0.01 where W-TinyLFU scores 0.10, and the
+/// aging period (which follows the sketch's size) was shorter than one pass of the loop.
+/// Measured floors are in docs/design.md. A shard that never evicts never pays for it.
+const LEAST_SKETCH: usize = 1024;
 
 /// The entry the policy chose to leave.
 #[derive(Debug, Clone, Copy)]
@@ -60,33 +65,55 @@ pub(super) struct Policy {
     /// The shard's bounds, which size the queues (kept in step by `Shard::set_max_weight`).
     max_len: usize,
     max_weight: u64,
+    /// The small queue's share of the shard (the window), in units of 1/`climber::SCALE`:
+    /// the cache's climber moves it (see `climber.rs`).
+    window: u32,
     small_max_len: usize,
     small_max_weight: u64,
 }
 
 impl Policy {
     /// A policy for a shard of at most `max_len` entries and `max_weight` weight, with a
-    /// sketch sized for `sketch_capacity` keys to start with.
-    pub(super) fn new(max_len: usize, max_weight: u64, sketch_capacity: usize) -> Self {
-        let small_max_len = (max_len as u64 * SMALL_SHARE_PERCENT / 100).max(1);
-        Self {
+    /// sketch sized for `sketch_capacity` keys to start with and a window of `window`.
+    pub(super) fn new(
+        max_len: usize,
+        max_weight: u64,
+        sketch_capacity: usize,
+        window: u32,
+    ) -> Self {
+        let mut policy = Self {
             queues: Queues::EMPTY,
             sketch: Sketch::new(sketch_capacity),
             max_len,
             max_weight,
-            small_max_len: small_max_len as usize,
-            small_max_weight: Self::small_share(max_weight),
-        }
+            window,
+            small_max_len: 1,
+            small_max_weight: 1,
+        };
+        policy.size_small();
+        policy
     }
 
-    fn small_share(max_weight: u64) -> u64 {
-        (max_weight / 100 * SMALL_SHARE_PERCENT).max(1)
+    fn size_small(&mut self) {
+        self.small_max_len = share_of(self.max_len as u64, self.window) as usize;
+        self.small_max_weight = share_of(self.max_weight, self.window);
     }
 
     /// The shard's weight bound changed.
     pub(super) fn set_max_weight(&mut self, max_weight: u64) {
         self.max_weight = max_weight;
-        self.small_max_weight = Self::small_share(max_weight);
+        self.size_small();
+    }
+
+    /// The climber moved the window. The queues follow as entries come and go: a smaller
+    /// window hands its oldest entries to main (or to the duel) on the next evictions, a
+    /// larger one fills as main gives up victims.
+    #[inline]
+    pub(super) fn set_window(&mut self, window: u32) {
+        if window != self.window {
+            self.window = window;
+            self.size_small();
+        }
     }
 
     /// The bounds the queues are sized for, for invariant checks.
@@ -157,6 +184,9 @@ impl Policy {
         hasher: &impl Fn(&K) -> u64,
     ) -> Victim {
         let weight_of = |idx: usize| weights.get(idx).map_or(1, u64::from);
+        if self.sketch.capacity() < LEAST_SKETCH {
+            self.sketch.grow(LEAST_SKETCH);
+        }
         loop {
             let small = self.queues.small;
             if small.len == 0 || !(self.small_full() || self.queues.main.len == 0) {

@@ -8,6 +8,7 @@
 use hashbrown::HashTable;
 use smallvec::SmallVec;
 
+use super::climber::{Climber, Report};
 use super::column::Column;
 use super::entry::{Entry, NEVER, NIL};
 use super::policy::{Policy, Victim};
@@ -34,6 +35,8 @@ pub(crate) struct ShardSettings {
     pub(crate) idle: bool,
     /// Slots to reserve up front.
     pub(crate) preallocate: usize,
+    /// The window's share of the shard to start with (the climber's, in its units).
+    pub(crate) window: u32,
 }
 
 /// Counters kept under the write lock (reads are counted in atomics beside the lock).
@@ -105,7 +108,12 @@ pub(crate) struct Shard<K, V> {
     /// How many slab entries have a deadline (expired ones not yet reclaimed included).
     timed: usize,
     pub(crate) counters: WriteCounters,
+    /// What the shard last told the cache's climber: lookups, hits, entries, evictions.
+    reported: (u64, u64, usize, u64),
 }
+
+/// A shard reports to the climber once it has served this many lookups since its last report.
+const REPORT_EVERY: u64 = 64;
 
 impl<K, V> Shard<K, V> {
     /// The entries, for disposal of a shard returned by [`take`](Self::take).
@@ -127,13 +135,19 @@ where
             slab: Vec::with_capacity(settings.preallocate),
             weights: Column::new(settings.weighted),
             hard: Column::new(settings.idle),
-            policy: Policy::new(settings.max_len, settings.max_weight, settings.preallocate),
+            policy: Policy::new(
+                settings.max_len,
+                settings.max_weight,
+                settings.preallocate,
+                settings.window,
+            ),
             settings,
             weight: 0,
             cursor: 0,
             has_deadlines: false,
             timed: 0,
             counters: WriteCounters::default(),
+            reported: (0, 0, 0, 0),
         }
     }
 
@@ -157,12 +171,25 @@ where
         }
     }
 
-    /// Tells the policy how many lookups (hits + misses) the shard has served so far; writes
-    /// count too, so a cache that is only written to still ages its sketch.
+    /// Tells the policy how many lookups (`hits` + misses) the shard has served so far
+    /// (writes count too, so a cache that is only written to still ages its sketch), reports
+    /// to the cache's climber every [`REPORT_EVERY`] lookups, and takes up the climber's
+    /// current window.
     #[inline]
-    pub(crate) fn observe_lookups(&mut self, lookups: u64) {
+    pub(crate) fn observe_lookups(&mut self, hits: u64, lookups: u64, climber: &Climber) {
         let writes = self.counters.inserts + self.counters.updates;
         self.policy.observe_requests(lookups.wrapping_add(writes));
+        let (reported_lookups, reported_hits, reported_len, reported_evictions) = self.reported;
+        if lookups.wrapping_sub(reported_lookups) >= REPORT_EVERY {
+            climber.report(Report {
+                lookups: lookups.wrapping_sub(reported_lookups),
+                hits: hits.wrapping_sub(reported_hits),
+                held: self.slab.len() as i64 - reported_len as i64,
+                evictions: self.counters.evictions - reported_evictions,
+            });
+            self.reported = (lookups, hits, self.slab.len(), self.counters.evictions);
+        }
+        self.policy.set_window(climber.window());
     }
 
     pub(crate) fn weight(&self) -> u64 {
@@ -582,6 +609,8 @@ where
         let mut fresh = Shard::new(self.settings);
         fresh.counters = self.counters;
         fresh.counters.removals += self.slab.len() as u64;
+        // The climber's baselines carry over, so the next report says the entries left.
+        fresh.reported = self.reported;
         std::mem::replace(self, fresh)
     }
 
@@ -785,6 +814,7 @@ mod tests {
             weighted: true,
             idle: false,
             preallocate: 4,
+            window: Climber::new().window(),
         });
         let mut out = Removed::new();
         for key in 0..8u64 {
