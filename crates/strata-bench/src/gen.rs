@@ -171,6 +171,40 @@ pub fn generate(dir: &Path, p: GenParams) -> anyhow::Result<Vec<TraceSpec>> {
         )?;
     }
 
+    // 5. Recency: every other new key is asked for once more, exactly `gap` requests later,
+    //    and never again. A third of the requests can hit (LRU gets all of them once the cache
+    //    holds the keys of `gap` requests); frequency admission behind a small window gets
+    //    almost none, since a key leaves the window before its second request.
+    {
+        let gap = 100usize;
+        let mut rng = rng_for(p.seed, 40);
+        let mut again: Vec<Option<u64>> = vec![None; n];
+        let mut next_key = 0u64;
+        let keys: Vec<u64> = (0..n)
+            .map(|i| {
+                if let Some(key) = again[i].take() {
+                    return key;
+                }
+                next_key += 1;
+                let key = scramble(SCAN_SPACE + LOOP_SPACE + next_key);
+                if rng.random::<bool>() {
+                    if let Some(slot) = again.get_mut(i + gap).filter(|slot| slot.is_none()) {
+                        *slot = Some(key);
+                    }
+                }
+                key
+            })
+            .collect();
+        emit(
+            "reuse-twice.oracleGeneral".into(),
+            format!(
+                "every other new key asked for once more, {gap} requests later, and never again, {n} requests"
+            ),
+            vec![128, 1000],
+            keys,
+        )?;
+    }
+
     let mut tsv = String::from("file\tdescription\tsuggested_capacities\n");
     for s in &specs {
         let caps: Vec<String> = s.capacities.iter().map(u64::to_string).collect();
@@ -198,7 +232,7 @@ mod tests {
         };
         let a = generate(&base.join("a"), p).unwrap();
         generate(&base.join("b"), p).unwrap();
-        assert_eq!(a.len(), 9);
+        assert_eq!(a.len(), 10);
         for s in &a {
             let ka = read_keys(&base.join("a").join(&s.file), TraceFormat::Oracle).unwrap();
             let kb = read_keys(&base.join("b").join(&s.file), TraceFormat::Oracle).unwrap();
@@ -212,7 +246,7 @@ mod tests {
         assert_eq!(loop_keys[0], loop_keys[110]);
         let tsv = std::fs::read_to_string(base.join("a/suite.tsv")).unwrap();
         let lines: Vec<&str> = tsv.lines().collect();
-        assert_eq!(lines.len(), 10);
+        assert_eq!(lines.len(), 11);
         assert_eq!(lines[0], "file\tdescription\tsuggested_capacities");
         assert!(lines
             .iter()
