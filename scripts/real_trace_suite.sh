@@ -2,7 +2,8 @@
 # The real-trace suite: every trace in TRACES (text, one key a line, .txt.xz as in
 # ../shared/traces) at about 0.1%, 1% and 10% of its distinct keys (never below 128 entries),
 # with libCacheSim's reference policies and Belady (computed once, cached in DIR/reference.tsv)
-# beside strata, moka and quick_cache. Prints the table docs/benchmarks.md shows.
+# beside strata, moka and quick_cache, all replaying the converted files in DIR
+# (scripts/compare_suite.sh). Prints the table docs/benchmarks.md shows.
 #   scripts/real_trace_suite.sh TRACES DIR   (needs: cargo build --release; pip install -r scripts/requirements.txt)
 set -euo pipefail
 traces=${1:?usage: scripts/real_trace_suite.sh TRACES DIR}
@@ -25,15 +26,4 @@ if [ ! -s "$dir/suite.tsv" ]; then
     done
     mv "$dir/suite.tsv.part" "$dir/suite.tsv"
 fi
-if [ ! -s "$dir/reference.tsv" ]; then
-    tail -n +2 "$dir/suite.tsv" | while IFS=$'\t' read -r file _ caps; do
-        python3 "$root/scripts/reference_hit_ratios.py" "$dir/$file" --capacity "$caps" --tsv
-    done > "$dir/reference.tsv.part"
-    mv "$dir/reference.tsv.part" "$dir/reference.tsv"
-fi
-tail -n +2 "$dir/suite.tsv" | while IFS=$'\t' read -r file _ caps; do
-    echo "# trace $file"
-    "$bench" replay "$traces/${file%.oracleGeneral}.txt.xz" --capacity "$caps" \
-        --impl "${IMPLS:-strata,moka,quick_cache}" | grep '^impl='
-done > "$dir/replay.txt"
-python3 "$root/scripts/suite_table.py" "$dir/reference.tsv" "$dir/replay.txt"
+exec "$root/scripts/compare_suite.sh" "$dir"
